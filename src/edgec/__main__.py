@@ -1,0 +1,3 @@
+from edgec.cli import main
+
+main()

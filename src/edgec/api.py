@@ -1,0 +1,54 @@
+"""The Python API: what the CLI does, for notebooks and sweep scripts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from edgec.recipe import Recipe
+    from edgec.report import Report
+
+
+def resolve_recipe(
+    recipe_or_path: str | Path | dict | Recipe, overrides: list[str] | tuple[str, ...] = ()
+) -> tuple[Recipe, Path, str]:
+    """Any accepted recipe form → (validated Recipe, folder for relative paths, run name)."""
+    from edgec.recipe import Recipe, load_recipe, validate_recipe
+    from edgec.recipe_yaml import apply_overrides
+
+    if isinstance(recipe_or_path, (str, Path)):
+        path = Path(recipe_or_path)
+        return load_recipe(path, overrides), path.resolve().parent, path.stem
+    if isinstance(recipe_or_path, Recipe):
+        recipe_or_path = recipe_or_path.model_dump(mode="json", exclude_unset=True)
+    raw: Any = apply_overrides(recipe_or_path, overrides)
+    return validate_recipe(raw, source="<recipe dict>"), Path.cwd(), "run"
+
+
+def default_output(recipe: Recipe, name: str) -> Path:
+    return Path(recipe.output.dir) if recipe.output.dir else Path("runs") / name
+
+
+def compress(
+    recipe_or_path: str | Path | dict | Recipe,
+    overrides: list[str] | tuple[str, ...] = (),
+    output: str | Path | None = None,
+    *,
+    force: bool = False,
+    progress: bool = False,
+) -> Report:
+    """Run a recipe end to end and return its Report (``report.passed`` says if budgets held).
+
+    ``overrides`` are ``dotted.path=value`` strings, as with ``--set``. Raises ``EdgecError``
+    subclasses for invalid recipes (``RecipeError``) and failed runs.
+    """
+    from edgec.pipeline import run_recipe
+    from edgec.progress import Progress
+
+    recipe, recipe_dir, name = resolve_recipe(recipe_or_path, overrides)
+    target = Path(output) if output else default_output(recipe, name)
+    return run_recipe(
+        recipe, recipe_dir=recipe_dir, output=target, force=force,
+        progress=Progress(enabled=progress, verbose=progress),
+    )

@@ -1,0 +1,54 @@
+"""Budgets: compare the measured compressed model with the recipe's limits.
+
+Each active budget becomes one row (name, limit, actual, passed) so a CI log, JUnit file or
+Markdown summary can show exactly which limit was missed and by how much.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from edgec.benchmark import Metrics
+    from edgec.recipe import BudgetsConfig
+
+
+@dataclass(frozen=True)
+class BudgetRow:
+    name: str
+    limit: float
+    actual: float | None  # None: could not be measured (e.g. no labels) → counts as missed
+    passed: bool
+    unit: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def check_budgets(
+    budgets: BudgetsConfig, baseline: Metrics, compressed: Metrics, ratios: dict
+) -> list[BudgetRow]:
+    """One row per budget set in the recipe, in the recipe's field order."""
+    percentile = budgets.latency_percentile
+    # name → (actual value, unit, True if the actual must stay at or below the limit)
+    measured = {
+        "max_size_kb": (compressed.size_bytes / 1024, "KiB", True),
+        "max_size_gzip_kb": (compressed.size_gzip_bytes / 1024, "KiB", True),
+        "max_params": (compressed.params, "params", True),
+        "max_macs": (compressed.macs, "MACs", True),
+        "max_latency_ms": (getattr(compressed.latency_ms, percentile), f"ms ({percentile})", True),
+        "min_speedup": (ratios.get("speedup_p50"), "x", False),
+        "min_size_reduction": (ratios.get("size"), "x", False),
+        "min_accuracy": (compressed.accuracy, "", False),
+        "max_accuracy_drop": (ratios.get("accuracy_drop"), "", True),
+    }
+    rows = []
+    for name, limit in budgets.active().items():
+        actual, unit, at_most = measured[name]
+        if actual is None:  # could not be measured: a gate must not pass on missing data
+            rows.append(BudgetRow(name, float(limit), None, False, unit))
+            continue
+        passed = actual <= limit if at_most else actual >= limit
+        rows.append(BudgetRow(name, float(limit), float(actual), passed, unit))
+    return rows

@@ -1,0 +1,72 @@
+"""Errors a user can cause, and the exit codes they map to.
+
+Every mistake a user can make (a bad recipe, a missing file, a model that will not export) is an
+``EdgecError`` subclass whose message names the thing and the fix. The CLI prints the message and
+exits with ``exit_code``; anything else that escapes is a bug and shows a traceback with --debug.
+"""
+
+from __future__ import annotations
+
+# Exit codes are a contract with CI jobs: documented in the README and in `edgec --help`.
+EXIT_OK = 0
+EXIT_BUDGET = 1  # the run completed and wrote its report, but a budget was missed
+EXIT_USAGE = 2  # invalid recipe, option or input file: nothing was run
+EXIT_RUNTIME = 3  # loading, a pass, export or benchmarking failed while running
+EXIT_INTERRUPTED = 130  # Ctrl-C / SIGTERM; whatever was completed is kept
+
+
+class EdgecError(Exception):
+    """Base of all user-facing errors."""
+
+    exit_code = EXIT_RUNTIME
+
+    def __init__(self, message: str, *, hint: str | None = None):
+        self.message = message.strip()
+        self.hint = hint
+        super().__init__(self.message if not hint else f"{self.message} {hint}")
+
+
+class RecipeError(EdgecError):
+    """The recipe (or a --set override, or a CLI option) is invalid. Raised before any work."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, message: str, *, problems: list[str] | None = None, hint: str | None = None):
+        self.problems = problems or []
+        if self.problems:
+            message = message.rstrip(":") + ":\n" + "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(message, hint=hint)
+
+
+class UsageError(RecipeError):
+    """A command-line argument or input file is wrong (not the recipe itself)."""
+
+
+class ModelLoadError(EdgecError):
+    """The model could not be built or its weights could not be loaded."""
+
+
+class DataError(EdgecError):
+    """The data set could not be loaded or does not fit the model."""
+
+
+class PassError(EdgecError):
+    """A compression pass failed while running."""
+
+
+class ExportError(EdgecError):
+    """torch → ONNX export, the ONNX checker or the parity check failed."""
+
+
+class BenchmarkError(EdgecError):
+    """An ONNX model could not be loaded or run by onnxruntime."""
+
+
+class BudgetError(EdgecError):
+    """A budget was missed. Carries the report so callers can still read it."""
+
+    exit_code = EXIT_BUDGET
+
+    def __init__(self, message: str, report=None):
+        self.report = report
+        super().__init__(message)

@@ -1,0 +1,175 @@
+"""The recipe: a typed, frozen description of one compression run, fully checked before any work.
+
+Loading goes text → YAML (safe_load only) → `--set` overrides → pydantic validation → cross-field
+rules. Every problem becomes one ``RecipeError`` listing each bad key path with its line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, model_validator
+
+from edgec.benchmark import BenchmarkConfig
+from edgec.config import ConfigModel
+from edgec.data import DataSpec, SyntheticDataConfig
+from edgec.errors import RecipeError, UsageError
+from edgec.models import ModelSpec
+from edgec.passes import PASSES, pass_config_union
+from edgec.recipe_errors import describe_validation_error
+from edgec.recipe_yaml import apply_overrides, parse_yaml
+
+RECIPE_VERSION = 1
+
+
+class ExportConfig(ConfigModel):
+    opset: int = Field(17, ge=13, le=23, description="ONNX opset to export to.")
+    dynamic_batch: bool = Field(
+        True, description="Export the batch axis as dynamic (any batch size at inference)."
+    )
+    exporter: Literal["torchscript", "dynamo"] = Field(
+        "torchscript",
+        description="torch.onnx exporter. 'torchscript' is fast and gives compact graphs; "
+        "'dynamo' (torch.export based) handles more Python control flow.",
+    )
+    parity_atol: float = Field(
+        1e-3, gt=0, description="Largest allowed |onnxruntime - torch| on the parity inputs."
+    )
+    parity_samples: int = Field(
+        32, ge=1, description="How many eval inputs the torch-vs-onnxruntime parity check uses."
+    )
+
+
+class BudgetsConfig(ConfigModel):
+    """Limits the compressed model must meet; a missed one makes the run exit 1."""
+
+    max_size_kb: float | None = Field(None, gt=0, description="ONNX file size, KiB.")
+    max_size_gzip_kb: float | None = Field(None, gt=0, description="gzip'd ONNX size, KiB.")
+    max_params: int | None = Field(None, gt=0, description="Parameters (dense count).")
+    max_macs: int | None = Field(None, gt=0, description="Multiply-accumulates at batch 1.")
+    max_latency_ms: float | None = Field(
+        None, gt=0, description="onnxruntime latency on this host (see latency_percentile), ms."
+    )
+    latency_percentile: Literal["p50", "p90"] = Field(
+        "p50", description="Which latency percentile max_latency_ms applies to."
+    )
+    min_speedup: float | None = Field(
+        None, gt=0, description="baseline p50 / compressed p50, measured side by side."
+    )
+    min_size_reduction: float | None = Field(
+        None, gt=0, description="baseline size / compressed size (e.g. 4 for 4x smaller)."
+    )
+    min_accuracy: float | None = Field(
+        None, ge=0, le=1, description="Compressed accuracy on the eval split (0..1)."
+    )
+    max_accuracy_drop: float | None = Field(
+        None, ge=0, le=1, description="baseline - compressed accuracy, fraction (0.01 = 1 point)."
+    )
+
+    def active(self) -> dict[str, Any]:
+        return {k: v for k, v in self.model_dump().items() if v is not None and k != "latency_percentile"}
+
+    @property
+    def needs_labels(self) -> list[str]:
+        return [k for k in ("min_accuracy", "max_accuracy_drop") if getattr(self, k) is not None]
+
+
+class OutputConfig(ConfigModel):
+    dir: str | None = Field(
+        None,
+        description="Run folder (relative to the current directory). Default: runs/<recipe name>. "
+        "`-o` on the command line wins.",
+    )
+
+
+class Recipe(ConfigModel):
+    """One compression run: model, data, ordered passes, export, benchmark, budgets, output."""
+
+    version: Literal[1] = Field(description="Recipe format version. Always 1 for now.")
+    model: ModelSpec = Field(description="Where the model comes from, and its input shape.")
+    data: DataSpec = Field(
+        default_factory=lambda: SyntheticDataConfig(source="synthetic"),
+        description="Data for calibration, training and accuracy. Default: synthetic inputs "
+        "(latency only; accuracy is then reported as absent).",
+    )
+    passes: list[pass_config_union()] = Field(  # type: ignore[valid-type]
+        default_factory=list,
+        description="Compression steps, run in this order. Torch-stage passes (prune, distill, …) "
+        "must come before ONNX-stage passes (quantize).",
+    )
+    export: ExportConfig = Field(default_factory=ExportConfig, description="torch → ONNX.")
+    benchmark: BenchmarkConfig = Field(
+        default_factory=BenchmarkConfig, description="How baseline and result are measured."
+    )
+    budgets: BudgetsConfig = Field(default_factory=BudgetsConfig, description="Pass/fail gates.")
+    output: OutputConfig = Field(default_factory=OutputConfig, description="Where results go.")
+    seed: int = Field(0, ge=0, description="Seed for every random choice in the run.")
+
+    @model_validator(mode="after")
+    def _check_cross_fields(self) -> Recipe:
+        problems = []
+        stages = [PASSES[p.type].stage for p in self.passes]
+        for i, stage in enumerate(stages):
+            if stage == "torch" and "onnx" in stages[:i]:
+                first = stages.index("onnx")
+                problems.append(
+                    f"passes[{i}] ({self.passes[i].type}) is a torch-stage pass but comes after "
+                    f"passes[{first}] ({self.passes[first].type}), which works on the exported "
+                    "ONNX model; move it before"
+                )
+        synthetic = self.data.source == "synthetic"
+        for i, p in enumerate(self.passes):
+            need = p.data_requirement()
+            if synthetic and need:
+                problems.append(
+                    f"passes[{i}] ({p.type}) needs {need}, but data is synthetic random noise; "
+                    "set data: to digits, npz or imagefolder"
+                )
+        if synthetic and self.budgets.needs_labels:
+            problems.append(
+                f"budgets.{self.budgets.needs_labels[0]} needs labelled data, but data is "
+                "synthetic; set data: to a labelled source or remove the accuracy budget"
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+def validate_recipe(raw: Any, *, source: str = "<recipe>", lines=None) -> Recipe:
+    """Validate an already-parsed recipe mapping; raises RecipeError listing every problem."""
+    if not isinstance(raw, dict):
+        kind = "empty" if raw is None else f"a {type(raw).__name__}"
+        raise RecipeError(
+            f"{source}: the recipe is {kind}, but it must be a mapping with at least "
+            "'version: 1' and 'model:'. See `edgec schema` or configs/quickstart.yaml."
+        )
+    try:
+        return Recipe.model_validate(raw)
+    except ValidationError as exc:
+        problems = describe_validation_error(exc, raw, Recipe, lines or {})
+        raise RecipeError(f"{source}: invalid recipe:", problems=problems) from None
+
+
+def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+    """Read, override and validate a recipe file. Raises RecipeError / UsageError."""
+    path = Path(path)
+    if not path.is_file():
+        what = "is a folder" if path.is_dir() else "does not exist"
+        raise UsageError(f"Recipe file '{path}' {what}. Pass the path to a .yaml recipe, "
+                         "e.g. configs/quickstart.yaml.")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"Cannot read recipe '{path}': {exc}.") from None
+    raw, lines = parse_yaml(text, str(path))
+    raw = apply_overrides(raw, overrides)
+    return validate_recipe(raw, source=str(path), lines=lines)
+
+
+def recipe_schema() -> dict:
+    """JSON Schema of the recipe, for editors and `edgec schema`."""
+    schema = Recipe.model_json_schema()
+    schema["$id"] = "https://edgec.invalid/schema/recipe-1.json"
+    schema["title"] = "edgec recipe (version 1)"
+    return schema

@@ -1,0 +1,121 @@
+"""Recipe text → plain data, safely, keeping line numbers; and `--set` overrides.
+
+Only ``yaml.SafeLoader`` is used: a recipe can never construct Python objects. Alias expansion is
+bounded, so a "billion laughs" recipe is refused instead of exhausting memory in validation.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from edgec.errors import RecipeError
+
+# Far above any real recipe (a few hundred nodes), far below what hurts.
+MAX_EXPANDED_NODES = 100_000
+
+Lines = dict[tuple, int]
+
+
+def parse_yaml(text: str, source: str) -> tuple[Any, Lines]:
+    """Parse recipe text; returns (data, {key path: 1-based line})."""
+    import yaml
+
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise RecipeError(
+            f"{source}: not valid YAML{where}: {problem}. Check indentation and that "
+            "values containing ':' or '#' are quoted."
+        ) from None
+    if node is None:
+        return None, {}
+    lines: Lines = {}
+    _index_lines(node, (), lines, [0], source)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:  # e.g. a duplicate merge key that compose accepted
+        raise RecipeError(f"{source}: not valid YAML: {exc}") from None
+    return data, lines
+
+
+def _index_lines(node, path: tuple, lines: Lines, count: list[int], source: str) -> None:
+    import yaml
+
+    count[0] += 1
+    if count[0] > MAX_EXPANDED_NODES:
+        raise RecipeError(
+            f"{source}: the recipe expands to more than {MAX_EXPANDED_NODES:,} values through "
+            "YAML aliases (&anchor / *alias); this looks like an alias bomb. Write it out plainly."
+        )
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node)
+            lines.setdefault((*path, key), key_node.start_mark.line + 1)
+            _index_lines(value_node, (*path, key), lines, count, source)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _index_lines(item, (*path, i), lines, count, source)
+
+
+def parse_override(item: str) -> tuple[list[str | int], Any]:
+    """'passes.0.amount=0.5' → (['passes', 0, 'amount'], 0.5). Values are parsed as YAML."""
+    import yaml
+
+    key, sep, value_text = item.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise RecipeError(
+            f"--set '{item}': expected dotted.path=value, e.g. --set passes.0.per_channel=false "
+            "or --set benchmark.runs=500."
+        )
+    try:
+        value = yaml.safe_load(value_text) if value_text.strip() else ""
+    except yaml.YAMLError:
+        value = value_text  # not YAML: take it as a plain string
+    path: list[str | int] = [int(p) if p.lstrip("-").isdigit() else p for p in key.split(".")]
+    return path, value
+
+
+def apply_overrides(raw: Any, overrides) -> Any:
+    """Return a copy of ``raw`` with each `--set` applied (validated later with the rest)."""
+    if not overrides:
+        return raw
+    data = copy.deepcopy(raw) if raw is not None else {}
+    if not isinstance(data, dict):
+        return data  # validate_recipe reports the wrong top-level type
+    for item in overrides:
+        path, value = parse_override(item)
+        _set_path(data, path, value, item)
+    return data
+
+
+def _set_path(data: Any, path: list, value: Any, item: str) -> None:
+    target = data
+    for depth, part in enumerate(path):
+        last = depth == len(path) - 1
+        where = ".".join(str(p) for p in path[: depth + 1])
+        if isinstance(target, list):
+            if not isinstance(part, int) or not -len(target) <= part < len(target):
+                raise RecipeError(
+                    f"--set '{item}': '{where}' is not an index of a list with {len(target)} "
+                    f"item(s); use 0..{len(target) - 1}."
+                )
+        elif isinstance(target, dict):
+            part = str(part)
+            if not last and part not in target:
+                target[part] = {}  # creating a section is fine; validation checks its keys
+        else:
+            parent = ".".join(str(p) for p in path[:depth]) or "(top level)"
+            raise RecipeError(
+                f"--set '{item}': '{parent}' is a {type(target).__name__}, not a section, so "
+                f"it has no '{part}'."
+            )
+        if last:
+            target[part] = value
+        else:
+            target = target[part]

@@ -1,0 +1,113 @@
+"""The run report: one dataclass, written as versioned JSON (for machines) and Markdown (people).
+
+``schema: "edgec.report/1"`` is a contract: fields may be added, never renamed or removed,
+without bumping the version. Rendering for people lives in report_text.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from edgec.benchmark import Metrics
+    from edgec.budgets import BudgetRow
+    from edgec.passes.base import PassRecord
+
+SCHEMA = "edgec.report/1"
+Status = Literal["ok", "failed", "interrupted"]
+
+
+@dataclass
+class Report:
+    recipe: dict
+    environment: dict
+    status: Status = "ok"
+    baseline: Metrics | None = None
+    compressed: Metrics | None = None
+    ratios: dict[str, float | None] = field(default_factory=dict)
+    passes: list[PassRecord] = field(default_factory=list)
+    export: dict[str, Any] = field(default_factory=dict)
+    budgets: list[BudgetRow] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)
+    error: dict[str, str] | None = None  # {step, type, message} when status != ok
+    run_dir: str | None = None
+    started: str | None = None
+    seconds: float | None = None
+
+    @property
+    def passed(self) -> bool:
+        """True when the run completed and every budget held."""
+        return self.status == "ok" and all(b.passed for b in self.budgets)
+
+    def to_dict(self) -> dict:
+        return {
+            "schema": SCHEMA,
+            "status": self.status,
+            "passed": self.passed,
+            "error": self.error,
+            "run_dir": self.run_dir,
+            "started": self.started,
+            "seconds": self.seconds,
+            "environment": self.environment,
+            "baseline": self.baseline.to_dict() if self.baseline else None,
+            "compressed": self.compressed.to_dict() if self.compressed else None,
+            "ratios": self.ratios,
+            "passes": [_record_dict(p) for p in self.passes],
+            "export": self.export,
+            "budgets": [b.to_dict() for b in self.budgets],
+            "findings": self.findings,
+            "recipe": self.recipe,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False, default=_jsonable)
+
+
+def _record_dict(record: PassRecord) -> dict:
+    from dataclasses import asdict
+
+    return asdict(record)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write via a temp file and rename, so a reader never sees half a report."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def find_findings(baseline: Metrics, compressed: Metrics, ratios: dict, passes: list) -> list[str]:
+    """Plain-language statements a user must not miss (slower int8, sparsity without speed)."""
+    out = []
+    speedup = ratios.get("speedup_p50")
+    if speedup is not None and speedup < 0.95:
+        out.append(
+            f"The compressed model is SLOWER than the baseline on this host: {speedup:.2f}x the "
+            f"baseline speed (p50 {compressed.latency_ms.p50:.3f} ms vs "
+            f"{baseline.latency_ms.p50:.3f} ms). This is a size-versus-speed trade-off here."
+        )
+    sparse = compressed.params and compressed.nonzero_params < 0.8 * compressed.params
+    if sparse and compressed.macs >= 0.95 * baseline.macs:
+        out.append(
+            f"{1 - compressed.nonzero_params / compressed.params:.0%} of the weights are zero, but "
+            "onnxruntime's CPU kernels are dense: zeros shrink the gzip'd file "
+            f"({ratios.get('size_gzip') or 0:.2f}x), not the latency or the raw file size."
+        )
+    drop = ratios.get("accuracy_drop")
+    if drop is not None and drop > 0.01:
+        out.append(f"Accuracy dropped by {drop * 100:.2f} points.")
+    return out

@@ -1,0 +1,180 @@
+"""Reports for people: a Markdown file (report.md) and a console table.
+
+Both come from the same rows (``summary_rows``) so the two can never disagree.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from edgec.benchmark import Metrics
+    from edgec.report import Report
+
+
+def _kib(n: float) -> str:
+    return f"{n / 1024:,.1f} KiB"
+
+
+def _count(n: float) -> str:
+    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if n >= div:
+            return f"{n / div:.2f}{suffix}"
+    return f"{n:.0f}"
+
+
+def _pct(x: float | None) -> str:
+    return "n/a (no labels)" if x is None else f"{x * 100:.2f}%"
+
+
+def _ratio(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.2f}x"
+
+
+def summary_rows(report: Report) -> list[tuple[str, str, str, str]]:
+    """(metric, baseline, compressed, change) rows shared by Markdown and console output."""
+    b, c, r = report.baseline, report.compressed, report.ratios
+    if b is None or c is None:
+        return []
+
+    def lat(m: Metrics, p: str) -> str:
+        return f"{getattr(m.latency_ms, p):.3f} ms"
+
+    drop = r.get("accuracy_drop")
+    return [
+        ("ONNX size", _kib(b.size_bytes), _kib(c.size_bytes), f"{_ratio(r.get('size'))} smaller"),
+        ("gzip size", _kib(b.size_gzip_bytes), _kib(c.size_gzip_bytes),
+         f"{_ratio(r.get('size_gzip'))} smaller"),
+        ("params", _count(b.params), _count(c.params), f"{_ratio(r.get('params'))} fewer"),
+        ("non-zero params", _count(b.nonzero_params), _count(c.nonzero_params), ""),
+        ("MACs (batch 1)", _count(b.macs), _count(c.macs), f"{_ratio(r.get('macs'))} fewer"),
+        ("latency p50", lat(b, "p50"), lat(c, "p50"), f"{_ratio(r.get('speedup_p50'))} speed"),
+        ("latency p90", lat(b, "p90"), lat(c, "p90"), f"{_ratio(r.get('speedup_p90'))} speed"),
+        ("accuracy", _pct(b.accuracy), _pct(c.accuracy),
+         "" if drop is None else f"{-drop * 100:+.2f} points"),
+        ("agreement with baseline", _pct(b.agreement), _pct(c.agreement), ""),
+    ]
+
+
+def budget_lines(report: Report) -> list[tuple[str, str, str, str]]:
+    rows = []
+    for row in report.budgets:
+        actual = "not measured" if row.actual is None else f"{row.actual:,.4g} {row.unit}".strip()
+        rows.append((row.name, f"{row.limit:,.4g}", actual, "PASS" if row.passed else "FAIL"))
+    return rows
+
+
+def to_markdown(report: Report) -> str:
+    status = {"ok": "completed", "failed": "FAILED", "interrupted": "INTERRUPTED"}[report.status]
+    verdict = "all budgets met" if report.passed else "budget missed"
+    lines = [f"# edgec report — {status}" + (f", {verdict}" if report.status == "ok" else ""), ""]
+    if report.error:
+        lines += [f"**Failed at step `{report.error['step']}`:** {report.error['message']}", ""]
+    model = report.recipe.get("model", {})
+    lines += [f"Model: `{model.get('name') or model.get('callable') or model.get('path')}` "
+              f"({model.get('source')}), input {model.get('input_shape')}. "
+              f"Latency: onnxruntime CPU, {report.environment.get('threads')} thread(s), batch "
+              f"{report.recipe.get('benchmark', {}).get('batch_size', 1)}, baseline and compressed "
+              "interleaved in one process. MACs: multiply-accumulates at batch 1 (1 MAC = 2 FLOPs).",
+              ""]
+    rows = summary_rows(report)
+    if rows:
+        lines += ["| metric | baseline | compressed | change |", "|---|---|---|---|"]
+        lines += [f"| {' | '.join(r)} |" for r in rows] + [""]
+    if report.findings:
+        lines += ["## Findings", ""] + [f"- {f}" for f in report.findings] + [""]
+    if report.budgets:
+        lines += ["## Budgets", "", "| budget | limit | actual | result |", "|---|---|---|---|"]
+        lines += [f"| {' | '.join(r)} |" for r in budget_lines(report)] + [""]
+    if report.passes:
+        lines += ["## Passes", "", "| step | stage | seconds | params before → after | notes |",
+                  "|---|---|---|---|---|"]
+        for p in report.passes:
+            notes = "<br>".join(p.notes)
+            lines.append(f"| {p.label} | {p.stage} | {p.seconds:.1f} | "
+                         f"{_count(p.params_before)} → {_count(p.params_after)} | {notes} |")
+        lines.append("")
+        for p in report.passes:
+            if p.details:
+                lines += [f"### {p.label}", ""]
+                lines += [f"- {k}: {v}" for k, v in p.details.items() if not isinstance(v, (list, dict))]
+                lines.append("")
+    if report.export:
+        lines += ["## Export", ""] + [f"- {k}: {v}" for k, v in report.export.items()] + [""]
+    env = report.environment
+    lines += ["## Environment", ""] + [f"- {k}: {v}" for k, v in env.items() if k != "cpu_flags"]
+    lines.append(f"- cpu_flags: {' '.join(env.get('cpu_flags', []))}")
+    return "\n".join(lines) + "\n"
+
+
+def print_console(report: Report, file=None) -> None:
+    """A compact table for a person at a shell."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=file, highlight=False)
+    rows = summary_rows(report)
+    if rows:
+        table = Table(title="edgec: baseline vs compressed", title_justify="left")
+        for col in ("metric", "baseline", "compressed", "change"):
+            table.add_column(col, justify="left" if col == "metric" else "right")
+        for r in rows:
+            table.add_row(*r)
+        console.print(table)
+    for finding in report.findings:
+        console.print(f"[yellow]note:[/] {finding}")
+    if report.budgets:
+        table = Table(title="budgets", title_justify="left")
+        for col in ("budget", "limit", "actual", "result"):
+            table.add_column(col)
+        for name, limit, actual, result in budget_lines(report):
+            style = "green" if result == "PASS" else "bold red"
+            table.add_row(name, limit, actual, f"[{style}]{result}[/]")
+        console.print(table)
+    if report.error:
+        console.print(f"[bold red]failed at {report.error['step']}:[/] {report.error['message']}")
+    if report.run_dir:
+        console.print(f"results in {report.run_dir}/ (report.json, report.md, model.onnx)")
+
+
+def print_metrics(metrics: dict[str, Metrics], threads: int, file=None) -> None:
+    """Side-by-side table for `edgec bench`: one column per model, ratios vs the first."""
+    from rich.console import Console
+    from rich.table import Table
+
+    names = list(metrics)
+    first = metrics[names[0]]
+    table = Table(title=f"onnxruntime CPU, {threads} thread(s), interleaved", title_justify="left")
+    table.add_column("metric")
+    for name in names:
+        table.add_column(name, justify="right")
+    rows = [
+        ("size", lambda m: _kib(m.size_bytes)),
+        ("gzip size", lambda m: _kib(m.size_gzip_bytes)),
+        ("params", lambda m: _count(m.params)),
+        ("MACs", lambda m: _count(m.macs)),
+        ("p50 latency", lambda m: f"{m.latency_ms.p50:.3f} ms"),
+        ("p90 latency", lambda m: f"{m.latency_ms.p90:.3f} ms"),
+        (f"speedup vs {names[0]}", lambda m: _ratio(first.latency_ms.p50 / m.latency_ms.p50)),
+    ]
+    for label, fmt in rows:
+        table.add_row(label, *(fmt(metrics[n]) for n in names))
+    Console(file=file, highlight=False).print(table)
+
+
+def print_layers(path, stats, file=None) -> None:
+    """Per-layer table for `edgec inspect`."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=file, highlight=False)
+    console.print(f"{path}: {_count(stats.params)} params ({_count(stats.nonzero_params)} non-zero), "
+                  f"{_count(stats.macs)} MACs = {_count(stats.flops)} FLOPs at batch 1, "
+                  f"opset {stats.opset}")
+    table = Table(title_justify="left")
+    for col in ("layer", "op", "params", "MACs", "output shape"):
+        table.add_column(col, justify="left" if col in ("layer", "op") else "right")
+    for layer in stats.layers:
+        table.add_row(layer.name, layer.op_type, _count(layer.params), _count(layer.macs),
+                      str(layer.output_shape))
+    console.print(table)

@@ -1,0 +1,46 @@
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shared_cache(tmp_path_factory):
+    """One zoo cache for the whole session, so a reference model trains at most once."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("EDGEC_CACHE_DIR", str(tmp_path_factory.mktemp("edgec-cache")))
+    mp.delenv("CI", raising=False)  # progress logic is tested explicitly, not via the env
+    yield
+    mp.undo()
+
+
+@pytest.fixture
+def recipe_dir(tmp_path):
+    """A folder with the tiny model module, ready for recipes using source: python."""
+    shutil.copy(FIXTURES / "tiny_models.py", tmp_path / "tiny_models.py")
+    return tmp_path
+
+
+TINY_RECIPE = """\
+version: 1
+model: {source: python, callable: "tiny_models.py:tiny_cnn", input_shape: [1, 1, 8, 8]}
+data: {source: digits}
+passes:
+  - {type: quantize, mode: static, samples: 32}
+benchmark: {threads: 1, runs: 10, warmup: 2}
+"""
+
+
+@pytest.fixture
+def write_recipe(recipe_dir):
+    """write_recipe(text, name='r.yaml') -> Path of a recipe file inside recipe_dir."""
+
+    def write(text: str = TINY_RECIPE, name: str = "r.yaml") -> Path:
+        path = recipe_dir / name
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    return write

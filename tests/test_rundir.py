@@ -1,0 +1,53 @@
+import os
+
+import pytest
+
+from edgec.errors import UsageError
+from edgec.rundir import RunFolder
+
+
+def test_run_appears_only_when_finished(tmp_path):
+    target = tmp_path / "runs" / "exp"
+    with RunFolder(target, force=False) as folder:
+        (folder.path / "a.txt").write_text("x")
+        assert not target.exists()  # work in progress is under a temporary name
+        assert folder.path.name.startswith(".exp.partial-")
+    assert (target / "a.txt").read_text() == "x"
+    assert not any(p.name.startswith(".exp.") for p in target.parent.iterdir())
+
+
+def test_existing_run_is_refused_without_force(tmp_path):
+    target = tmp_path / "exp"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    with pytest.raises(UsageError, match="--force"):
+        RunFolder(target, force=False)
+    assert (target / "old.txt").exists()
+
+
+def test_force_replaces_only_at_the_end(tmp_path):
+    target = tmp_path / "exp"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    with RunFolder(target, force=True) as folder:
+        (folder.path / "new.txt").write_text("new")
+        assert (target / "old.txt").exists()  # the old run survives until the new one is done
+    assert (target / "new.txt").exists() and not (target / "old.txt").exists()
+
+
+def test_output_path_that_is_a_file(tmp_path):
+    (tmp_path / "f").write_text("")
+    with pytest.raises(UsageError, match="is a file"):
+        RunFolder(tmp_path / "f", force=True)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_unwritable_parent(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        with pytest.raises(UsageError, match="not writable"):
+            RunFolder(ro / "exp", force=False)
+    finally:
+        ro.chmod(0o700)
