@@ -197,24 +197,22 @@ def quantize_variants(fp32: Path, pre: Path, calib: np.ndarray, work: Path, quic
                         per_channel=False, activation_type=act, weight_type=QuantType.QInt8)
         yield label, out
 
-    from onnxruntime.transformers.float16 import convert_float_to_float16
     import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
 
     out = work / "fp16.onnx"
     onnx.save(convert_float_to_float16(onnx.load(str(fp32)), keep_io_types=True), str(out))
     yield "fp16 (float32 I/O)", out
 
 
-def edgec_default(fp32: Path, calib: np.ndarray, work: Path):
-    """The edgec pass with its defaults, if the package is importable (PYTHONPATH=src)."""
-    try:
-        from types import SimpleNamespace
+def edgec_default(fp32: Path, calib: np.ndarray, work: Path) -> tuple[str, Path]:
+    """The edgec quantize pass with its defaults, as a recipe would run it."""
+    from types import SimpleNamespace
 
-        from edgec.passes.base import PassContext
-        from edgec.passes.quantize import Quantize, QuantizeConfig
-        from edgec.progress import Progress
-    except ImportError:
-        return None
+    from edgec.passes.base import PassContext
+    from edgec.passes.quantize import Quantize, QuantizeConfig
+    from edgec.progress import Progress
+
     data = SimpleNamespace(calib=SimpleNamespace(x=calib, y=None))
     ctx = PassContext(data=data, baseline=None, input_shape=tuple(calib[:1].shape), seed=SEED,
                       run_dir=work, recipe_dir=work, progress=Progress(enabled=False))
@@ -245,9 +243,7 @@ def measure(name: str, model, shape, x_tr, y_tr, x_ev, y_ev, runs: int, quick: b
         rows.append(f"| {name} | fp32 (reference) | {fp32_kb:.1f} | 1.00× | – | – | – | "
                     f"{ref_acc:.4f} | – | – |")
         variants = list(quantize_variants(fp32, pre, calib, work, quick))
-        mine = edgec_default(fp32, calib, work)
-        if mine:
-            variants.insert(2, mine)
+        variants.insert(2, edgec_default(fp32, calib, work))
         for label, path in variants:
             cand = session(path)
             p_ref, p_cand = interleaved_p50(ref, cand, sample, runs)
@@ -272,11 +268,11 @@ def main() -> None:
     logging.disable(logging.WARNING)  # ORT's "consider pre-processing" warning on every call
     import torch
 
-    from edgec.cpu import cpu_flags
+    from edgec.cpu import cpu_flags, cpu_name
 
     torch.set_num_threads(2)
     torch.manual_seed(SEED)
-    print(f"cpu: {platform.processor() or platform.machine()}; flags: "
+    print(f"cpu: {cpu_name()} ({platform.machine()}); flags: "
           f"{' '.join(sorted(cpu_flags()))}; onnxruntime threads: 1, batch 1, "
           f"{args.runs} interleaved runs per row\n")
     header = ("| model | setting | size KB | size ratio | p50 ms | fp32 p50 ms | speed-up | "

@@ -114,7 +114,7 @@ def test_overrides_apply_and_validate(write_recipe):
         ("benchmark.runz=3", "did you mean 'runs'"),
         ("benchmark.runs=-1", "benchmark.runs"),
         ("noequals", "expected dotted.path=value"),
-        ("seed.x=1", "not a section"),
+        ("model.source.x=1", "not a section"),
     ],
 )
 def test_bad_overrides(write_recipe, override, expected):

@@ -1,0 +1,228 @@
+"""Side-by-side measurement of ONNX models: size, params, MACs, latency, accuracy, agreement.
+
+Every model of a comparison is measured in the same process, with identical sessions, on the same
+inputs, latency interleaved (see latency.py) — so ratios between them are what a CI gate can trust.
+"""
+
+from __future__ import annotations
+
+import gzip
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydantic import Field
+
+from edgec.config import ConfigModel
+from edgec.errors import BenchmarkError, UsageError
+from edgec.progress import Progress
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from edgec.latency import LatencyStats
+
+
+class BenchmarkConfig(ConfigModel):
+    """How models are measured. Defaults favour stable ratios on a shared CI runner."""
+
+    threads: int = Field(1, ge=1, le=256, description="onnxruntime intra-op threads. 1 gives the most "
+                         "stable timings on shared machines; set your device's core count to see "
+                         "its real speed.")
+    runs: int = Field(200, ge=1, le=1_000_000, description="Timed inferences per model.")
+    warmup: int = Field(20, ge=0, le=100_000, description="Untimed inferences per model first.")
+    batch_size: int = Field(1, ge=1, le=4096, description="Batch size of the latency inputs.")
+    eval_batch_size: int = Field(64, ge=1, le=65536, description="Batch size for accuracy evaluation.")
+    max_eval_samples: int | None = Field(None, ge=1, description="Evaluate on at most this many "
+                                         "samples (default: the whole eval split).")
+
+
+@dataclass
+class Metrics:
+    """Measurements of one ONNX model. Fields are part of the report's JSON contract."""
+
+    path: str
+    size_bytes: int
+    size_gzip_bytes: int
+    params: int
+    nonzero_params: int
+    macs: int
+    flops: int
+    latency_ms: LatencyStats
+    accuracy: float | None  # top-1 on the labelled eval split; None without labels
+    agreement: float | None  # top-1 agreement with the reference model's predictions
+    weight_dtypes: dict[str, int]
+    eval_samples: int = 0
+
+    def to_dict(self) -> dict:
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        d["latency_ms"] = self.latency_ms.to_dict()
+        return d
+
+
+def benchmark_models(
+    models: dict[str, Path],
+    eval_x: np.ndarray | None,
+    eval_y: np.ndarray | None,
+    config: BenchmarkConfig,
+    input_shape: tuple[int, ...],
+    reference: str | None = "baseline",
+    progress: Progress | None = None,
+) -> dict[str, Metrics]:
+    """Measure each model; latency interleaved across all of them, accuracy on (eval_x, eval_y).
+
+    ``reference`` names the model the others' predictions are compared with (agreement); without
+    one (or eval data) agreement is None.
+    """
+
+    from edgec.graph_stats import analyze_onnx
+    from edgec.latency import make_session, measure_latency_interleaved
+
+    progress = progress or Progress()
+    stats = {n: analyze_onnx(p, input_shape) for n, p in models.items()}
+    sessions = {n: make_session(p, config.threads) for n, p in models.items()}
+    latency_input = _latency_input(eval_x, input_shape, config.batch_size)
+    feeds = {n: _feed(s, latency_input, n) for n, s in sessions.items()}
+    latency = measure_latency_interleaved(sessions, feeds, config.runs, config.warmup, progress)
+
+    preds: dict[str, np.ndarray | None] = {}
+    if eval_x is not None and len(eval_x):
+        x = eval_x[: config.max_eval_samples] if config.max_eval_samples else eval_x
+        for name, session in sessions.items():
+            preds[name] = _predict(session, x, config.eval_batch_size, name, progress)
+    y = None if eval_y is None else eval_y[: len(eval_x)][: config.max_eval_samples or None]
+    ref = preds.get(reference) if reference else None
+
+    out = {}
+    for name, path in models.items():
+        data = Path(path).read_bytes()
+        p = preds.get(name)
+        out[name] = Metrics(
+            path=str(path), size_bytes=len(data),
+            size_gzip_bytes=len(gzip.compress(data, compresslevel=9, mtime=0)),
+            params=stats[name].params, nonzero_params=stats[name].nonzero_params,
+            macs=stats[name].macs, flops=stats[name].flops, latency_ms=latency[name],
+            accuracy=_share(p, y), agreement=_share(p, ref), weight_dtypes=stats[name].weight_dtypes,
+            eval_samples=0 if p is None else len(p),
+        )
+    return out
+
+
+def ratios(base: Metrics, comp: Metrics) -> dict[str, float | None]:
+    """Compressed vs baseline, each as 'times better' (>1 = smaller / faster), plus accuracy drop."""
+    from edgec.latency import paired_speedup
+
+    def times(a, b):
+        return round(a / b, 4) if a is not None and b else None
+
+    drop = None
+    if base.accuracy is not None and comp.accuracy is not None:
+        drop = round(base.accuracy - comp.accuracy, 6)
+    return {
+        "size": times(base.size_bytes, comp.size_bytes),
+        "size_gzip": times(base.size_gzip_bytes, comp.size_gzip_bytes),
+        "params": times(base.params, comp.params),
+        "nonzero_params": times(base.nonzero_params, comp.nonzero_params),
+        "macs": times(base.macs, comp.macs),
+        "flops": times(base.flops, comp.flops),
+        "speedup_p50": times(base.latency_ms.p50, comp.latency_ms.p50),
+        "speedup_p90": times(base.latency_ms.p90, comp.latency_ms.p90),
+        "speedup_paired": paired_speedup(base.latency_ms, comp.latency_ms),
+        "accuracy_drop": drop,
+    }
+
+
+def bench_files(
+    paths: list[Path], input_shape: tuple[int, ...] | None, config: BenchmarkConfig,
+    progress: Progress | None = None,
+) -> dict[str, Metrics]:
+    """`edgec bench`: measure ONNX files side by side on random inputs (no accuracy)."""
+    from edgec.graph_stats import load_onnx
+
+    names: dict[str, Path] = {}
+    for path in paths:
+        model = load_onnx(Path(path))  # existence and validity, with a clear message
+        if input_shape is None:
+            input_shape = _declared_shape(model, path)
+        name = Path(path).stem
+        names[name if name not in names else f"{name}#{len(names) + 1}"] = Path(path)
+    return benchmark_models(names, None, None, config, input_shape, reference=None, progress=progress)
+
+
+def _declared_shape(model, path: Path) -> tuple[int, ...]:
+    init = {t.name for t in model.graph.initializer}
+    inp = next(i for i in model.graph.input if i.name not in init)
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in inp.type.tensor_type.shape.dim]
+    if any(d is None for d in dims[1:]):
+        raise UsageError(
+            f"'{path}' has a dynamic input shape {dims} beyond the batch dimension.",
+            hint="Give the shape to measure with --input-shape, e.g. 1,3,224,224.",
+        )
+    return (1, *dims[1:]) if dims else ()
+
+
+def _latency_input(eval_x, input_shape: tuple[int, ...], batch: int):
+    """Real samples when there are enough (realistic activations), else seeded random normal."""
+    import numpy as np
+
+    if eval_x is not None and len(eval_x) >= batch:
+        return np.ascontiguousarray(eval_x[:batch], dtype=np.float32)
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((batch, *input_shape[1:])).astype(np.float32)
+
+
+def _feed(session, x, name: str) -> dict:
+    """Input dict for a session, casting to its input dtype (fp16 models keep fp32 io usually)."""
+    import numpy as np
+
+    inputs = session.get_inputs()
+    if len(inputs) != 1:
+        raise BenchmarkError(
+            f"Model '{name}' has {len(inputs)} inputs; edgec measures single-input models.",
+            hint="Wrap the model so that it takes one tensor.",
+        )
+    inp = inputs[0]
+    dtype = np.float16 if inp.type == "tensor(float16)" else np.float32
+    fixed_batch = inp.shape[0] if inp.shape and isinstance(inp.shape[0], int) else None
+    if fixed_batch is not None and fixed_batch != x.shape[0]:
+        x = _pad_batch(x, fixed_batch)
+    return {inp.name: x.astype(dtype, copy=False)}
+
+
+def _pad_batch(x, batch: int):
+    import numpy as np
+
+    if len(x) >= batch:
+        return x[:batch]
+    reps = -(-batch // len(x))
+    return np.concatenate([x] * reps)[:batch]
+
+
+def _predict(session, x, batch_size: int, name: str, progress: Progress):
+    """Top-1 class per sample; batches follow the model's fixed batch size when it has one."""
+    import numpy as np
+
+    from edgec.latency import run_session
+
+    inp = session.get_inputs()[0]
+    fixed = inp.shape[0] if inp.shape and isinstance(inp.shape[0], int) else None
+    step = fixed or batch_size
+    out = []
+    with progress.task(f"evaluate {name}", len(x)) as advance:
+        for i in range(0, len(x), step):
+            chunk = x[i:i + step]
+            feed = _feed(session, chunk, name)
+            logits = run_session(session, feed, name)[0][: len(chunk)]
+            if logits.ndim != 2:
+                return None  # not a classifier's logits: accuracy and agreement do not apply
+            out.append(np.argmax(logits, axis=1))
+            advance(len(chunk))
+    return np.concatenate(out) if out else None
+
+
+def _share(pred, target) -> float | None:
+    """Fraction of equal entries, or None when either side is missing."""
+    if pred is None or target is None:
+        return None
+    n = min(len(pred), len(target))
+    return round(float((pred[:n] == target[:n]).mean()), 6) if n else None

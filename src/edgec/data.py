@@ -1,0 +1,385 @@
+"""Data for a run: train / calibration / eval splits, held in memory as numpy arrays.
+
+Sources: scikit-learn's bundled digits (1,797 real 8×8 images, nothing downloaded), an ``.npz``
+file, an image folder, or synthetic random inputs (latency only: no labels, so accuracy is reported
+as absent, never invented).
+
+How splits are made (every source with real data, seeded, deterministic):
+- eval is held out, stratified by label when there are labels: 30% by default, i.e. 540 digits,
+  so a digits accuracy is good to about half a point;
+- train is the rest;
+- calib (static-quantization calibration) is the first ``CALIB_MAX`` images of the shuffled train
+  split. Calibration only observes activation ranges, so training images are the right pool; a
+  disjoint 10% would give digits only 180 images, fewer than the 256 the quickstart asks for.
+  Eval is never used for calibration, so it cannot shape the quantizer it then scores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Literal, Union
+
+from pydantic import Field, model_validator
+
+from edgec.config import ConfigModel
+from edgec.errors import DataError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+EVAL_FRACTION = 0.3
+CALIB_MAX = 512
+# Mean / std of the digits' pixels scaled to 0..1, over all 1,797 images. Fixed constants rather
+# than train-split statistics, so a different split seed cannot shift what a zoo model sees.
+DIGITS_MEAN = 0.3053
+DIGITS_STD = 0.3760
+
+_EVAL_FRACTION_FIELD = Field(
+    EVAL_FRACTION, gt=0, lt=1,
+    description="Fraction held out for evaluation (stratified by label when labelled).",
+)
+_SEED_FIELD = Field(0, ge=0, description="Seed of the train / eval split.")
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split. ``x``: float32 model inputs, N×C×H×W (or N×features); ``y``: int64 labels or None."""
+
+    x: np.ndarray
+    y: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def batches(self, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        """Consecutive batches in order; the last one may be smaller."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        for i in range(0, len(self.x), batch_size):
+            yield self.x[i:i + batch_size], None if self.y is None else self.y[i:i + batch_size]
+
+
+@dataclass(frozen=True)
+class DataSplits:
+    train: Split | None  # None for synthetic data: there is nothing to train on
+    calib: Split  # calibration inputs for static quantization
+    eval: Split  # accuracy (when labelled) and agreement with the baseline
+    num_classes: int | None
+
+    @property
+    def labelled(self) -> bool:
+        return self.eval.y is not None
+
+
+class DigitsDataConfig(ConfigModel):
+    """scikit-learn's bundled handwritten digits: 1,797 real 8×8 grayscale images, 10 classes."""
+
+    source: Literal["digits"] = Field(description="Bundled 8×8 handwritten digits (scikit-learn).")
+    resize: int | None = Field(
+        None, ge=4, le=512,
+        description="Side length to resize the 8×8 images to (bilinear), e.g. 32 for 32×32 inputs.",
+    )
+    seed: int = Field(
+        0, ge=0,
+        description="Seed of the train / eval split. The zoo models were trained on seed 0's train "
+        "split: keep 0 with them, or their eval images overlap what they were trained on.",
+    )
+
+    def load_splits(self, input_shape: tuple[int, ...], base_dir: Path) -> DataSplits:
+        side = self.resize or 8
+        _check_shape((1, side, side), input_shape, self.shape_fix((1, side, side), input_shape))
+        return digits_splits(self.resize, self.seed)
+
+    def shape_fix(self, got: tuple[int, ...], input_shape: tuple[int, ...]) -> str:
+        want = tuple(input_shape[1:])
+        if len(want) == 3 and want[0] == 1 and want[1] == want[2]:
+            return f"Set data.resize: {want[1]}, or model.input_shape: [1, 1, {got[1]}, {got[2]}]."
+        return f"Digits are 1-channel square images: set model.input_shape to [1, 1, {got[1]}, {got[2]}]."
+
+
+class NpzDataConfig(ConfigModel):
+    """Arrays from a NumPy ``.npz`` file: inputs (used as-is, cast to float32) and optional labels."""
+
+    source: Literal["npz"] = Field(description="A NumPy .npz file with input (and label) arrays.")
+    path: str = Field(description="The .npz file, relative to the recipe's folder.")
+    x_key: str = Field("x", description="Name of the input array: N×C×H×W (or N×H×W, N×features), "
+                       "already normalized the way the model expects.")
+    y_key: str = Field("y", description="Name of the int label array (length N). If the file has no "
+                       "such array the data is unlabelled: agreement is reported, accuracy is not.")
+    eval_path: str | None = Field(
+        None, description="A second .npz used as the eval split (same keys); then all of `path` is "
+        "the train split. Without it, eval is a seeded split of `path`.",
+    )
+    eval_fraction: float = _EVAL_FRACTION_FIELD
+    seed: int = _SEED_FIELD
+
+    def load_splits(self, input_shape: tuple[int, ...], base_dir: Path) -> DataSplits:
+        explicit_y = "y_key" in self.model_fields_set
+        x, y = _load_npz_arrays(base_dir / self.path, self.x_key, self.y_key, explicit_y, input_shape)
+        if self.eval_path is None:
+            return _make_splits(x, y, self.eval_fraction, self.seed)
+        ex, ey = _load_npz_arrays(base_dir / self.eval_path, self.x_key, self.y_key, explicit_y,
+                                 input_shape)
+        return _presplit(x, y, ex, ey, self.seed)
+
+    def shape_fix(self, got: tuple[int, ...], input_shape: tuple[int, ...]) -> str:
+        return (f"Reshape '{self.x_key}' in {self.path} to N×{'×'.join(map(str, input_shape[1:]))}, "
+                f"or set model.input_shape to {[1, *got]}.")
+
+
+class ImageFolderDataConfig(ConfigModel):
+    """A folder of images, one subfolder per class (torchvision ImageFolder), read into memory.
+
+    Meant for edge-sized data sets (thousands of small images): every image is decoded, resized and
+    held in RAM. ``root/train`` + ``root/val`` subfolders, if both exist, are used as the splits.
+    """
+
+    source: Literal["imagefolder"] = Field(description="A folder with one subfolder per class.")
+    path: str = Field(description="Root folder, relative to the recipe's folder: root/<class>/<img>, "
+                      "or root/train/<class>/<img> and root/val/<class>/<img>.")
+    resize: int = Field(ge=1, le=4096, description="Shorter side is resized to this, then the "
+                        "centre square is cropped: inputs are resize×resize.")
+    mean: list[float] = Field(min_length=1, max_length=3,
+                              description="Per-channel mean subtracted after scaling pixels to 0..1.")
+    std: list[float] = Field(min_length=1, max_length=3,
+                             description="Per-channel std divided by after subtracting the mean.")
+    grayscale: bool = Field(False, description="Convert images to 1 channel (else RGB, 3 channels).")
+    eval_fraction: float = _EVAL_FRACTION_FIELD
+    seed: int = _SEED_FIELD
+
+    @model_validator(mode="after")
+    def _check_channels(self) -> ImageFolderDataConfig:
+        channels = 1 if self.grayscale else 3
+        if len(self.mean) != channels or len(self.std) != channels:
+            raise ValueError(f"mean and std need {channels} value(s) each for "
+                             f"{'grayscale' if self.grayscale else 'RGB'} images, got "
+                             f"{len(self.mean)} and {len(self.std)}")
+        if any(s <= 0 for s in self.std):
+            raise ValueError("std values must be > 0")
+        return self
+
+    def load_splits(self, input_shape: tuple[int, ...], base_dir: Path) -> DataSplits:
+        shape = (1 if self.grayscale else 3, self.resize, self.resize)
+        _check_shape(shape, input_shape, self.shape_fix(shape, input_shape))
+        parts, classes = _load_imagefolder(base_dir / self.path, self)
+        if len(parts) == 2:
+            (x, y), (ex, ey) = parts
+            return _presplit(x, y, ex, ey, self.seed, num_classes=len(classes))
+        x, y = parts[0]
+        return _make_splits(x, y, self.eval_fraction, self.seed, num_classes=len(classes))
+
+    def shape_fix(self, got: tuple[int, ...], input_shape: tuple[int, ...]) -> str:
+        want = tuple(input_shape[1:])
+        if len(want) == 3 and want[1] == want[2] and want[0] in (1, 3):
+            return (f"Set data.resize: {want[1]} and grayscale: {str(want[0] == 1).lower()}, "
+                    f"or model.input_shape: {[1, *got]}.")
+        return f"Set model.input_shape to {[1, *got]}."
+
+
+class SyntheticDataConfig(ConfigModel):
+    """Random normal inputs of the model's input shape: for latency only. No labels, no training."""
+
+    source: Literal["synthetic"] = Field(description="Random inputs; accuracy is reported as absent.")
+    samples: int = Field(64, ge=1, le=100_000, description="How many random inputs to generate.")
+    seed: int = Field(0, ge=0, description="Seed of the random inputs.")
+
+    def load_splits(self, input_shape: tuple[int, ...], base_dir: Path) -> DataSplits:
+        import numpy as np
+
+        x = np.random.default_rng(self.seed).standard_normal(
+            (self.samples, *input_shape[1:]), dtype=np.float32)
+        return DataSplits(train=None, calib=Split(x), eval=Split(x), num_classes=None)
+
+    def shape_fix(self, got: tuple[int, ...], input_shape: tuple[int, ...]) -> str:
+        return "Synthetic inputs always follow model.input_shape."  # never reached
+
+
+DataSpec = Annotated[
+    Union[DigitsDataConfig, NpzDataConfig, ImageFolderDataConfig, SyntheticDataConfig],  # noqa: UP007
+    Field(discriminator="source"),
+]
+
+
+def load_data(spec: DataSpec, input_shape: tuple[int, ...], base_dir: Path) -> DataSplits:
+    """Load ``spec``'s splits and check they fit the model's ``input_shape`` (batch dim included).
+
+    Relative paths resolve against ``base_dir`` (the recipe's folder). Raises DataError.
+    """
+    input_shape = tuple(input_shape)
+    splits = spec.load_splits(input_shape, Path(base_dir))
+    for name in ("train", "calib", "eval"):
+        split = getattr(splits, name)
+        if split is None:
+            continue
+        got = tuple(split.x.shape[1:])
+        _check_shape(got, input_shape, spec.shape_fix(got, input_shape))
+        if len(split) == 0:
+            raise DataError(f"The {name} split of the {spec.source} data is empty. Provide more "
+                            "samples (at least 2) or a larger eval_fraction.")
+    return splits
+
+
+def digits_splits(resize: int | None = None, seed: int = 0) -> DataSplits:
+    """The digits as N×1×S×S float32 (S = resize or 8), normalized, split as the module doc says."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x = digits.images.astype(np.float32)[:, None] / 16.0
+    if resize and resize != 8:
+        import torch
+        import torch.nn.functional as F
+
+        x = F.interpolate(torch.from_numpy(x), size=(resize, resize), mode="bilinear",
+                          align_corners=False).numpy()
+    x = ((x - DIGITS_MEAN) / DIGITS_STD).astype(np.float32)
+    return _make_splits(x, digits.target.astype(np.int64), EVAL_FRACTION, seed, num_classes=10)
+
+
+def _make_splits(x: np.ndarray, y: np.ndarray | None, eval_fraction: float, seed: int,
+                num_classes: int | None = None) -> DataSplits:
+    """Seeded split into train / calib / eval (stratified when labelled). Raises DataError."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    groups = [np.arange(len(x))] if y is None else [np.flatnonzero(y == c) for c in np.unique(y)]
+    train_idx, eval_idx = [], []
+    for idx in groups:
+        idx = rng.permutation(idx)
+        k = round(len(idx) * eval_fraction)
+        eval_idx.append(idx[:k])
+        train_idx.append(idx[k:])
+    train_idx, eval_idx = (rng.permutation(np.concatenate(i)) for i in (train_idx, eval_idx))
+    if len(eval_idx) == 0 or len(train_idx) == 0:
+        raise DataError(f"Only {len(x)} samples: too few to hold out an eval split with "
+                        f"eval_fraction {eval_fraction}. Provide more samples.")
+    return _splits(x[train_idx], None if y is None else y[train_idx],
+                   x[eval_idx], None if y is None else y[eval_idx], num_classes)
+
+
+def _presplit(x, y, ex, ey, seed: int, num_classes: int | None = None) -> DataSplits:
+    import numpy as np
+
+    order = np.random.default_rng(seed).permutation(len(x))  # calib takes the first CALIB_MAX
+    return _splits(x[order], None if y is None else y[order], ex, ey, num_classes)
+
+
+def _splits(x, y, ex, ey, num_classes: int | None) -> DataSplits:
+    if num_classes is None and (y is not None or ey is not None):
+        num_classes = int(max(int(a.max()) for a in (y, ey) if a is not None and len(a))) + 1
+    return DataSplits(train=Split(x, y), calib=Split(x[:CALIB_MAX]), eval=Split(ex, ey),
+                      num_classes=num_classes)
+
+
+def _check_shape(got: tuple[int, ...], input_shape: tuple[int, ...], fix: str) -> None:
+    want = tuple(input_shape[1:])
+    if tuple(got) != want:
+        raise DataError(
+            f"The data's inputs have shape {list(got)} per sample, but model.input_shape is "
+            f"{list(input_shape)}, i.e. {list(want)} per sample after the batch dimension. {fix}"
+        )
+
+
+def _load_npz_arrays(path: Path, x_key: str, y_key: str, y_required: bool,
+                     input_shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray | None]:
+    import zipfile
+
+    import numpy as np
+
+    if not path.is_file():
+        raise DataError(f"npz data file '{path}' does not exist. Check data.path (relative to the "
+                        "recipe's folder).")
+    try:
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise DataError(f"'{path}' is a single .npy array, not an .npz archive. Save it with "
+                            f"np.savez('{path.stem}.npz', {x_key}=inputs, {y_key}=labels).")
+        with archive:
+            keys = list(archive.keys())
+            if x_key not in keys:
+                raise DataError(f"'{path}' has no array '{x_key}' (it has: {', '.join(keys) or 'none'}). "
+                                "Set data.x_key to the name of the input array.")
+            if y_required and y_key not in keys:
+                raise DataError(f"'{path}' has no label array '{y_key}' (it has: {', '.join(keys)}). "
+                                "Set data.y_key, or remove it for unlabelled data.")
+            x = archive[x_key]
+            y = archive[y_key] if y_key in keys else None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(f"Cannot read '{path}' as an .npz file ({exc}). Save the arrays with "
+                        f"np.savez(path, {x_key}=inputs, {y_key}=labels).") from None
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool) or x.ndim < 2:
+        raise DataError(f"'{path}': '{x_key}' must be a numeric array with a sample axis first "
+                        f"(N×...), got dtype {x.dtype} and shape {list(x.shape)}.")
+    if len(x) == 0:
+        raise DataError(f"'{path}': '{x_key}' holds no samples. Provide a non-empty array.")
+    want = tuple(input_shape[1:])
+    if x.ndim == len(want) and len(want) >= 2 and want[0] == 1 and x.shape[1:] == want[1:]:
+        x = x[:, None]  # N×H×W grayscale images for a 1-channel model: add the channel axis
+    x = x.astype(np.float32)
+    bad = np.flatnonzero(~np.isfinite(x.reshape(len(x), -1)).all(axis=1))
+    if len(bad):
+        raise DataError(f"'{path}': {len(bad)} of {len(x)} samples in '{x_key}' hold NaN or infinite "
+                        f"values (first: index {bad[0]}). Clean or drop those samples.")
+    if y is None:
+        return x, None
+    if y.ndim != 1 or len(y) != len(x):
+        raise DataError(f"'{path}': '{y_key}' must be one integer label per sample (shape [{len(x)}]), "
+                        f"got shape {list(y.shape)} for {len(x)} inputs. For one-hot labels, store "
+                        "y.argmax(1).")
+    if not np.issubdtype(y.dtype, np.number) or (np.issubdtype(y.dtype, np.floating)
+                                                   and not np.array_equal(y, np.round(y))):
+        raise DataError(f"'{path}': '{y_key}' must hold integer class indices, got dtype {y.dtype}.")
+    if len(y) and y.min() < 0:
+        raise DataError(f"'{path}': '{y_key}' has negative labels (min {int(y.min())}). Labels must be "
+                        "class indices 0..num_classes-1.")
+    return x, y.astype(np.int64)
+
+
+def _load_imagefolder(root: Path, cfg: ImageFolderDataConfig):
+    """Returns ([(x, y)] or [(x, y), (eval_x, eval_y)], class names). Raises DataError."""
+    if not root.is_dir():
+        what = "is a file" if root.exists() else "does not exist"
+        raise DataError(f"Image folder '{root}' {what}. Set data.path to a folder with one "
+                        "subfolder per class (relative to the recipe's folder).")
+    from torchvision import transforms
+
+    steps = [transforms.Grayscale(1)] if cfg.grayscale else []
+    transform = transforms.Compose([
+        *steps, transforms.Resize(cfg.resize), transforms.CenterCrop(cfg.resize),
+        transforms.ToTensor(), transforms.Normalize(cfg.mean, cfg.std),
+    ])
+    if (root / "train").is_dir() and (root / "val").is_dir():
+        (x, y, classes), (ex, ey, eval_classes) = (
+            _read_images(root / part, transform) for part in ("train", "val"))
+        if classes != eval_classes:
+            raise DataError(f"'{root}/train' and '{root}/val' have different class folders "
+                            f"({classes} vs {eval_classes}); labels would not match. Use the same "
+                            "class subfolders in both.")
+        return [(x, y), (ex, ey)], classes
+    x, y, classes = _read_images(root, transform)
+    return [(x, y)], classes
+
+
+def _read_images(folder: Path, transform):
+    import numpy as np
+    from torchvision.datasets import ImageFolder
+
+    try:
+        dataset = ImageFolder(str(folder), transform=transform)
+    except FileNotFoundError as exc:
+        raise DataError(f"Image folder '{folder}' has no images in class subfolders ({exc}). Expected "
+                        "layout: <folder>/<class name>/<image>.png (or .jpg, …).") from None
+    if len(dataset.classes) < 2:
+        raise DataError(f"Image folder '{folder}' has only one class ('{dataset.classes[0]}'). A "
+                        "classifier needs at least two class subfolders; put images in one "
+                        "subfolder per class.")
+    images = []
+    for i, (file, _) in enumerate(dataset.samples):
+        try:
+            images.append(dataset[i][0].numpy())
+        except Exception as exc:  # PIL raises many types for a broken image file
+            raise DataError(f"Cannot read image '{file}': {exc}. Remove or replace the file.") from None
+    return (np.stack(images).astype(np.float32), np.asarray(dataset.targets, dtype=np.int64),
+            list(dataset.classes))

@@ -1,0 +1,122 @@
+"""Latency with onnxruntime on the host CPU, measured side by side.
+
+Models are timed *interleaved* — one run of each per round, the order rotating every round — so a
+noisy neighbour, frequency scaling or thermal drift hits all models alike and their ratio stays
+stable even when absolute times wander (the property CI gates rely on). Sessions are configured
+identically: the given intra-op thread count, one inter-op thread, sequential execution, all graph
+optimizations on.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from edgec.errors import BenchmarkError
+from edgec.progress import Progress
+
+if TYPE_CHECKING:
+    import numpy as np
+    import onnxruntime as ort
+
+
+@dataclass
+class LatencyStats:
+    """Milliseconds per inference over ``runs`` timed runs (after ``warmup`` untimed ones)."""
+
+    p50: float
+    p90: float
+    p99: float
+    mean: float
+    std: float
+    min: float
+    runs: int
+    warmup: int
+    samples: list[float] = field(default_factory=list, repr=False)  # not serialized: too long
+
+    @classmethod
+    def from_samples(cls, samples_ms: list[float], warmup: int) -> LatencyStats:
+        ordered = sorted(samples_ms)
+
+        def pct(q: float) -> float:
+            # nearest-rank on the sorted samples: robust, no interpolation between outliers
+            return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+        return cls(
+            p50=round(statistics.median(ordered), 4), p90=round(pct(0.90), 4), p99=round(pct(0.99), 4),
+            mean=round(statistics.fmean(ordered), 4),
+            std=round(statistics.pstdev(ordered), 4) if len(ordered) > 1 else 0.0,
+            min=round(ordered[0], 4), runs=len(ordered), warmup=warmup, samples=list(samples_ms),
+        )
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in ("p50", "p90", "p99", "mean", "std", "min", "runs", "warmup")}
+
+
+def make_session(path: Path, threads: int) -> ort.InferenceSession:
+    """An onnxruntime CPU session with a fixed, recorded configuration."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3  # warnings about unused initializers are noise for users
+    try:
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise BenchmarkError(
+            f"onnxruntime cannot load '{path}': {text}",
+            hint="If an operator or data type is not implemented, change the pass that produced it "
+            "(e.g. exclude that op from quantization) or lower export.opset.",
+        ) from exc
+
+
+def run_session(session: ort.InferenceSession, feed: dict[str, np.ndarray], name: str):
+    """One inference; an onnxruntime failure names the model."""
+    try:
+        return session.run(None, feed)
+    except Exception as exc:
+        text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise BenchmarkError(
+            f"onnxruntime failed running model '{name}': {text}",
+            hint="Check the input shape (--input-shape / model.input_shape) matches the model.",
+        ) from exc
+
+
+def measure_latency_interleaved(
+    sessions: Mapping[str, ort.InferenceSession],
+    feeds: Mapping[str, dict[str, np.ndarray]],
+    runs: int,
+    warmup: int,
+    progress: Progress | None = None,
+) -> dict[str, LatencyStats]:
+    """Time every session ``runs`` times, interleaved round by round; returns stats by name."""
+    names = list(sessions)
+    for name in names:  # first run allocates arenas and can fail: keep it out of the timings
+        run_session(sessions[name], feeds[name], name)
+    samples: dict[str, list[float]] = {n: [] for n in names}
+    with (progress or Progress()).task("latency", warmup + runs) as advance:
+        for r in range(warmup + runs):
+            shift = r % len(names)
+            for name in names[shift:] + names[:shift]:  # rotate so no model always runs first
+                session, feed = sessions[name], feeds[name]
+                t0 = time.perf_counter_ns()
+                session.run(None, feed)
+                elapsed = (time.perf_counter_ns() - t0) / 1e6
+                if r >= warmup:
+                    samples[name].append(elapsed)
+            advance(1)
+    return {n: LatencyStats.from_samples(samples[n], warmup) for n in names}
+
+
+def paired_speedup(reference: LatencyStats, other: LatencyStats) -> float | None:
+    """Median of per-round time ratios reference/other: robust to drift that hits both alike."""
+    pairs = [a / b for a, b in zip(reference.samples, other.samples, strict=False) if b > 0]
+    return round(statistics.median(pairs), 4) if pairs else None

@@ -1,0 +1,402 @@
+"""Load the model to compress from a spec: the zoo, torchvision, the user's own code, or a checkpoint.
+
+Whatever the source, ``load_model`` hands back a float32 CPU module in eval mode that has been run
+once on a zeros input of ``input_shape`` and returned a single finite-weight tensor model, so every
+later stage (passes, export, benchmark) can rely on that. Nothing is ever downloaded: torchvision
+architectures are built with ``weights=None`` and weights come only from local files.
+
+Each source is a config class with a ``build`` method; the zoo / torchvision / python sources also
+exist without ``input_shape`` (the ``*Architecture`` classes) for use inside ``source: checkpoint``.
+"""
+
+from __future__ import annotations
+
+import pickle
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
+
+from pydantic import Field, field_validator, model_validator
+
+from edgec.config import ConfigModel
+from edgec.errors import ModelLoadError
+from edgec.zoo import ZOO_NAMES, unknown_zoo_name_message, zoo_entry
+
+if TYPE_CHECKING:
+    import torch.nn as nn
+
+    from edgec.progress import Progress
+
+# Keys that make torchvision download pretrained weights: refused, weights come from files.
+_DOWNLOADING_KWARGS = ("weights", "weights_backbone", "pretrained", "pretrained_backbone")
+
+
+class _InputFields(ConfigModel):
+    input_shape: tuple[Annotated[int, Field(ge=1)], ...] = Field(
+        min_length=2,
+        description="Input shape including the batch dimension, e.g. [1, 3, 224, 224]. Used for "
+        "export, the load check and benchmarking.",
+    )
+    dtype: Literal["float32"] = Field("float32", description="Input dtype. Only float32 for now.")
+
+
+class ZooArchitecture(ConfigModel):
+    source: Literal["zoo"] = Field(description="A reference model trained by edgec (cached).")
+    name: str = Field(description=f"Zoo model name: one of {', '.join(ZOO_NAMES)}.")
+
+    @field_validator("name")
+    @classmethod
+    def _known_name(cls, name: str) -> str:
+        if name not in ZOO_NAMES:
+            raise ValueError(unknown_zoo_name_message(name))
+        return name
+
+    def build(self, base_dir: Path, cache_dir: Path | None, progress: Progress | None) -> nn.Module:
+        """The untrained network (weights come from a checkpoint)."""
+        from edgec.zoo import build_zoo_model
+
+        return build_zoo_model(self.name)
+
+
+class TorchvisionArchitecture(ConfigModel):
+    source: Literal["torchvision"] = Field(description="A torchvision architecture, by name.")
+    name: str = Field(description="torchvision.models name, e.g. resnet18, mobilenet_v3_small.")
+    weights: str | None = Field(
+        None, description="Local state-dict file (relative to the recipe's folder). Without it the "
+        "weights are random: fine for latency, meaningless for accuracy. Nothing is downloaded.",
+    )
+    num_classes: int | None = Field(None, ge=1, description="Output classes (architecture default "
+                                    "if unset, e.g. 1000).")
+    kwargs: dict[str, Any] = Field(default_factory=dict,
+                                   description="Extra keyword arguments for the model builder.")
+
+    @field_validator("kwargs")
+    @classmethod
+    def _no_downloads(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
+        bad = [k for k in kwargs if k in _DOWNLOADING_KWARGS]
+        if bad:
+            raise ValueError(f"'{bad[0]}' would download pretrained weights, which edgec never does; "
+                             "set model.weights to a local state-dict file instead")
+        return kwargs
+
+    def build(self, base_dir: Path, cache_dir: Path | None, progress: Progress | None) -> nn.Module:
+        import difflib
+        import inspect
+
+        import torchvision.models as tvm
+
+        names = tvm.list_models()
+        if self.name not in names:
+            close = difflib.get_close_matches(self.name, names, n=5, cutoff=0.5)
+            hint = f" Close matches: {', '.join(close)}." if close else ""
+            raise ModelLoadError(f"torchvision has no model '{self.name}'.{hint} "
+                                 "torchvision.models.list_models() lists them all.")
+        kwargs = dict(self.kwargs)
+        if self.num_classes is not None:
+            kwargs["num_classes"] = self.num_classes
+        if "weights_backbone" in inspect.signature(tvm.get_model_builder(self.name)).parameters:
+            kwargs["weights_backbone"] = None  # its default downloads an ImageNet backbone
+        try:
+            model = tvm.get_model(self.name, weights=None, **kwargs)
+        except Exception as exc:
+            raise ModelLoadError(f"torchvision model '{self.name}' could not be built with "
+                                 f"{kwargs}: {type(exc).__name__}: {exc}") from exc
+        if self.weights:
+            load_weights(model, base_dir / self.weights, "model.weights")
+        return model
+
+
+class PythonArchitecture(ConfigModel):
+    source: Literal["python"] = Field(description="Your own code: a function or class that "
+                                      "returns a torch.nn.Module.")
+    callable: str = Field(description="'package.module:function' or 'path/to/file.py:function', "
+                          "resolved relative to the recipe's folder.")
+    kwargs: dict[str, Any] = Field(default_factory=dict,
+                                   description="Keyword arguments passed to the callable.")
+    weights: str | None = Field(None, description="Local state-dict file loaded into the result "
+                                "(relative to the recipe's folder).")
+
+    @field_validator("callable")
+    @classmethod
+    def _has_colon(cls, ref: str) -> str:
+        module, _, attr = ref.rpartition(":")
+        if not module or not attr:
+            raise ValueError(f"'{ref}' must look like 'package.module:function' or "
+                             "'path/to/file.py:function'")
+        return ref
+
+    def build(self, base_dir: Path, cache_dir: Path | None, progress: Progress | None) -> nn.Module:
+        import torch.nn as nn
+
+        target = _import_callable(self.callable, base_dir)
+        try:
+            model = target(**self.kwargs)
+        except Exception as exc:  # the user's code: any failure is theirs to see, with its message
+            raise ModelLoadError(f"model.callable '{self.callable}' raised "
+                                 f"{type(exc).__name__}: {exc}") from exc
+        if not isinstance(model, nn.Module):
+            raise ModelLoadError(f"model.callable '{self.callable}' returned a {type(model).__name__}, "
+                                 "not a torch.nn.Module. It must build and return the model, e.g. "
+                                 "`return MyNet(**kwargs)`.")
+        if self.weights:
+            load_weights(model, base_dir / self.weights, "model.weights")
+        return model
+
+
+ArchitectureSpec = Annotated[
+    Union[ZooArchitecture, TorchvisionArchitecture, PythonArchitecture],  # noqa: UP007
+    Field(discriminator="source"),
+]
+
+
+class ZooModelConfig(_InputFields, ZooArchitecture):
+    """A reference model trained by edgec on bundled data, on first use, then cached."""
+
+    @model_validator(mode="after")
+    def _shape_matches_zoo(self) -> ZooModelConfig:
+        want = zoo_entry(self.name).input_shape
+        if tuple(self.input_shape[1:]) != want[1:]:
+            raise ValueError(f"zoo model '{self.name}' takes inputs of shape {list(want)}, not "
+                             f"{list(self.input_shape)}; set input_shape: {list(want)}")
+        return self
+
+    def build(self, base_dir: Path, cache_dir: Path | None, progress: Progress | None) -> nn.Module:
+        from edgec.zoo import load_zoo_model
+
+        return load_zoo_model(self.name, cache_dir, progress)
+
+
+class TorchvisionModelConfig(_InputFields, TorchvisionArchitecture):
+    """A torchvision architecture by name, with random or local weights."""
+
+
+class PythonModelConfig(_InputFields, PythonArchitecture):
+    """A model built by your own Python code."""
+
+
+class _CheckpointFields(ConfigModel):
+    source: Literal["checkpoint"] = Field(description="A file saved with torch.save.")
+    path: str = Field(description="Checkpoint file, relative to the recipe's folder.")
+    architecture: ArchitectureSpec | None = Field(
+        None, description="The network the state dict belongs to (a zoo, torchvision or python "
+        "model without input_shape). Without it the file must hold a whole pickled model.",
+    )
+    trust_pickle: bool = Field(
+        False, description="Allow full unpickling (torch.load weights_only=False): needed for a "
+        "whole pickled model or for checkpoints with Python objects. Unpickling runs code stored in "
+        "the file: only for files you trust.",
+    )
+
+
+class CheckpointModelConfig(_InputFields, _CheckpointFields):
+    """Weights from a torch.save file: a state dict plus ``architecture``, or (opt-in) a whole model."""
+
+    @model_validator(mode="after")
+    def _no_second_weights(self) -> CheckpointModelConfig:
+        if getattr(self.architecture, "weights", None):
+            raise ValueError("architecture.weights is not used with source: checkpoint (the "
+                             "checkpoint's path holds the weights); remove it")
+        return self
+
+    def build(self, base_dir: Path, cache_dir: Path | None, progress: Progress | None) -> nn.Module:
+        path = base_dir / self.path
+        if self.architecture is not None:
+            model = self.architecture.build(base_dir, cache_dir, progress)
+            load_weights(model, path, "model.path", trust_pickle=self.trust_pickle)
+            return model
+        return _whole_model(path, base_dir, self.trust_pickle)
+
+
+ModelSpec = Annotated[
+    Union[ZooModelConfig, TorchvisionModelConfig, PythonModelConfig, CheckpointModelConfig],  # noqa: UP007
+    Field(discriminator="source"),
+]
+
+
+def load_model(spec: ModelSpec, base_dir: Path, cache_dir: Path | None = None,
+               progress: Progress | None = None) -> nn.Module:
+    """Build ``spec``'s model: float32, CPU, eval mode, checked on a zeros input. Raises ModelLoadError."""
+    model = spec.build(Path(base_dir), cache_dir, progress).float().to("cpu").eval()
+    check_finite_weights(model)
+    check_runs(model, tuple(spec.input_shape))
+    return model
+
+
+def load_weights(model: nn.Module, path: Path, what: str, *, trust_pickle: bool = False) -> None:
+    """Load a state dict from ``path`` into ``model`` (shared by every source that takes weights).
+
+    Accepts a raw state dict, ``{"state_dict": ...}`` / ``{"model": ...}`` wrappers, a DataParallel
+    ``module.`` prefix, and (with ``trust_pickle``) a whole pickled module's weights.
+    """
+    import torch
+    import torch.nn as nn
+
+    state = _torch_load(path, what, weights_only=not trust_pickle)
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), (dict, nn.Module)):
+            state = state[key]
+            break
+    if isinstance(state, nn.Module):
+        state = state.state_dict()
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        found = f"a dict with keys {list(state)[:8]}" if isinstance(state, dict) else type(state).__name__
+        raise ModelLoadError(f"'{path}' ({what}) does not hold a state dict of tensors but {found}. "
+                             "Save it with torch.save(model.state_dict(), path).")
+    if state and all(k.startswith("module.") for k in state):  # saved from DataParallel / DDP
+        state = {k.removeprefix("module."): v for k, v in state.items()}
+    expected = model.state_dict()
+    # BatchNorm fills in a missing num_batches_tracked itself (older checkpoints lack it)
+    missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [f"{k}: file {list(state[k].shape)} vs model {list(expected[k].shape)}"
+             for k in state if k in expected and state[k].shape != expected[k].shape]
+    if missing or unexpected or wrong:
+        parts = [f"{label} ({len(keys)}): {', '.join(keys[:5])}{', …' if len(keys) > 5 else ''}"
+                 for label, keys in (("missing keys", missing), ("unexpected keys", unexpected),
+                                     ("shape mismatches", wrong)) if keys]
+        raise ModelLoadError(f"The state dict in '{path}' does not fit the model: {'; '.join(parts)}. "
+                             "Check that the architecture (name, num_classes, kwargs) is the one the "
+                             "weights were saved from.")
+    model.load_state_dict(state, strict=False)
+
+
+def check_finite_weights(model: nn.Module) -> None:
+    import torch
+
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise ModelLoadError(f"Model weight '{name}' holds NaN or infinite values: the checkpoint "
+                                 "is damaged or its training diverged. Use a healthy checkpoint.")
+
+
+def check_runs(model: nn.Module, input_shape: tuple[int, ...]) -> None:
+    """Run the model once on zeros of ``input_shape``; it must return one tensor."""
+    import torch
+
+    try:
+        with torch.no_grad():
+            out = model(torch.zeros(input_shape))
+    except Exception as exc:
+        raise ModelLoadError(
+            f"The model fails on an input of model.input_shape {list(input_shape)}: "
+            f"{type(exc).__name__}: {exc}. Set input_shape to what the model takes (batch "
+            "dimension first, e.g. [1, 3, 224, 224])."
+        ) from exc
+    if not isinstance(out, torch.Tensor):
+        raise ModelLoadError(
+            f"The model returns a {type(out).__name__}, but edgec needs a single tensor output (the "
+            "logits) to export, compare and measure it. Wrap it in a module whose forward returns "
+            "one tensor, e.g. `return self.model(x)[0]` or `['out']`, and load that with source: python."
+        )
+
+
+def _torch_load(path: Path, what: str, *, weights_only: bool, extra_sys_path: Path | None = None):
+    import torch
+
+    if not path.is_file():
+        kind = "is a folder" if path.is_dir() else "does not exist"
+        raise ModelLoadError(f"Weights file '{path}' ({what}) {kind}. Paths are relative to the "
+                             "recipe's folder.")
+    try:
+        with _sys_path(extra_sys_path):  # a pickled model's classes may live beside the recipe
+            return torch.load(path, map_location="cpu", weights_only=weights_only)
+    except pickle.UnpicklingError as exc:
+        if weights_only and "Weights only load failed" in str(exc):
+            opt_in = ("set model.trust_pickle: true" if what == "model.path" else
+                      "load it with source: checkpoint and trust_pickle: true")
+            raise ModelLoadError(
+                f"'{path}' ({what}) holds Python objects beyond tensors (e.g. a whole pickled model "
+                "or training state). Loading those means unpickling, which runs code stored in the "
+                f"file, so edgec only does it on request: {opt_in} if you trust the file's origin, "
+                "or better, save a state dict (torch.save(model.state_dict(), path)) and load it "
+                "with an architecture."
+            ) from None
+        raise _unreadable(path, what, exc) from None
+    except Exception as exc:
+        raise _unreadable(path, what, exc) from None
+
+
+def _unreadable(path: Path, what: str, exc: Exception) -> ModelLoadError:
+    first_line = (str(exc).strip().splitlines() or [""])[0][:200]
+    return ModelLoadError(f"'{path}' ({what}) is not a readable PyTorch checkpoint "
+                          f"({type(exc).__name__}: {first_line}). Is it truncated, or not saved "
+                          "with torch.save?")
+
+
+def _whole_model(path: Path, base_dir: Path, trust_pickle: bool) -> nn.Module:
+    import torch.nn as nn
+
+    obj = _torch_load(path, "model.path", weights_only=not trust_pickle, extra_sys_path=base_dir)
+    if isinstance(obj, dict) and isinstance(obj.get("model"), nn.Module):
+        obj = obj["model"]
+    if isinstance(obj, nn.Module):
+        return obj
+    what = "a state dict (weights only)" if isinstance(obj, dict) else f"a {type(obj).__name__}"
+    raise ModelLoadError(
+        f"'{path}' holds {what}, not a whole model. Add model.architecture to say which network "
+        "the weights belong to, e.g. architecture: {source: torchvision, name: resnet18, "
+        "num_classes: 10} or {source: python, callable: 'net.py:build'}."
+    )
+
+
+def _import_callable(ref: str, base_dir: Path) -> Callable[..., Any]:
+    """'pkg.module:fn' (importable, or under base_dir) or 'path/file.py:fn' (relative to base_dir)."""
+    import functools
+    import hashlib
+    import importlib
+    import importlib.util
+
+    module_ref, _, attr = ref.rpartition(":")
+    try:
+        if module_ref.endswith(".py") or "/" in module_ref or "\\" in module_ref:
+            file = (base_dir / module_ref).resolve()
+            if not file.is_file():
+                raise ModelLoadError(f"model.callable '{ref}': file '{file}' does not exist. The path "
+                                     "is relative to the recipe's folder.")
+            # a name unique to the file, so two recipes' model.py files never shadow each other
+            name = f"edgec_user_{file.stem}_{hashlib.sha1(str(file).encode()).hexdigest()[:8]}"
+            spec = importlib.util.spec_from_file_location(name, file)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module  # pickling and dataclasses look modules up here
+            try:
+                with _sys_path(file.parent):  # so the file can import its neighbours
+                    spec.loader.exec_module(module)
+            except BaseException:
+                sys.modules.pop(name, None)
+                raise
+        else:
+            with _sys_path(base_dir):
+                module = importlib.import_module(module_ref)
+    except ModelLoadError:
+        raise
+    except Exception as exc:  # SyntaxError, ImportError, or whatever the module raises at import
+        raise ModelLoadError(f"model.callable '{ref}': importing '{module_ref}' failed with "
+                             f"{type(exc).__name__}: {exc}. Module paths resolve against the "
+                             f"recipe's folder ({base_dir}).") from exc
+    try:
+        target = functools.reduce(getattr, attr.split("."), module)
+    except AttributeError:
+        defined = sorted(k for k, v in vars(module).items() if callable(v) and not k.startswith("_"))
+        raise ModelLoadError(f"model.callable '{ref}': '{module_ref}' has no '{attr}'. It defines: "
+                             f"{', '.join(defined) or 'no public callables'}.") from None
+    if not callable(target):
+        raise ModelLoadError(f"model.callable '{ref}' is a {type(target).__name__}, not a function "
+                             "or class.")
+    return target
+
+
+@contextmanager
+def _sys_path(folder: Path | None) -> Iterator[None]:
+    """Put ``folder`` first on sys.path for the duration (user modules beside the recipe)."""
+    if folder is None:
+        yield
+        return
+    entry = str(folder)
+    sys.path.insert(0, entry)
+    try:
+        yield
+    finally:
+        if entry in sys.path:
+            sys.path.remove(entry)

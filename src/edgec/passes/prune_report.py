@@ -1,0 +1,90 @@
+"""What the prune pass measures and tells the report: MACs, params, per-layer channels, notes.
+
+MACs are counted by Torch-Pruning's op counter at batch 1 on the recipe's input shape (multiply-
+accumulates, not FLOPs: 1 MAC = 2 FLOPs).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+    import torch.nn as nn
+
+    from edgec.passes.base import Pass
+
+
+def measure(model: nn.Module, example: torch.Tensor) -> dict[str, int]:
+    import torch_pruning as tp
+
+    from edgec.passes.prune_unstructured import detach_masked, nonzero_params
+
+    macs, params = tp.utils.count_ops_and_params(detach_masked(model), example)
+    model.eval()  # the counter leaves a deep copy in eval mode, but be explicit for the caller
+    return {"macs": int(macs), "params": int(params), "nonzero_params": nonzero_params(model)}
+
+
+def _si(n: float) -> str:
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= size:
+            return f"{n / size:.3g}{unit}"
+    return f"{n:.0f}"
+
+
+def describe(p: Pass, cfg, engine, before: dict, after: dict, model: nn.Module, history: list,
+             metric: str, budget: float | None) -> None:
+    """Fill the pass's details and notes."""
+    d = p.details
+    d.update(structure=cfg.structure, importance=cfg.importance, global_ranking=cfg.global_ranking,
+             **{f"{k}_before": v for k, v in before.items()}, **{f"{k}_after": v for k, v in after.items()},
+             steps=history, protected=dict(engine.protected))
+    if budget is not None:
+        d["target"] = {"metric": metric, "budget": int(budget), "achieved": after[metric]}
+    if engine.untraceable:
+        d["untraceable"] = dict(engine.untraceable)
+    if cfg.structure == "channel":
+        _describe_channels(p, engine, before, after, model)
+    else:
+        _describe_sparsity(p, engine, before, after, model)
+
+
+def _describe_channels(p: Pass, engine, before: dict, after: dict, model: nn.Module) -> None:
+    from edgec.passes.prune_graph import channel_counts
+
+    now = channel_counts(model)
+    channels = {name: [n, now.get(name, n)] for name, n in engine.channels_before.items()}
+    prunable = [name for name in channels if name in engine.prunable]
+    total = sum(channels[n][0] for n in prunable)
+    removed = 1 - sum(channels[n][1] for n in prunable) / total if total else 0.0
+    macs_x = before["macs"] / max(after["macs"], 1)
+    p.details.update(round_to=engine.settings.round_to, channels=channels,
+                     achieved_ratio=round(removed, 4), macs_reduction=round(macs_x, 3))
+    p.note(f"removed {removed:.1%} of the prunable channels: MACs {_si(before['macs'])} → "
+           f"{_si(after['macs'])} ({macs_x:.2f}× fewer), params {_si(before['params'])} → "
+           f"{_si(after['params'])}")
+    outputs = [n for n, why in engine.protected.items() if why == "produces the model output"]
+    if outputs:
+        p.note(f"kept the output channels of {', '.join(outputs)} (they produce the model output)")
+    if engine.untraceable:
+        where, why = next(iter(engine.untraceable.items()))
+        p.note(f"Torch-Pruning cannot trace '{where}' as a whole ({why.split(':')[0]}); pruned "
+               f"inside {len(engine.scopes)} of its parts separately, keeping the channels at their "
+               "boundaries")
+    if engine.settings.round_to > 1:
+        p.note(f"channel counts above {engine.settings.round_to} rounded to multiples of it "
+               "(onnxruntime's fast conv path needs them on this CPU)")
+
+
+def _describe_sparsity(p: Pass, engine, before: dict, after: dict, model: nn.Module) -> None:
+    from edgec.passes.prune_unstructured import sparsity_by_layer
+
+    layers = sparsity_by_layer(model)
+    eligible = {n: model.get_submodule(n).weight.numel() for n in engine.names}
+    zeros = sum(layers[n] * size for n, size in eligible.items())
+    sparsity = zeros / max(sum(eligible.values()), 1)
+    p.details.update(sparsity=layers, achieved_ratio=round(sparsity, 4))
+    p.note(f"{sparsity:.1%} of the weights of {len(eligible)} conv/linear layers are now zero "
+           f"(non-zero params {_si(before['nonzero_params'])} → {_si(after['nonzero_params'])})")
+    p.note("unstructured sparsity keeps every shape and MAC: onnxruntime's CPU kernels are dense, "
+           "so expect no speed-up; the gain shows in the gzip'd model size (size_gzip_bytes)")

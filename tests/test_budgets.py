@@ -1,0 +1,34 @@
+from types import SimpleNamespace
+
+from edgec.budgets import check_budgets
+from edgec.recipe import BudgetsConfig
+
+
+def _metrics(size, p50, accuracy, params=1000, macs=10_000):
+    return SimpleNamespace(size_bytes=size, size_gzip_bytes=size // 2, params=params, macs=macs,
+                           latency_ms=SimpleNamespace(p50=p50, p90=p50 * 1.2), accuracy=accuracy)
+
+
+def test_each_budget_direction():
+    base, comp = _metrics(40_000, 1.0, 0.99), _metrics(10_000, 0.5, 0.985)
+    ratios = {"size": 4.0, "speedup_p50": 2.0, "accuracy_drop": 0.005}
+    budgets = BudgetsConfig(max_size_kb=10, min_speedup=2.5, min_size_reduction=3.9,
+                            max_accuracy_drop=0.01, min_accuracy=0.99, max_latency_ms=0.55,
+                            latency_percentile="p90")
+    rows = {r.name: r for r in check_budgets(budgets, base, comp, ratios)}
+    assert rows["max_size_kb"].passed  # 9.77 KiB <= 10
+    assert not rows["min_speedup"].passed  # 2.0 < 2.5
+    assert rows["min_size_reduction"].passed
+    assert rows["max_accuracy_drop"].passed
+    assert not rows["min_accuracy"].passed
+    assert not rows["max_latency_ms"].passed and rows["max_latency_ms"].actual == 0.6
+
+
+def test_unmeasurable_budget_fails():
+    base, comp = _metrics(1, 1.0, None), _metrics(1, 1.0, None)
+    (row,) = check_budgets(BudgetsConfig(max_accuracy_drop=0.01), base, comp, {"accuracy_drop": None})
+    assert row.actual is None and row.passed is False
+
+
+def test_no_budgets_no_rows():
+    assert check_budgets(BudgetsConfig(), _metrics(1, 1, 1), _metrics(1, 1, 1), {}) == []
