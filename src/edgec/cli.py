@@ -247,6 +247,50 @@ def inspect(model: Path, input_shape, as_json: bool) -> None:
         print_layers(model, stats)
 
 
+@cli.command(epilog="""
+\b
+Exit codes:
+  0  every variant ran (see results.csv for budgets and the Pareto front)
+  1  every variant ran, but none meets the recipe's budgets
+  2  invalid recipe, grid or option (nothing was run)
+  3  at least one variant failed (the others' results are kept)
+  130 interrupted; finished variants are kept and reused on the next run
+""")
+@click.argument("recipe", type=click.Path(path_type=Path))
+@click.option("--grid", "grid", multiple=True, metavar="PATH=V1,V2,...",
+              help="Values to sweep for a recipe field, e.g. --grid passes.0.mode=static,dynamic "
+              "(repeatable; adds to the recipe's sweep.grid).")
+@click.option("--mode", type=click.Choice(["product", "zip"]),
+              help="Combine grid paths as a product (default) or zip them.")
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Sweep folder (default: runs/<recipe name>-sweep).")
+@_set_option
+@click.option("--jobs", type=click.IntRange(1), help="Variants in parallel (default: sweep.jobs).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Local processes, or Ray (pip install 'edgec[ray]').")
+@click.option("--ray", "use_ray", is_flag=True, help="Same as --executor ray.")
+@click.option("--address", help="Ray cluster address (default: start a local Ray instance).")
+@click.option("--axes", help="Pareto axes, comma separated, e.g. size_kb,speedup,accuracy.")
+@click.option("--rerun", is_flag=True, help="Run every variant again instead of reusing finished ones.")
+@click.option("--json", "as_json", is_flag=True, help="Print results.json to stdout.")
+@click.option("-q", "--quiet", is_flag=True, help="No status lines.")
+def sweep(recipe: Path, grid, mode, output, overrides, jobs, executor, use_ray, address, axes,
+          rerun: bool, as_json: bool, quiet: bool):
+    """Run variants of RECIPE (a grid of --set values), tabulate them, find the Pareto front."""
+    from edgec.progress import Progress
+    from edgec.sweep import plan, run_sweep
+    from edgec.sweep_report import finish_sweep
+
+    variants, config = plan(recipe, grid, mode, overrides)
+    result = run_sweep(
+        recipe, variants, output or Path("runs") / f"{recipe.stem}-sweep",
+        axes.split(",") if axes else list(config.axes), jobs=jobs or config.jobs,
+        executor="ray" if use_ray else executor, address=address, rerun=rerun,
+        progress=Progress(enabled=False, verbose=not quiet and not as_json),
+    )
+    sys.exit(finish_sweep(result, as_json))
+
+
 @cli.command()
 def schema() -> None:
     """Print the recipe's JSON Schema (for editor completion and validation)."""

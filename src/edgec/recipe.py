@@ -19,6 +19,7 @@ from edgec.models import ModelSpec
 from edgec.passes import PASSES, pass_config_union
 from edgec.recipe_errors import describe_validation_error
 from edgec.recipe_yaml import apply_overrides, parse_yaml
+from edgec.sweep_config import SweepConfig
 
 RECIPE_VERSION = 1
 REGRESSION_BUDGETS = ("max_size_growth", "max_latency_growth", "max_accuracy_loss")
@@ -134,6 +135,7 @@ class Recipe(ConfigModel):
     budgets: BudgetsConfig = Field(default_factory=BudgetsConfig, description="Pass/fail gates.")
     output: OutputConfig = Field(default_factory=OutputConfig, description="Where results go.")
     seed: int = Field(0, ge=0, description="Seed for every random choice in the run.")
+    sweep: SweepConfig | None = Field(None, description="Variants for `edgec sweep`.")
 
     @model_validator(mode="after")
     def _check_cross_fields(self) -> Recipe:
