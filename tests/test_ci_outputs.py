@@ -94,6 +94,15 @@ def test_compress_failure_still_writes_junit(write_recipe, tmp_path):
     assert result.exit_code == 3
     case = ET.fromstring((tmp_path / "j.xml").read_text()).find("./testsuite/testcase")
     assert case.get("name") == "run" and case.find("error") is not None
+    assert "boom" in case.find("error").get("message")
+
+
+def test_invalid_recipe_writes_junit_error(write_recipe, tmp_path):
+    recipe = write_recipe("version: 1\nmodel: {source: nowhere}\n")
+    result = run("compress", recipe, "-o", tmp_path / "run", "--junit", tmp_path / "j.xml")
+    assert result.exit_code == 2
+    case = ET.fromstring((tmp_path / "j.xml").read_text()).find("./testsuite/testcase")
+    assert case.find("error").get("type") == "RecipeError"
 
 
 def test_check_budgets_exit_codes(gated_run, tmp_path):
@@ -150,3 +159,19 @@ def test_against_rejects_a_non_report(tmp_path, write_recipe):
     result = run("compress", write_recipe(), "-o", tmp_path / "run", "--against", tmp_path / "x.json")
     assert result.exit_code == 2 and "edgec report" in result.output
     assert not (tmp_path / "run").exists()
+
+
+def test_ci_examples_are_valid():
+    from pathlib import Path
+
+    import yaml
+
+    from edgec.budget_check import load_budgets
+
+    folder = Path(__file__).parents[1] / "examples" / "ci"
+    gh = yaml.safe_load((folder / "github-actions.yml").read_text())
+    steps = " ".join(s.get("run", "") for s in gh["jobs"]["budgets"]["steps"])
+    assert "edgec compress" in steps and "--junit" in steps and "check-budgets" in steps
+    gl = yaml.safe_load((folder / "gitlab-ci.yml").read_text())
+    assert gl["edgec-budgets"]["artifacts"]["reports"]["junit"]
+    assert load_budgets(folder / "budgets.yaml").max_size_kb == 200

@@ -19,7 +19,7 @@ def test_grid_option_values_are_typed():
     assert parse_grid_option("passes.0.amount=0.3,0.5") == ("passes.0.amount", [0.3, 0.5])
     assert parse_grid_option("passes.0.per_channel=true,false")[1] == [True, False]
     assert parse_grid_option("passes.0.mode=static,dynamic")[1] == ["static", "dynamic"]
-    with pytest.raises(RecipeError, match="dotted.path=value1"):
+    with pytest.raises(RecipeError, match=r"dotted\.path=value1"):
         parse_grid_option("passes.0.amount")
 
 

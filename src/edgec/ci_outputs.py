@@ -128,23 +128,28 @@ def write_ci_outputs(report: Report, junit: Path | None, summary_md: Path | None
     return written
 
 
-def write_failed_ci_outputs(report_json: Path, junit: Path | None, summary_md: Path | None) -> None:
-    """After a run raised: CI outputs from the failed report.json, so the job page says why."""
+def write_failed_ci_outputs(exc: BaseException, run_dir: Path | None, junit: Path | None,
+                            summary_md: Path | None) -> None:
+    """After compress raised: CI outputs that say why (from the run's failed report.json when the
+    run got that far, else from the error itself, e.g. an invalid recipe)."""
     import json
 
+    from edgec.errors import EdgecError
     from edgec.report import Report
 
     if not (junit or summary_md or os.environ.get("GITHUB_STEP_SUMMARY")):
         return
-    try:
-        stored = json.loads(Path(report_json).read_text(encoding="utf-8"))
-    except (OSError, ValueError):  # failed before the run folder existed (e.g. refused -o)
-        stored = {"status": "failed", "error": {"step": "setup", "type": "Error",
-                                                "message": "the run did not start"}}
+    stored: dict = {}
+    if run_dir is not None:
+        try:
+            stored = json.loads((Path(run_dir) / "report.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            stored = {}
+    if stored.get("status") in (None, "ok"):  # not this run's report (none, or an older run's)
+        message = exc.message if isinstance(exc, EdgecError) else "interrupted"
+        stored = {"status": "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
+                  "error": {"step": "setup", "type": type(exc).__name__, "message": message}}
     report = Report(recipe=stored.get("recipe") or {}, environment=stored.get("environment") or {},
-                    status=stored.get("status") or "failed", error=stored.get("error"),
+                    status=stored["status"], error=stored.get("error"),
                     started=stored.get("started"), seconds=stored.get("seconds"))
-    if report.status == "ok":  # raised after a complete report (should not happen): say so
-        report.status, report.error = "failed", {"step": "report", "type": "Error",
-                                                 "message": "the run raised after reporting"}
     write_ci_outputs(report, junit, summary_md)

@@ -114,15 +114,16 @@ def compress(recipe: Path, output: Path | None, overrides, force: bool, as_json:
     from edgec.regression import load_against
 
     overrides = (*overrides, "budgets.inconclusive=fail") if fail_on_inconclusive else overrides
-    parsed, recipe_dir, name = resolve_recipe(recipe, overrides)
-    stored = load_against(against) if against else None
-    target = output or default_output(parsed, name)
-    progress = Progress(enabled=progress_wanted(quiet), verbose=not quiet)
+    target = None
     try:
+        parsed, recipe_dir, name = resolve_recipe(recipe, overrides)
+        stored = load_against(against) if against else None
+        target = output or default_output(parsed, name)
+        progress = Progress(enabled=progress_wanted(quiet), verbose=not quiet)
         report = run_recipe(parsed, recipe_dir=recipe_dir, output=target, force=force,
                             progress=progress, against=stored)
-    except (EdgecError, KeyboardInterrupt):
-        write_failed_ci_outputs(target / "report.json", junit, summary_md)
+    except (EdgecError, KeyboardInterrupt) as exc:  # CI still gets a JUnit file saying why
+        write_failed_ci_outputs(exc, target, junit, summary_md)
         raise
     write_ci_outputs(report, junit, summary_md)
     _finish(report, as_json)

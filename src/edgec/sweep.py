@@ -98,6 +98,8 @@ def run_sweep(
     log = progress.log if progress else (lambda _msg: None)
     log(f"edgec sweep: {len(variants)} variants, {len(finished)} reused, {len(tasks)} to run "
         f"({executor}, {jobs} job(s))")
+    if tasks and (jobs > 1 or executor == "ray"):
+        _train_shared_models(recipe, variants, progress)
     try:
         for outcome in make_executor(executor, jobs, address)(tasks):
             finished[outcome["name"]] = outcome
@@ -108,6 +110,21 @@ def run_sweep(
     finally:
         _tabulate(result, variants, finished, time.perf_counter() - t0)
     return result
+
+
+def _train_shared_models(recipe: Path, variants: list[dict], progress) -> None:
+    """Train each zoo reference model once, here, before workers start: otherwise every parallel
+    worker would find the cache empty and train the same model at the same time."""
+    from edgec.recipe import load_recipe
+    from edgec.zoo import load_zoo_model
+
+    names = set()
+    for v in variants:
+        spec = load_recipe(recipe, v["overrides"]).model
+        if spec.source == "zoo":
+            names.add(spec.name)
+    for name in sorted(names):
+        load_zoo_model(name, progress=progress)
 
 
 def _reusable(folder: Path, variant: dict) -> dict | None:
