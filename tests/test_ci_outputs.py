@@ -175,3 +175,10 @@ def test_ci_examples_are_valid():
     gl = yaml.safe_load((folder / "gitlab-ci.yml").read_text())
     assert gl["edgec-budgets"]["artifacts"]["reports"]["junit"]
     assert load_budgets(folder / "budgets.yaml").max_size_kb == 200
+
+
+def test_report_markdown_shows_interval_and_inconclusive():
+    from edgec.report_text import to_markdown
+
+    text = to_markdown(_report())
+    assert "| min_speedup | 1.5 | 1.49 x (CI 1.4–1.6) | PASS (inconclusive) |" in text
