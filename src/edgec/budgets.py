@@ -21,6 +21,11 @@ class BudgetRow:
     actual: float | None  # None: could not be measured (e.g. no labels) → counts as missed
     passed: bool
     unit: str
+    # Noise-aware gates only (None elsewhere): "pass" | "fail" | "inconclusive", and the interval
+    verdict: str | None = None
+    low: float | None = None
+    high: float | None = None
+    note: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -46,9 +51,33 @@ def check_budgets(
     rows = []
     for name, limit in budgets.active().items():
         actual, unit, at_most = measured[name]
+        if name == "min_speedup":
+            noisy = _speedup_row(budgets, float(limit), baseline, compressed)
+            if noisy is not None:
+                rows.append(noisy)
+                continue
         if actual is None:  # could not be measured: a gate must not pass on missing data
             rows.append(BudgetRow(name, float(limit), None, False, unit))
             continue
         passed = actual <= limit if at_most else actual >= limit
         rows.append(BudgetRow(name, float(limit), float(actual), passed, unit))
     return rows
+
+
+def _speedup_row(budgets: BudgetsConfig, limit: float, baseline, compressed) -> BudgetRow | None:
+    """min_speedup on the bootstrap CI of the per-round speedup (None: samples were not kept)."""
+    from edgec.latency_gate import decide_at_least, speedup_interval
+
+    base = getattr(baseline.latency_ms, "samples", None)
+    comp = getattr(compressed.latency_ms, "samples", None)
+    if not base or not comp:
+        return None
+    ci = speedup_interval(base, comp, budgets.speedup_confidence)
+    if ci is None:
+        return None
+    verdict = decide_at_least(ci, limit)
+    passed = verdict == "pass" or (verdict == "inconclusive" and budgets.inconclusive == "pass")
+    note = (f"paired per-round speedup {ci.estimate:.3f}x, {ci.confidence:.0%} CI "
+            f"[{ci.low:.3f}, {ci.high:.3f}] over {ci.rounds} interleaved rounds")
+    return BudgetRow("min_speedup", limit, round(ci.estimate, 4), passed, "x", verdict,
+                     round(ci.low, 4), round(ci.high, 4), note)

@@ -75,6 +75,26 @@ _set_option = click.option(
 )
 
 
+_ci_options = [
+    click.option("--junit", type=click.Path(path_type=Path),
+                 help="Write JUnit XML: one test case per budget (for CI test reports)."),
+    click.option("--summary-md", type=click.Path(path_type=Path),
+                 help="Write a Markdown summary for a CI job page (also appended to "
+                 "$GITHUB_STEP_SUMMARY when that is set)."),
+    click.option("--against", type=click.Path(path_type=Path),
+                 help="A stored report.json (e.g. main's) to gate regressions on: budgets "
+                 "max_size_growth, max_latency_growth, max_accuracy_loss."),
+    click.option("--fail-on-inconclusive", is_flag=True,
+                 help="Fail a noise-aware gate whose confidence interval straddles the limit."),
+]
+
+
+def ci_options(func):
+    for option in reversed(_ci_options):
+        func = option(func)
+    return func
+
+
 @cli.command(epilog=EXIT_CODES_HELP)
 @click.argument("recipe", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path),
@@ -83,17 +103,36 @@ _set_option = click.option(
 @click.option("--force", is_flag=True, help="Replace an existing run folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print report.json to stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or status lines.")
-def compress(recipe: Path, output: Path | None, overrides, force: bool, as_json: bool, quiet: bool):
+@ci_options
+def compress(recipe: Path, output: Path | None, overrides, force: bool, as_json: bool, quiet: bool,
+             junit, summary_md, against, fail_on_inconclusive):
     """Run RECIPE: load, compress, export, benchmark, report."""
     from edgec.api import default_output, resolve_recipe
+    from edgec.ci_outputs import write_ci_outputs, write_failed_ci_outputs
     from edgec.pipeline import run_recipe
     from edgec.progress import Progress, progress_wanted
+    from edgec.regression import load_against
+
+    overrides = (*overrides, "budgets.inconclusive=fail") if fail_on_inconclusive else overrides
+    target = None
+    try:
+        parsed, recipe_dir, name = resolve_recipe(recipe, overrides)
+        stored = load_against(against) if against else None
+        target = output or default_output(parsed, name)
+        progress = Progress(enabled=progress_wanted(quiet), verbose=not quiet)
+        report = run_recipe(parsed, recipe_dir=recipe_dir, output=target, force=force,
+                            progress=progress, against=stored)
+    except (EdgecError, KeyboardInterrupt) as exc:  # CI still gets a JUnit file saying why
+        write_failed_ci_outputs(exc, target, junit, summary_md)
+        raise
+    write_ci_outputs(report, junit, summary_md)
+    _finish(report, as_json)
+
+
+def _finish(report, as_json: bool) -> None:
+    """Print the report and exit 1 when a budget was missed."""
     from edgec.report_text import print_console
 
-    parsed, recipe_dir, name = resolve_recipe(recipe, overrides)
-    target = output or default_output(parsed, name)
-    progress = Progress(enabled=progress_wanted(quiet), verbose=not quiet)
-    report = run_recipe(parsed, recipe_dir=recipe_dir, output=target, force=force, progress=progress)
     if as_json:
         click.echo(report.to_json())
     else:
@@ -105,6 +144,41 @@ def compress(recipe: Path, output: Path | None, overrides, force: bool, as_json:
         ]
         click.echo(f"budget missed: {', '.join(missed)}", err=True)
         sys.exit(EXIT_BUDGET)
+
+
+@cli.command("check-budgets", epilog=EXIT_CODES_HELP)
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--budgets", "budgets_file", required=True, type=click.Path(path_type=Path),
+              help="YAML with the budgets (a bare mapping, or a recipe with a budgets: section).")
+@click.option("--baseline", type=click.Path(path_type=Path),
+              help="Reference ONNX model, measured side by side (needed by min_speedup, "
+              "min_size_reduction).")
+@click.option("--input-shape", help="e.g. 1,3,224,224 (default: from the model, batch 1).")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1))
+@click.option("--runs", default=200, show_default=True, type=click.IntRange(1))
+@click.option("--warmup", default=20, show_default=True, type=click.IntRange(0))
+@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
+              help="Override a budget, e.g. --set max_size_kb=150 (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@ci_options
+def check_budgets_command(model: Path, budgets_file: Path, baseline, input_shape, threads: int, runs: int,
+                  warmup: int, overrides, as_json: bool, junit, summary_md, against,
+                  fail_on_inconclusive):
+    """Gate an existing ONNX MODEL on a budgets file, without re-running compression."""
+    from edgec.benchmark import BenchmarkConfig
+    from edgec.budget_check import check_onnx, load_budgets
+    from edgec.ci_outputs import write_ci_outputs
+    from edgec.progress import Progress, progress_wanted
+    from edgec.regression import load_against
+
+    overrides = (*overrides, "inconclusive=fail") if fail_on_inconclusive else overrides
+    budgets = load_budgets(budgets_file, overrides)
+    stored = load_against(against) if against else None
+    config = BenchmarkConfig(threads=threads, runs=runs, warmup=warmup)
+    report = check_onnx(model, budgets, config, baseline=baseline, input_shape=_shape(input_shape),
+                        against=stored, progress=Progress(enabled=progress_wanted(as_json)))
+    write_ci_outputs(report, junit, summary_md, title=f"edgec check-budgets {Path(model).name}")
+    _finish(report, as_json)
 
 
 @cli.command(epilog=EXIT_CODES_HELP)
@@ -172,6 +246,50 @@ def inspect(model: Path, input_shape, as_json: bool) -> None:
         click.echo(json.dumps(stats.to_dict(), indent=2))
     else:
         print_layers(model, stats)
+
+
+@cli.command(epilog="""
+\b
+Exit codes:
+  0  every variant ran (see results.csv for budgets and the Pareto front)
+  1  every variant ran, but none meets the recipe's budgets
+  2  invalid recipe, grid or option (nothing was run)
+  3  at least one variant failed (the others' results are kept)
+  130 interrupted; finished variants are kept and reused on the next run
+""")
+@click.argument("recipe", type=click.Path(path_type=Path))
+@click.option("--grid", "grid", multiple=True, metavar="PATH=V1,V2,...",
+              help="Values to sweep for a recipe field, e.g. --grid passes.0.mode=static,dynamic "
+              "(repeatable; adds to the recipe's sweep.grid).")
+@click.option("--mode", type=click.Choice(["product", "zip"]),
+              help="Combine grid paths as a product (default) or zip them.")
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Sweep folder (default: runs/<recipe name>-sweep).")
+@_set_option
+@click.option("--jobs", type=click.IntRange(1), help="Variants in parallel (default: sweep.jobs).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Local processes, or Ray (pip install 'edgec[ray]').")
+@click.option("--ray", "use_ray", is_flag=True, help="Same as --executor ray.")
+@click.option("--address", help="Ray cluster address (default: start a local Ray instance).")
+@click.option("--axes", help="Pareto axes, comma separated, e.g. size_kb,speedup,accuracy.")
+@click.option("--rerun", is_flag=True, help="Run every variant again instead of reusing finished ones.")
+@click.option("--json", "as_json", is_flag=True, help="Print results.json to stdout.")
+@click.option("-q", "--quiet", is_flag=True, help="No status lines.")
+def sweep(recipe: Path, grid, mode, output, overrides, jobs, executor, use_ray, address, axes,
+          rerun: bool, as_json: bool, quiet: bool):
+    """Run variants of RECIPE (a grid of --set values), tabulate them, find the Pareto front."""
+    from edgec.progress import Progress
+    from edgec.sweep import plan, run_sweep
+    from edgec.sweep_report import finish_sweep
+
+    variants, config = plan(recipe, grid, mode, overrides)
+    result = run_sweep(
+        recipe, variants, output or Path("runs") / f"{recipe.stem}-sweep",
+        axes.split(",") if axes else list(config.axes), jobs=jobs or config.jobs,
+        executor="ray" if use_ray else executor, address=address, rerun=rerun,
+        progress=Progress(enabled=False, verbose=not quiet and not as_json),
+    )
+    sys.exit(finish_sweep(result, as_json))
 
 
 @cli.command()

@@ -25,17 +25,19 @@ if TYPE_CHECKING:
 
 def run_recipe(
     recipe: Recipe, *, recipe_dir: Path, output: Path, force: bool = False,
-    progress: Progress | None = None,
+    progress: Progress | None = None, against: dict | None = None,
 ) -> Report:
     """Run every stage of ``recipe`` into the run folder ``output``; returns the report.
 
     Raises EdgecError subclasses for user-facing failures (after writing a failed report).
-    A missed budget is not an exception: check ``report.passed``.
+    A missed budget is not an exception: check ``report.passed``. ``against`` is a stored report
+    (regression.load_against) to gate regressions on.
     """
     from edgec.environment import collect_environment
 
     folder = RunFolder(output, force)  # refuses an existing run before any work
     run = _Run(recipe, recipe_dir, folder.path, progress or Progress())
+    run.against = against
     run.report.environment = collect_environment(recipe.benchmark.threads, recipe.seed)
     with folder:
         try:
@@ -55,6 +57,7 @@ class _Run:
     def __init__(self, recipe: Recipe, recipe_dir: Path, workdir: Path, progress: Progress):
         self.recipe, self.recipe_dir, self.workdir, self.progress = recipe, recipe_dir, workdir, progress
         self.step = "setup"
+        self.against: dict | None = None
         self.started = time.perf_counter()
         self.report = Report(
             recipe=recipe.model_dump(mode="json"), environment={},
@@ -161,6 +164,7 @@ class _Run:
     def _benchmark(self, data) -> None:
         from edgec.benchmark import benchmark_models, ratios
         from edgec.budgets import check_budgets
+        from edgec.regression import apply_against
 
         self._enter("benchmark")
         metrics = benchmark_models(
@@ -174,6 +178,7 @@ class _Run:
         report.ratios = ratios(base, comp)
         report.findings = find_findings(base, comp, report.ratios, report.passes)
         report.budgets = check_budgets(self.recipe.budgets, base, comp, report.ratios)
+        apply_against(report, self.against, self.recipe.budgets)
 
     def fail(self, exc: BaseException) -> None:
         interrupted = isinstance(exc, KeyboardInterrupt)

@@ -19,8 +19,10 @@ from edgec.models import ModelSpec
 from edgec.passes import PASSES, pass_config_union
 from edgec.recipe_errors import describe_validation_error
 from edgec.recipe_yaml import apply_overrides, parse_yaml
+from edgec.sweep_config import SweepConfig
 
 RECIPE_VERSION = 1
+REGRESSION_BUDGETS = ("max_size_growth", "max_latency_growth", "max_accuracy_loss")
 
 
 class ExportConfig(ConfigModel):
@@ -66,9 +68,37 @@ class BudgetsConfig(ConfigModel):
     max_accuracy_drop: float | None = Field(
         None, ge=0, le=1, description="baseline - compressed accuracy, fraction (0.01 = 1 point)."
     )
+    speedup_confidence: float = Field(
+        0.95, ge=0.5, lt=1, description="min_speedup is decided on a bootstrap confidence interval "
+        "of the interleaved per-round speedup at this level: it fails only when the whole "
+        "interval is below the limit."
+    )
+    inconclusive: Literal["pass", "fail"] = Field(
+        "pass", description="What a noise-aware gate does when its interval straddles the limit "
+        "(--fail-on-inconclusive sets 'fail')."
+    )
+    # Regression gates: checked only against a stored report (`edgec compress --against`).
+    max_size_growth: float | None = Field(
+        None, ge=0, description="With --against: largest allowed ONNX size growth vs the stored "
+        "report, fraction (0.05 = 5%)."
+    )
+    max_latency_growth: float | None = Field(
+        None, ge=0, description="With --against: largest allowed growth of compressed/baseline "
+        "latency (p50, each measured interleaved in its own run) vs the stored report, fraction."
+    )
+    max_accuracy_loss: float | None = Field(
+        None, ge=0, le=1, description="With --against: largest allowed accuracy loss vs the stored "
+        "report's compressed model, fraction (0.01 = 1 point)."
+    )
 
     def active(self) -> dict[str, Any]:
-        return {k: v for k, v in self.model_dump().items() if v is not None and k != "latency_percentile"}
+        """Absolute budgets that are set (settings and regression gates excluded)."""
+        skip = {"latency_percentile", "speedup_confidence", "inconclusive", *REGRESSION_BUDGETS}
+        return {k: v for k, v in self.model_dump().items() if v is not None and k not in skip}
+
+    def regression(self) -> dict[str, float]:
+        """Regression gates that are set (they need a stored report to compare with)."""
+        return {k: getattr(self, k) for k in REGRESSION_BUDGETS if getattr(self, k) is not None}
 
     @property
     def needs_labels(self) -> list[str]:
@@ -105,6 +135,7 @@ class Recipe(ConfigModel):
     budgets: BudgetsConfig = Field(default_factory=BudgetsConfig, description="Pass/fail gates.")
     output: OutputConfig = Field(default_factory=OutputConfig, description="Where results go.")
     seed: int = Field(0, ge=0, description="Seed for every random choice in the run.")
+    sweep: SweepConfig | None = Field(None, description="Variants for `edgec sweep`.")
 
     @model_validator(mode="after")
     def _check_cross_fields(self) -> Recipe:

@@ -37,6 +37,7 @@ class Report:
     run_dir: str | None = None
     started: str | None = None
     seconds: float | None = None
+    against: dict[str, Any] | None = None  # comparison with a stored report (compress --against)
 
     @property
     def passed(self) -> bool:
@@ -60,6 +61,7 @@ class Report:
             "export": self.export,
             "budgets": [b.to_dict() for b in self.budgets],
             "findings": self.findings,
+            "against": self.against,
             "recipe": self.recipe,
         }
 

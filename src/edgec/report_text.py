@@ -60,7 +60,12 @@ def budget_lines(report: Report) -> list[tuple[str, str, str, str]]:
     rows = []
     for row in report.budgets:
         actual = "not measured" if row.actual is None else f"{row.actual:,.4g} {row.unit}".strip()
-        rows.append((row.name, f"{row.limit:,.4g}", actual, "PASS" if row.passed else "FAIL"))
+        if getattr(row, "low", None) is not None:  # noise-aware gate: show its interval
+            actual += f" (CI {row.low:.3g}–{row.high:.3g})"
+        result = "PASS" if row.passed else "FAIL"
+        if getattr(row, "verdict", None) == "inconclusive":
+            result += " (inconclusive)"
+        rows.append((row.name, f"{row.limit:,.4g}", actual, result))
     return rows
 
 
@@ -128,7 +133,7 @@ def print_console(report: Report, file=None) -> None:
         for col in ("budget", "limit", "actual", "result"):
             table.add_column(col)
         for name, limit, actual, result in budget_lines(report):
-            style = "green" if result == "PASS" else "bold red"
+            style = "green" if result.startswith("PASS") else "bold red"
             table.add_row(name, limit, actual, f"[{style}]{result}[/]")
         console.print(table)
     if report.error:

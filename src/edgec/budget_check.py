@@ -1,0 +1,91 @@
+"""`edgec check-budgets`: gate an existing ONNX model on a budgets file, without compressing.
+
+For pipelines that produce the model elsewhere (or cached it): the same measurements as a run
+(benchmark.bench_files → graph stats, size, interleaved latency) and the same budget rows
+(budgets.check_budgets), in a Report so the CI outputs (JUnit, summary) are identical to compress.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from edgec.errors import RecipeError, UsageError
+
+if TYPE_CHECKING:
+    from edgec.benchmark import BenchmarkConfig
+    from edgec.recipe import BudgetsConfig
+    from edgec.report import Report
+
+NEEDS_BASELINE = ("min_speedup", "min_size_reduction", "max_accuracy_drop")
+
+
+def load_budgets(path: Path, overrides: tuple[str, ...] = ()) -> BudgetsConfig:
+    """A budgets file: either a bare mapping of budgets, or a recipe with a `budgets:` section."""
+    from pydantic import ValidationError
+
+    from edgec.recipe import BudgetsConfig
+    from edgec.recipe_errors import describe_validation_error
+    from edgec.recipe_yaml import apply_overrides, parse_yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"Budgets file '{path}' does not exist. Give a YAML file such as "
+                         "'max_size_kb: 200' (or a recipe with a budgets: section).")
+    raw, lines = parse_yaml(path.read_text(encoding="utf-8"), str(path))
+    if isinstance(raw, dict) and isinstance(raw.get("budgets"), dict):
+        raw, lines = raw["budgets"], {k[1:]: v for k, v in lines.items() if k[:1] == ("budgets",)}
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{path}: expected a mapping of budgets, e.g. 'max_size_kb: 200'.")
+    raw = apply_overrides(raw, [o.removeprefix("budgets.") for o in overrides])
+    try:
+        return BudgetsConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = describe_validation_error(exc, raw, BudgetsConfig, lines)
+        raise RecipeError(f"{path}: invalid budgets:", problems=problems) from None
+
+
+def check_onnx(
+    model: Path, budgets: BudgetsConfig, config: BenchmarkConfig, *,
+    baseline: Path | None = None, input_shape: tuple[int, ...] | None = None,
+    against: dict | None = None, progress=None,
+) -> Report:
+    """Measure ``model`` (side by side with ``baseline`` if given) and check ``budgets``."""
+    import time
+
+    from edgec.benchmark import bench_files, ratios
+    from edgec.budgets import check_budgets
+    from edgec.environment import collect_environment
+    from edgec.regression import apply_against
+    from edgec.report import Report
+
+    active = budgets.active()
+    if not active and not budgets.regression():
+        raise UsageError("The budgets file sets no budget; nothing would be checked.",
+                         hint="Set e.g. max_size_kb: 200.")
+    labelled = [k for k in budgets.needs_labels if k in active]
+    if labelled:
+        raise UsageError(f"budgets.{labelled[0]} needs labelled evaluation data, which "
+                         "check-budgets does not load.", hint="Gate accuracy in `edgec compress`, "
+                         "or remove it from the budgets file.")
+    relative = [k for k in NEEDS_BASELINE if k in active]
+    if relative and baseline is None:
+        raise UsageError(f"budgets.{relative[0]} compares with a baseline model.",
+                         hint="Pass --baseline baseline.onnx (measured side by side, interleaved).")
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    t0 = time.perf_counter()
+    paths = [Path(model)] + ([Path(baseline)] if baseline else [])
+    metrics = list(bench_files(paths, input_shape, config, progress=progress).values())
+    comp = metrics[0]
+    base = metrics[1] if baseline else None
+    report = Report(recipe={"budgets": budgets.model_dump(mode="json"),
+                            "benchmark": config.model_dump(mode="json"),
+                            "model": {"source": "onnx", "path": str(model)}},
+                    environment=collect_environment(config.threads, 0), started=started,
+                    baseline=base, compressed=comp)
+    report.ratios = ratios(base, comp) if base else {}
+    report.budgets = check_budgets(budgets, base or comp, comp, report.ratios)
+    apply_against(report, against, budgets)
+    report.seconds = round(time.perf_counter() - t0, 2)
+    return report

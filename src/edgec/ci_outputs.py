@@ -1,0 +1,155 @@
+"""Outputs for CI systems: JUnit XML (one test case per budget) and a job-summary Markdown.
+
+JUnit is what every CI shows natively (GitHub via a reporter action, GitLab `artifacts:reports:
+junit`, Jenkins): a missed budget appears as a failed test named after the budget, with the limit
+and the measured value in its message. An inconclusive noise-aware gate that was allowed to pass is
+a *skipped* test, so it stays visible instead of looking like a clean pass.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from edgec.budgets import BudgetRow
+    from edgec.report import Report
+
+
+def _value(row: BudgetRow) -> str:
+    return "not measured" if row.actual is None else f"{row.actual:.6g} {row.unit}".strip()
+
+
+def _message(row: BudgetRow) -> str:
+    op = ">=" if row.name.startswith("min_") else "<="
+    text = f"{row.name}: actual {_value(row)}, limit {op} {row.limit:g}"
+    if row.verdict:
+        text += f"; verdict {row.verdict}"
+    return text + (f" ({row.note})" if row.note else "")
+
+
+def junit_xml(report: Report, suite: str = "edgec") -> str:
+    """A JUnit XML document: one <testcase> per budget row, plus one for a run that failed."""
+    import xml.etree.ElementTree as ET
+
+    cases = []
+    for row in report.budgets:
+        case = ET.Element("testcase", classname="edgec.budgets", name=row.name, time="0")
+        if not row.passed:
+            ET.SubElement(case, "failure", message=_message(row), type="BudgetMissed").text = \
+                _message(row)
+        elif row.verdict == "inconclusive":
+            ET.SubElement(case, "skipped", message=_message(row))
+        ET.SubElement(case, "system-out").text = _message(row)
+        cases.append(case)
+    if report.status != "ok":
+        case = ET.Element("testcase", classname="edgec.run", name="run",
+                          time=f"{report.seconds or 0:.2f}")
+        err = report.error or {}
+        ET.SubElement(case, "error", message=f"{report.status} at {err.get('step')}: "
+                      f"{err.get('message')}", type=err.get("type") or report.status)
+        cases.append(case)
+    failures = sum(1 for r in report.budgets if not r.passed)
+    skipped = sum(1 for r in report.budgets if r.passed and r.verdict == "inconclusive")
+    errors = int(report.status != "ok")
+    root = ET.Element("testsuites", name=suite, tests=str(len(cases)), failures=str(failures),
+                      errors=str(errors), skipped=str(skipped))
+    ts = ET.SubElement(root, "testsuite", name=suite, tests=str(len(cases)),
+                       failures=str(failures), errors=str(errors), skipped=str(skipped),
+                       time=f"{report.seconds or 0:.2f}", timestamp=report.started or "")
+    ts.extend(cases)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def summary_markdown(report: Report, title: str = "edgec") -> str:
+    """A compact Markdown block for a CI job summary page: verdict, budgets, key metrics."""
+    from edgec.report_text import summary_rows
+
+    if report.status != "ok":
+        err = report.error or {}
+        head = f"### ❌ {title}: run {report.status} at `{err.get('step')}`\n\n{err.get('message')}\n"
+    else:
+        missed = [r.name for r in report.budgets if not r.passed]
+        head = (f"### ❌ {title}: budget missed ({', '.join(missed)})\n" if missed
+                else f"### ✅ {title}: all {len(report.budgets)} budget(s) met\n")
+    lines = [head]
+    if report.budgets:
+        lines += ["| budget | limit | actual | result |", "|---|---|---|---|"]
+        for r in report.budgets:
+            result = ("PASS" if r.passed else "**FAIL**") + (f" ({r.verdict})" if r.verdict
+                                                             in ("inconclusive",) else "")
+            actual = _value(r)
+            if r.low is not None and r.high is not None:
+                actual += f" [{r.low:.3g}, {r.high:.3g}]"
+            lines.append(f"| {r.name} | {r.limit:g} | {actual} | {result} |")
+        lines.append("")
+    rows = summary_rows(report)
+    if rows:
+        lines += ["| metric | baseline | compressed | change |", "|---|---|---|---|"]
+        lines += [f"| {' | '.join(r)} |" for r in rows] + [""]
+    if report.against:
+        a = report.against
+        lines.append(f"Compared with `{a.get('report')}`: size growth {_pct(a.get('size_growth'))}, "
+                     f"latency growth {_pct(a.get('latency_growth'))}, accuracy loss "
+                     f"{_pct(a.get('accuracy_loss'))}" + (" — **different CPU**" if a.get("cross_cpu")
+                                                          else "") + ".\n")
+    lines += [f"> {f}\n" for f in report.findings]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x * 100:+.2f}%"
+
+
+def write_ci_outputs(report: Report, junit: Path | None, summary_md: Path | None,
+                     title: str = "edgec") -> list[Path]:
+    """Write the requested files; append the summary to $GITHUB_STEP_SUMMARY when it is set."""
+    from edgec.report import write_text_atomic
+
+    written = []
+    for path in (junit, summary_md):
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+    if junit:
+        write_text_atomic(Path(junit), junit_xml(report, suite=title))
+        written.append(Path(junit))
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary_md or step_summary:
+        text = summary_markdown(report, title)
+        if summary_md:
+            write_text_atomic(Path(summary_md), text)
+            written.append(Path(summary_md))
+        if step_summary:  # GitHub's contract: append, other steps write to the same file
+            with open(step_summary, "a", encoding="utf-8") as fh:
+                fh.write(text + "\n")
+            written.append(Path(step_summary))
+    return written
+
+
+def write_failed_ci_outputs(exc: BaseException, run_dir: Path | None, junit: Path | None,
+                            summary_md: Path | None) -> None:
+    """After compress raised: CI outputs that say why (from the run's failed report.json when the
+    run got that far, else from the error itself, e.g. an invalid recipe)."""
+    import json
+
+    from edgec.errors import EdgecError
+    from edgec.report import Report
+
+    if not (junit or summary_md or os.environ.get("GITHUB_STEP_SUMMARY")):
+        return
+    stored: dict = {}
+    if run_dir is not None:
+        try:
+            stored = json.loads((Path(run_dir) / "report.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            stored = {}
+    if stored.get("status") in (None, "ok"):  # not this run's report (none, or an older run's)
+        message = exc.message if isinstance(exc, EdgecError) else "interrupted"
+        stored = {"status": "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
+                  "error": {"step": "setup", "type": type(exc).__name__, "message": message}}
+    report = Report(recipe=stored.get("recipe") or {}, environment=stored.get("environment") or {},
+                    status=stored["status"], error=stored.get("error"),
+                    started=stored.get("started"), seconds=stored.get("seconds"))
+    write_ci_outputs(report, junit, summary_md)

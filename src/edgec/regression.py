@@ -1,0 +1,107 @@
+"""Regression gates: compare this run with a stored report (e.g. main's) — `compress --against`.
+
+Size and accuracy compare directly. Latency never compares absolute milliseconds from two runs
+(different load, maybe a different machine): it compares each run's compressed/baseline ratio,
+both measured interleaved in their own process, so the baseline model acts as the yardstick.
+Even that ratio depends on the CPU (int8 kernels gain far more with VNNI), so when the two
+environment fingerprints show different CPUs the latency gate is "inconclusive", never trusted.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from edgec.budgets import BudgetRow
+from edgec.errors import UsageError
+
+if TYPE_CHECKING:
+    from edgec.recipe import BudgetsConfig
+    from edgec.report import Report
+
+# Fingerprint fields whose difference changes what a latency comparison means.
+CPU_KEYS = ("cpu", "machine", "cpu_count", "cpu_flags")
+SOFTWARE_KEYS = ("onnxruntime", "onnx", "torch", "python", "edgec", "threads")
+
+
+def load_against(path: Path) -> dict:
+    """Read a stored report.json and check it can serve as a reference; UsageError if not."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"--against '{path}' does not exist. Pass the report.json of a previous "
+                         "run (e.g. downloaded from main's CI artifacts).")
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"--against '{path}' is not a readable JSON report: {exc}.") from None
+    if not isinstance(stored, dict) or stored.get("schema") != "edgec.report/1":
+        raise UsageError(f"--against '{path}' is not an edgec report (schema edgec.report/1).",
+                         hint="Use the report.json written in a run folder.")
+    if stored.get("status") != "ok" or not stored.get("compressed"):
+        raise UsageError(f"--against '{path}' is the report of a run that did not complete "
+                         f"(status {stored.get('status')!r}); it has no measurements to compare.")
+    stored.setdefault("_path", str(path))
+    return stored
+
+
+def environment_diff(current: dict, stored: dict) -> dict[str, list]:
+    """{key: [stored value, current value]} for each fingerprint field that differs."""
+    return {k: [stored.get(k), current.get(k)] for k in (*CPU_KEYS, *SOFTWARE_KEYS)
+            if stored.get(k) != current.get(k)}
+
+
+def apply_against(report: Report, stored: dict | None, budgets: BudgetsConfig) -> None:
+    """Add the comparison (report.against) and one budget row per regression gate to ``report``."""
+    gates = budgets.regression()
+    if stored is None:
+        if gates:
+            report.findings.append(
+                f"Regression budgets ({', '.join(gates)}) were not checked: they compare with a "
+                "stored report, given with --against.")
+        return
+    if report.compressed is None:
+        return
+    diff = environment_diff(report.environment, stored.get("environment") or {})
+    cross_cpu = any(k in diff for k in CPU_KEYS)
+    values = regression_values(report, stored)
+    report.against = {"report": stored.get("_path"), "started": stored.get("started"),
+                      "environment_diff": diff, "cross_cpu": cross_cpu, **values}
+    if cross_cpu:
+        report.findings.append(
+            "The stored report was measured on a different CPU (" + ", ".join(
+                k for k in CPU_KEYS if k in diff) + "): latency comparisons with it are flagged "
+            "inconclusive, not trusted.")
+    for name, limit in gates.items():
+        actual = values[name.replace("max_", "")]
+        if actual is None:
+            report.budgets.append(BudgetRow(name, float(limit), None, False, "",
+                                            note="not measured in one of the two reports"))
+            continue
+        passed = actual <= limit
+        verdict, note = ("pass" if passed else "fail"), None
+        if name == "max_latency_growth" and cross_cpu:
+            verdict, note = "inconclusive", "different CPUs: latency ratios are not comparable"
+            passed = budgets.inconclusive == "pass"
+        report.budgets.append(BudgetRow(name, float(limit), actual, passed, "fraction", verdict,
+                                        note=note))
+
+
+def regression_values(report: Report, stored: dict) -> dict[str, float | None]:
+    """size_growth, latency_growth, accuracy_loss of this run relative to the stored one."""
+    old, new = stored["compressed"], report.compressed
+    size_growth = new.size_bytes / old["size_bytes"] - 1 if old.get("size_bytes") else None
+    old_speed = _speedup(stored.get("ratios") or {})
+    new_speed = _speedup(report.ratios)
+    # latency relative to each run's own baseline: growth = old speedup / new speedup - 1
+    latency_growth = old_speed / new_speed - 1 if old_speed and new_speed else None
+    loss = None
+    if old.get("accuracy") is not None and new.accuracy is not None:
+        loss = old["accuracy"] - new.accuracy
+    return {k: None if v is None else round(v, 6) for k, v in
+            {"size_growth": size_growth, "latency_growth": latency_growth,
+             "accuracy_loss": loss}.items()}
+
+
+def _speedup(ratios: dict) -> float | None:
+    return ratios.get("speedup_paired") or ratios.get("speedup_p50")

@@ -1,0 +1,189 @@
+"""`edgec sweep`: run many variants of one recipe, then tabulate, find the Pareto front, plot.
+
+Layout of a sweep folder::
+
+    variants/v000/ …    one normal run folder per variant (report.json, model.onnx, …)
+    variants/v000.json  the variant's overrides (what makes a finished folder reusable)
+    results.csv / results.json / pareto.png / index.html
+
+Resumable: a variant whose folder holds a completed report for the same overrides is not run
+again. Results are rewritten after every finished variant, so Ctrl-C keeps what finished.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edgec.errors import RecipeError
+
+if TYPE_CHECKING:
+    from edgec.progress import Progress
+
+
+@dataclass
+class SweepResult:
+    folder: Path
+    rows: list[dict]
+    axes: list[str]
+    front: list[int] = field(default_factory=list)
+    best: int | None = None
+    seconds: float = 0.0
+    reused: int = 0
+
+    @property
+    def failed(self) -> list[dict]:
+        return [r for r in self.rows if r["status"] != "ok"]
+
+
+def plan(recipe: Path, grid_options: tuple[str, ...], mode: str | None,
+         overrides: tuple[str, ...] = ()) -> tuple[list[dict], Any]:
+    """Expand the grid and validate every variant before any work: ([{name, values, overrides}],
+    sweep config)."""
+    from edgec.recipe import load_recipe
+    from edgec.sweep_config import SweepConfig, as_overrides, expand, parse_grid_option
+
+    base = load_recipe(recipe, overrides)
+    config = base.sweep or SweepConfig()
+    grid = dict(config.grid)
+    for item in grid_options:
+        path, values = parse_grid_option(item)
+        grid[path] = values
+    variants = []
+    for i, values in enumerate(expand(grid, mode or config.mode)):
+        name = f"v{i:03d}"
+        sets = [*overrides, *as_overrides(values)]
+        try:
+            load_recipe(recipe, sets)
+        except RecipeError as exc:
+            raise RecipeError(f"sweep variant {name} ({_label(values)}) is invalid: {exc.message}",
+                              hint=exc.hint) from None
+        variants.append({"name": name, "values": values, "overrides": sets})
+    return variants, config
+
+
+def _label(values: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in values.items())
+
+
+def run_sweep(
+    recipe: Path, variants: list[dict], folder: Path, axes: list[str], *, jobs: int = 1,
+    executor: str = "local", address: str | None = None, rerun: bool = False,
+    progress: Progress | None = None,
+) -> SweepResult:
+    """Run (or reuse) every variant, saving results after each; returns the tabulated sweep."""
+    from edgec.pareto import canonical_axes
+    from edgec.sweep_exec import executor as make_executor
+    from edgec.sweep_exec import torch_threads_per_job
+
+    axes = canonical_axes(axes)
+    folder = Path(folder)
+    (folder / "variants").mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    finished: dict[str, dict] = {}
+    tasks = []
+    for v in variants:
+        reused = None if rerun else _reusable(folder, v)
+        if reused is not None:
+            finished[v["name"]] = reused
+            continue
+        tasks.append({"name": v["name"], "recipe": str(Path(recipe).resolve()),
+                      "overrides": v["overrides"], "run_dir": str(folder / "variants" / v["name"]),
+                      "torch_threads": torch_threads_per_job(jobs)})
+    result = SweepResult(folder, [], axes, reused=len(finished))
+    by_name = {v["name"]: v for v in variants}
+    log = progress.log if progress else (lambda _msg: None)
+    log(f"edgec sweep: {len(variants)} variants, {len(finished)} reused, {len(tasks)} to run "
+        f"({executor}, {jobs} job(s))")
+    if tasks and (jobs > 1 or executor == "ray"):
+        _train_shared_models(recipe, variants, progress)
+    try:
+        for outcome in make_executor(executor, jobs, address)(tasks):
+            finished[outcome["name"]] = outcome
+            _write_variant_meta(folder, by_name[outcome["name"]], outcome)
+            log(f"  {outcome['name']} {_label(by_name[outcome['name']]['values'])}: "
+                f"{outcome['status']}" + (f" ({outcome['error']})" if outcome["error"] else ""))
+            _tabulate(result, variants, finished, time.perf_counter() - t0)
+    finally:
+        _tabulate(result, variants, finished, time.perf_counter() - t0)
+    return result
+
+
+def _train_shared_models(recipe: Path, variants: list[dict], progress) -> None:
+    """Train each zoo reference model once, here, before workers start: otherwise every parallel
+    worker would find the cache empty and train the same model at the same time."""
+    from edgec.recipe import load_recipe
+    from edgec.zoo import load_zoo_model
+
+    names = set()
+    for v in variants:
+        spec = load_recipe(recipe, v["overrides"]).model
+        if spec.source == "zoo":
+            names.add(spec.name)
+    for name in sorted(names):
+        load_zoo_model(name, progress=progress)
+
+
+def _reusable(folder: Path, variant: dict) -> dict | None:
+    """A finished, successful run of exactly these overrides, as an outcome; else None."""
+    meta_path = folder / "variants" / f"{variant['name']}.json"
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        report = json.loads((folder / "variants" / variant["name"] / "report.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if meta.get("overrides") != variant["overrides"] or report.get("status") != "ok":
+        return None
+    return {"name": variant["name"], "status": "ok", "error": None, "report": report}
+
+
+def _write_variant_meta(folder: Path, variant: dict, outcome: dict) -> None:
+    from edgec.report import write_text_atomic
+
+    meta = {"name": variant["name"], "values": variant["values"], "overrides": variant["overrides"],
+            "status": outcome["status"], "error": outcome["error"]}
+    write_text_atomic(folder / "variants" / f"{variant['name']}.json", json.dumps(meta, indent=2))
+
+
+def _tabulate(result: SweepResult, variants: list[dict], finished: dict, seconds: float) -> None:
+    """Rows for finished variants (in variant order), front, best; rewrite the result files."""
+    from edgec.pareto import best_index, pareto_front
+    from edgec.sweep_report import write_results
+
+    rows = [result_row(v, finished[v["name"]], result.folder) for v in variants
+            if v["name"] in finished]
+    ok = [i for i, r in enumerate(rows) if r["status"] == "ok"]
+    front_ok = pareto_front([rows[i] for i in ok], result.axes)
+    result.rows, result.front, result.seconds = rows, [ok[i] for i in front_ok], round(seconds, 2)
+    for i, row in enumerate(rows):
+        row["pareto"] = i in result.front
+    passing = [i for i in result.front if rows[i]["passed"]]
+    result.best = best_index(rows, result.axes, passing)
+    for i, row in enumerate(rows):
+        row["best"] = i == result.best
+    write_results(result)
+
+
+def result_row(variant: dict, outcome: dict, folder: Path) -> dict:
+    """One flat row: variant values, status, metrics of the compressed model, budgets verdict."""
+    rep = outcome.get("report") or {}
+    comp, ratios = rep.get("compressed") or {}, rep.get("ratios") or {}
+    latency = (comp.get("latency_ms") or {}).get("p50")
+    row: dict[str, Any] = {"variant": variant["name"], **variant["values"],
+                           "status": outcome["status"],
+                           "passed": bool(rep.get("passed")) and outcome["status"] == "ok"}
+    row.update({
+        "size_kb": round(comp["size_bytes"] / 1024, 3) if comp.get("size_bytes") else None,
+        "size_gzip_kb": round(comp["size_gzip_bytes"] / 1024, 3) if comp.get("size_gzip_bytes")
+        else None,
+        "params": comp.get("params"), "macs": comp.get("macs"), "latency_ms": latency,
+        "speedup": ratios.get("speedup_paired") or ratios.get("speedup_p50"),
+        "accuracy": comp.get("accuracy"), "accuracy_drop": ratios.get("accuracy_drop"),
+        "budgets_missed": ";".join(b["name"] for b in rep.get("budgets", []) if not b["passed"]),
+        "seconds": rep.get("seconds"), "error": outcome.get("error"),
+        "run_dir": str(Path("variants") / variant["name"]),
+    })
+    return row

@@ -1,0 +1,81 @@
+"""What a sweep varies: the recipe's `sweep:` section and `--grid` options, expanded to variants.
+
+A variant is a list of `--set` overrides applied to the same recipe, so each one is validated and
+run exactly like `edgec compress recipe.yaml --set ...` would be.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from typing import Any, Literal
+
+from pydantic import Field
+
+from edgec.config import ConfigModel
+from edgec.errors import RecipeError
+
+AxisName = Literal["size_kb", "size_gzip_kb", "params", "macs", "latency_ms", "speedup", "accuracy",
+                   "size", "latency"]
+
+
+class SweepConfig(ConfigModel):
+    """Variants of this recipe for `edgec sweep` (ignored by `edgec compress`)."""
+
+    grid: dict[str, list[Any]] = Field(
+        default_factory=dict, description="Dotted recipe path → values, e.g. "
+        "{'passes.0.amount': [0.3, 0.5]}. `--grid` options on the command line add to it."
+    )
+    mode: Literal["product", "zip"] = Field(
+        "product", description="'product': every combination; 'zip': the i-th value of every "
+        "path together (all lists must have the same length)."
+    )
+    axes: list[AxisName] = Field(
+        default_factory=lambda: ["size_kb", "speedup", "accuracy"], min_length=1,
+        description="Axes of the Pareto front (size_kb, size_gzip_kb, params, macs and latency_ms "
+        "are minimized; speedup and accuracy maximized). The first one picks the best variant."
+    )
+    jobs: int = Field(1, ge=1, le=256, description="Variants run in parallel (`--jobs` wins).")
+
+
+def parse_grid_option(item: str) -> tuple[str, list[Any]]:
+    """'passes.0.mode=static,dynamic' → ('passes.0.mode', ['static', 'dynamic']) (YAML values)."""
+    import yaml
+
+    key, sep, values = item.partition("=")
+    key = key.strip()
+    if not sep or not key or not values.strip():
+        raise RecipeError(f"--grid '{item}': expected dotted.path=value1,value2,… e.g. "
+                          "--grid passes.0.amount=0.3,0.5,0.7.")
+    out = []
+    for text in values.split(","):
+        try:
+            out.append(yaml.safe_load(text))
+        except yaml.YAMLError:
+            out.append(text)
+    return key, out
+
+
+def expand(grid: dict[str, list[Any]], mode: str) -> list[dict[str, Any]]:
+    """Every variant as {path: value}, in a stable order (first path varies slowest)."""
+    if not grid:
+        raise RecipeError("The sweep has nothing to vary.", hint="Add --grid path=v1,v2 or a "
+                          "sweep: {grid: {path: [v1, v2]}} section to the recipe.")
+    for path, values in grid.items():
+        if not values:
+            raise RecipeError(f"sweep grid '{path}' has no values.")
+    paths = list(grid)
+    if mode == "zip":
+        lengths = {p: len(v) for p, v in grid.items()}
+        if len(set(lengths.values())) != 1:
+            raise RecipeError(f"sweep mode 'zip' needs lists of one length; got {lengths}.",
+                              hint="Use mode 'product', or give every path as many values.")
+        combos = list(zip(*grid.values(), strict=True))
+    else:
+        combos = list(itertools.product(*grid.values()))
+    return [dict(zip(paths, combo, strict=True)) for combo in combos]
+
+
+def as_overrides(variant: dict[str, Any]) -> list[str]:
+    """{path: value} → ['path=<value as JSON>'] (JSON is YAML, so --set parses it back exactly)."""
+    return [f"{path}={json.dumps(value)}" for path, value in variant.items()]

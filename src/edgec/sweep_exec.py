@@ -1,0 +1,99 @@
+"""Running sweep variants: in this process, in local worker processes, or on Ray.
+
+Every executor runs the same top-level function, ``run_variant`` (picklable, so it travels to a
+spawned process or a Ray worker), and yields finished rows as they complete so the sweep can save
+results after each one. A variant that fails becomes a row with its error; it never stops the rest.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from edgec.errors import EdgecError, UsageError
+
+
+def run_variant(task: dict) -> dict:
+    """Compress one variant into its run folder; returns {name, status, report|None, error}."""
+    import torch
+
+    from edgec.api import compress
+
+    torch.set_num_threads(task["torch_threads"])  # jobs share the cores instead of fighting
+    out = Path(task["run_dir"])
+    try:
+        compress(task["recipe"], task["overrides"], out, force=True)
+        status, error = "ok", None
+    except EdgecError as exc:
+        status, error = "failed", f"{type(exc).__name__}: {exc.message}"
+    except Exception as exc:  # a bug in a pass or user code: record it, keep the sweep going
+        status, error = "failed", f"{type(exc).__name__}: {exc}"
+    report = _read_report(out / "report.json")
+    if report is not None and report.get("status") != "ok" and status == "ok":
+        status, error = "failed", "the run did not complete"
+    return {"name": task["name"], "status": status, "error": error, "report": report}
+
+
+def _read_report(path: Path) -> dict | None:
+    import json
+
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def torch_threads_per_job(jobs: int) -> int:
+    return max(1, (os.cpu_count() or 1) // jobs)
+
+
+def run_local(tasks: list[dict], jobs: int) -> Iterator[dict]:
+    """Sequentially in-process for one job; else a pool of spawned processes."""
+    if jobs == 1 or len(tasks) == 1:
+        for task in tasks:
+            yield run_variant(task)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    # spawn, not fork: the parent may hold torch/OpenMP thread pools that fork would copy broken
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        futures = [pool.submit(run_variant, t) for t in tasks]
+        for fut in as_completed(futures):
+            yield fut.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def run_ray(tasks: list[dict], jobs: int, address: str | None) -> Iterator[dict]:
+    """On a Ray cluster (``address``) or a local Ray instance with ``jobs`` CPUs."""
+    try:
+        import ray
+    except ImportError:
+        raise UsageError("--executor ray needs Ray, which is not installed.",
+                         hint="pip install 'edgec[ray]' (or pip install ray).") from None
+    started = not ray.is_initialized()
+    if started:
+        env = {k: os.environ[k] for k in ("PYTHONPATH", "EDGEC_CACHE_DIR") if k in os.environ}
+        kwargs = {"address": address} if address else {"num_cpus": jobs}
+        ray.init(**kwargs, runtime_env={"env_vars": env} if env else None,
+                 include_dashboard=False, log_to_driver=False)
+    try:
+        remote = ray.remote(num_cpus=1)(run_variant)
+        pending = [remote.remote(t) for t in tasks]
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            yield ray.get(done[0])
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def executor(kind: str, jobs: int, address: str | None) -> Callable[[list[dict]], Iterator[dict]]:
+    if kind == "ray":
+        return lambda tasks: run_ray(tasks, jobs, address)
+    if address:
+        raise UsageError("--address is for --executor ray (a Ray cluster address).")
+    return lambda tasks: run_local(tasks, jobs)

@@ -1,0 +1,171 @@
+"""Sweep outputs: results.csv / results.json (machines), pareto.png and index.html (people).
+
+index.html is self-contained (the plot is embedded as a data URI), so it can be attached to a CI
+job or mailed as one file.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from edgec.sweep import SweepResult
+
+
+def write_results(result: SweepResult) -> None:
+    from edgec.report import write_text_atomic
+
+    folder = result.folder
+    columns = _columns(result.rows)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(result.rows)
+    write_text_atomic(folder / "results.csv", buf.getvalue())
+    best = result.rows[result.best]["variant"] if result.best is not None else None
+    doc = {"schema": "edgec.sweep/1", "axes": result.axes, "seconds": result.seconds,
+           "variants": len(result.rows), "reused": result.reused, "failed": len(result.failed),
+           "pareto": [result.rows[i]["variant"] for i in result.front], "best": best,
+           "rows": result.rows}
+    write_text_atomic(folder / "results.json", json.dumps(doc, indent=2, default=str) + "\n")
+    png = plot_png(result)
+    if png is not None:
+        (folder / "pareto.png").write_bytes(png)
+    write_text_atomic(folder / "index.html", to_html(result, png))
+
+
+def _columns(rows: list[dict]) -> list[str]:
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    return columns
+
+
+def plot_png(result: SweepResult) -> bytes | None:
+    """Scatter of the first axis against each other axis; the front joined and highlighted."""
+    from edgec.pareto import AXES
+
+    ok = [i for i, r in enumerate(result.rows) if r["status"] == "ok"]
+    if not ok or len(result.axes) < 2:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on CI runners
+    import matplotlib.pyplot as plt
+
+    x_axis, others = result.axes[0], result.axes[1:]
+    fig, axs = plt.subplots(1, len(others), figsize=(5.5 * len(others), 4.2), squeeze=False)
+    for ax, y_axis in zip(axs[0], others, strict=True):
+        pts = [(result.rows[i][x_axis], result.rows[i][y_axis], i) for i in ok
+               if result.rows[i][x_axis] is not None and result.rows[i][y_axis] is not None]
+        for x, y, i in pts:
+            row = result.rows[i]
+            on_front = i in result.front
+            ax.scatter([x], [y], s=60 if on_front else 30,
+                       c="tab:red" if on_front else "tab:gray",
+                       marker="o" if row["passed"] else "x", zorder=3)
+            ax.annotate(row["variant"] + (" ★" if row["best"] else ""), (x, y), fontsize=7,
+                        xytext=(3, 3), textcoords="offset points")
+        front = sorted((x, y) for x, y, i in pts if i in result.front)
+        if len(front) > 1:
+            ax.plot(*zip(*front, strict=True), color="tab:red", lw=1, alpha=0.6)
+        ax.set_xlabel(AXES[x_axis][1])
+        ax.set_ylabel(AXES[y_axis][1])
+        ax.grid(alpha=0.3)
+    fig.suptitle("edgec sweep: red = Pareto front over " + ", ".join(result.axes) +
+                 "; x = misses a budget; ★ = best", fontsize=9)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def to_html(result: SweepResult, png: bytes | None) -> str:
+    columns = [c for c in _columns(result.rows) if c not in ("run_dir",)]
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = []
+    for i, row in enumerate(result.rows):
+        cls = " ".join(c for c, on in (("front", i in result.front), ("best", row["best"]),
+                                       ("failed", row["status"] != "ok")) if on)
+        cells = "".join(f"<td>{html.escape(_fmt(row.get(c)))}</td>" for c in columns)
+        link = html.escape(row["run_dir"] + "/report.md")
+        body.append(f'<tr class="{cls}">{cells}<td><a href="{link}">report</a></td></tr>')
+    best = result.rows[result.best]["variant"] if result.best is not None else "none (no variant on "\
+        "the front meets the budgets)"
+    img = (f'<img alt="Pareto plot" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+           if png else "<p>(no plot: fewer than two axes or no successful variant)</p>")
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>edgec sweep</title>
+<style>body{{font-family:sans-serif;margin:1.5em}}table{{border-collapse:collapse;font-size:13px}}
+td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}tr.front{{background:#fde8e8}}
+tr.best{{font-weight:bold}}tr.failed{{color:#999}}img{{max-width:100%}}</style></head><body>
+<h1>edgec sweep</h1>
+<p>{len(result.rows)} variants ({len(result.failed)} failed, {result.reused} reused) in
+{result.seconds:.0f} s. Pareto front over {html.escape(", ".join(result.axes))}
+(highlighted): {html.escape(", ".join(result.rows[i]["variant"] for i in result.front) or "none")}.
+Best passing variant (first axis): <b>{html.escape(best)}</b>.</p>
+{img}
+<table><tr>{head}<th></th></tr>
+{chr(10).join(body)}
+</table></body></html>
+"""
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def finish_sweep(result: SweepResult, as_json: bool, file=None) -> int:
+    """Print the results (table or JSON); return the sweep's exit code."""
+    import click
+
+    from edgec.errors import EXIT_BUDGET, EXIT_OK, EXIT_RUNTIME
+
+    if as_json:
+        click.echo((result.folder / "results.json").read_text(encoding="utf-8"), nl=False)
+    else:
+        _print_table(result, file)
+    if result.failed:
+        names = ", ".join(r["variant"] for r in result.failed)
+        click.echo(f"{len(result.failed)} variant(s) failed: {names} (errors in results.csv)",
+                   err=True)
+        return EXIT_RUNTIME
+    has_budgets = any(r["budgets_missed"] for r in result.rows)
+    if has_budgets and not any(r["passed"] for r in result.rows):
+        click.echo("no variant meets the recipe's budgets", err=True)
+        return EXIT_BUDGET
+    return EXIT_OK
+
+
+def _print_table(result: SweepResult, file=None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    fixed = {"variant", "status", "passed", "size_kb", "size_gzip_kb", "params", "macs",
+             "latency_ms", "speedup", "accuracy", "accuracy_drop", "budgets_missed", "seconds",
+             "error", "run_dir", "pareto", "best"}
+    varied = [c for c in _columns(result.rows) if c not in fixed]
+    shown = ["variant", *varied, "size_kb", "speedup", "accuracy", "passed", "pareto"]
+    table = Table(title=f"edgec sweep ({result.folder})", title_justify="left")
+    for col in shown:
+        table.add_column(col, justify="left" if col == "variant" else "right")
+    for row in result.rows:
+        style = "bold" if row["best"] else ("dim" if row["status"] != "ok" else None)
+        cells = [_fmt(row.get(c)) if row["status"] == "ok" or c in ("variant", *varied)
+                 else "failed" for c in shown]
+        table.add_row(*cells, style=style)
+    console = Console(file=file, highlight=False)
+    console.print(table)
+    best = result.rows[result.best]["variant"] if result.best is not None else "none"
+    console.print(f"best (on the front, meets budgets, by {result.axes[0]}): {best}; "
+                  f"results in {result.folder}/ (results.csv, results.json, index.html)")

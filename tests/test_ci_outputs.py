@@ -1,0 +1,184 @@
+"""CI outputs: JUnit XML per budget, job summary Markdown, check-budgets, --against; exit codes."""
+
+import json
+import shutil
+import xml.etree.ElementTree as ET
+
+import pytest
+from click.testing import CliRunner
+
+from edgec.budgets import BudgetRow
+from edgec.ci_outputs import junit_xml, summary_markdown, write_ci_outputs
+from edgec.cli import cli
+from edgec.report import Report
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def _report(**kw):
+    rows = [BudgetRow("max_size_kb", 200, 102.9, True, "KiB"),
+            BudgetRow("min_speedup", 1.5, 1.49, True, "x", "inconclusive", 1.4, 1.6, "CI"),
+            BudgetRow("max_accuracy_drop", 0.01, 0.02, False, "")]
+    return Report(recipe={}, environment={}, budgets=rows, started="2026-01-01T00:00:00", **kw)
+
+
+def test_junit_one_case_per_budget_with_failures_and_skips():
+    root = ET.fromstring(junit_xml(_report()))
+    cases = root.findall("./testsuite/testcase")
+    assert [c.get("name") for c in cases] == ["max_size_kb", "min_speedup", "max_accuracy_drop"]
+    assert root.get("tests") == "3" and root.get("failures") == "1" and root.get("skipped") == "1"
+    failed = {c.get("name") for c in cases if c.find("failure") is not None}
+    assert failed == {"max_accuracy_drop"}
+    assert "limit <= 0.01" in cases[2].find("failure").get("message")
+    assert cases[1].find("skipped") is not None  # inconclusive stays visible
+
+
+def test_junit_failed_run_is_an_error_case():
+    report = Report(recipe={}, environment={}, status="failed",
+                    error={"step": "export", "type": "ExportError", "message": "bad <op> & co"})
+    root = ET.fromstring(junit_xml(report))
+    (case,) = root.findall("./testsuite/testcase")
+    assert case.get("name") == "run" and "bad <op> & co" in case.find("error").get("message")
+    assert root.get("errors") == "1"
+
+
+def test_summary_markdown_names_missed_budget():
+    text = summary_markdown(_report())
+    assert text.startswith("### ❌") and "max_accuracy_drop" in text.splitlines()[0]
+    assert "| min_speedup | 1.5 | 1.49 x [1.4, 1.6] | PASS (inconclusive) |" in text
+
+
+def test_step_summary_is_appended(tmp_path, monkeypatch):
+    step = tmp_path / "step.md"
+    step.write_text("earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step))
+    write_ci_outputs(_report(), tmp_path / "sub" / "j.xml", None)
+    text = step.read_text()
+    assert text.startswith("earlier step\n") and "### ❌ edgec" in text
+    assert (tmp_path / "sub" / "j.xml").is_file()
+
+
+@pytest.fixture(scope="module")
+def gated_run(tmp_path_factory):
+    """A real tiny compression with one budget that cannot be met: exit 1 plus CI files."""
+    from conftest import FIXTURES, TINY_RECIPE
+
+    folder = tmp_path_factory.mktemp("ci")
+    shutil.copy(FIXTURES / "tiny_models.py", folder / "tiny_models.py")
+    (folder / "r.yaml").write_text(TINY_RECIPE + "budgets: {max_size_kb: 0.001, max_params: 1000000}\n")
+    result = run("compress", folder / "r.yaml", "-o", folder / "run", "-q",
+                 "--junit", folder / "junit.xml", "--summary-md", folder / "summary.md")
+    return result, folder
+
+
+def test_compress_writes_junit_and_exits_1(gated_run):
+    result, folder = gated_run
+    assert result.exit_code == 1, result.output
+    root = ET.fromstring((folder / "junit.xml").read_text())
+    cases = {c.get("name"): c for c in root.iter("testcase")}
+    assert set(cases) == {"max_size_kb", "max_params"}
+    assert cases["max_size_kb"].find("failure") is not None
+    assert cases["max_params"].find("failure") is None
+    assert "max_size_kb" in (folder / "summary.md").read_text()
+
+
+def test_compress_failure_still_writes_junit(write_recipe, tmp_path):
+    recipe = write_recipe("""\
+        version: 1
+        model: {source: python, callable: "tiny_models.py:raises", input_shape: [1, 1, 8, 8]}
+        data: {source: digits}
+        """)
+    result = run("compress", recipe, "-o", tmp_path / "run", "-q", "--junit", tmp_path / "j.xml")
+    assert result.exit_code == 3
+    case = ET.fromstring((tmp_path / "j.xml").read_text()).find("./testsuite/testcase")
+    assert case.get("name") == "run" and case.find("error") is not None
+    assert "boom" in case.find("error").get("message")
+
+
+def test_invalid_recipe_writes_junit_error(write_recipe, tmp_path):
+    recipe = write_recipe("version: 1\nmodel: {source: nowhere}\n")
+    result = run("compress", recipe, "-o", tmp_path / "run", "--junit", tmp_path / "j.xml")
+    assert result.exit_code == 2
+    case = ET.fromstring((tmp_path / "j.xml").read_text()).find("./testsuite/testcase")
+    assert case.find("error").get("type") == "RecipeError"
+
+
+def test_check_budgets_exit_codes(gated_run, tmp_path):
+    _, folder = gated_run
+    model, base = folder / "run" / "model.onnx", folder / "run" / "baseline.onnx"
+    ok = tmp_path / "ok.yaml"
+    ok.write_text("max_size_kb: 1000\nmax_params: 1000000\n")
+    assert run("check-budgets", model, "--budgets", ok, "--runs", 5).exit_code == 0
+    result = run("check-budgets", model, "--budgets", ok, "--runs", 5, "--set", "max_size_kb=0.5",
+                 "--junit", tmp_path / "j.xml", "--json")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["budgets"][0]["passed"] is False
+    assert ET.fromstring((tmp_path / "j.xml").read_text()).get("failures") == "1"
+    rel = tmp_path / "rel.yaml"
+    rel.write_text("budgets: {min_size_reduction: 1.01}\n")  # a recipe-style file works too
+    result = run("check-budgets", model, "--budgets", rel, "--runs", 5)
+    assert result.exit_code == 2 and "--baseline" in result.output
+    assert run("check-budgets", model, "--budgets", rel, "--baseline", base, "--runs", 5).exit_code == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("max_size_kbb: 3\n")
+    result = run("check-budgets", model, "--budgets", bad)
+    assert result.exit_code == 2 and "max_size_kbb" in result.output
+
+
+def test_against_a_stored_report(gated_run, tmp_path):
+    """check-budgets --against: size growth gated, a different CPU flags latency inconclusive."""
+    _, folder = gated_run
+    stored = json.loads((folder / "run" / "report.json").read_text())
+    stored["compressed"]["size_bytes"] = int(stored["compressed"]["size_bytes"] * 0.8)
+    stored["environment"]["cpu"] = "Some Other CPU"
+    stored["ratios"]["speedup_paired"] = 1.0
+    (tmp_path / "main.json").write_text(json.dumps(stored))
+    budgets = tmp_path / "b.yaml"
+    budgets.write_text("max_size_growth: 0.05\nmax_latency_growth: 0.5\n")
+    args = ("check-budgets", folder / "run" / "model.onnx", "--budgets", budgets, "--baseline",
+            folder / "run" / "baseline.onnx", "--runs", 5, "--against", tmp_path / "main.json",
+            "--json")
+    result = run(*args)
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    rows = {r["name"]: r for r in report["budgets"]}
+    assert rows["max_size_growth"]["passed"] is False
+    assert rows["max_size_growth"]["actual"] == pytest.approx(0.25, abs=0.01)
+    assert rows["max_latency_growth"]["verdict"] == "inconclusive"
+    assert rows["max_latency_growth"]["passed"] is True
+    assert report["against"]["cross_cpu"] is True and "cpu" in report["against"]["environment_diff"]
+    result = run(*args, "--fail-on-inconclusive")
+    rows = {r["name"]: r for r in json.loads(result.stdout)["budgets"]}
+    assert rows["max_latency_growth"]["passed"] is False
+
+
+def test_against_rejects_a_non_report(tmp_path, write_recipe):
+    (tmp_path / "x.json").write_text('{"hello": 1}')
+    result = run("compress", write_recipe(), "-o", tmp_path / "run", "--against", tmp_path / "x.json")
+    assert result.exit_code == 2 and "edgec report" in result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_ci_examples_are_valid():
+    from pathlib import Path
+
+    import yaml
+
+    from edgec.budget_check import load_budgets
+
+    folder = Path(__file__).parents[1] / "examples" / "ci"
+    gh = yaml.safe_load((folder / "github-actions.yml").read_text())
+    steps = " ".join(s.get("run", "") for s in gh["jobs"]["budgets"]["steps"])
+    assert "edgec compress" in steps and "--junit" in steps and "check-budgets" in steps
+    gl = yaml.safe_load((folder / "gitlab-ci.yml").read_text())
+    assert gl["edgec-budgets"]["artifacts"]["reports"]["junit"]
+    assert load_budgets(folder / "budgets.yaml").max_size_kb == 200
+
+
+def test_report_markdown_shows_interval_and_inconclusive():
+    from edgec.report_text import to_markdown
+
+    text = to_markdown(_report())
+    assert "| min_speedup | 1.5 | 1.49 x (CI 1.4–1.6) | PASS (inconclusive) |" in text

@@ -1,0 +1,75 @@
+"""Noise-aware speed gate: verdicts from a bootstrap CI on injected per-round samples (no timing)."""
+
+import random
+
+import pytest
+
+from edgec.budgets import check_budgets
+from edgec.latency import LatencyStats
+from edgec.latency_gate import bootstrap_median_ci, decide_at_least, round_ratios
+from edgec.recipe import BudgetsConfig
+
+
+def _paired(speedup: float, noise: float, n: int = 200, seed: int = 1):
+    """Baseline/compressed per-round samples with a true speedup and multiplicative noise."""
+    rng = random.Random(seed)
+    base, comp = [], []
+    for _ in range(n):
+        load = rng.uniform(1.0, 3.0)  # a neighbour's load hits both models of a round alike
+        base.append(1.0 * load * rng.uniform(1 - noise, 1 + noise))
+        comp.append(1.0 / speedup * load * rng.uniform(1 - noise, 1 + noise))
+    return base, comp
+
+
+def test_interval_brackets_true_ratio_and_is_deterministic():
+    base, comp = _paired(1.5, 0.05)
+    ci = bootstrap_median_ci(round_ratios(base, comp))
+    assert ci.low < ci.estimate < ci.high and abs(ci.estimate - 1.5) < 0.03
+    assert ci.low < 1.5 + 0.03 and ci.high > 1.5 - 0.03
+    assert ci.high - ci.low < 0.1  # the shared load cancels in the per-round ratio
+    assert bootstrap_median_ci(round_ratios(base, comp)) == ci
+
+
+@pytest.mark.parametrize(("limit", "verdict"), [(1.2, "pass"), (2.0, "fail"), (None, "inconclusive")])
+def test_verdicts(limit, verdict):
+    ci = bootstrap_median_ci(round_ratios(*_paired(1.5, 0.05)))
+    assert decide_at_least(ci, ci.estimate if limit is None else limit) == verdict
+
+
+def test_more_noise_widens_the_interval():
+    narrow = bootstrap_median_ci(round_ratios(*_paired(1.5, 0.02)))
+    wide = bootstrap_median_ci(round_ratios(*_paired(1.5, 0.3)))
+    assert wide.high - wide.low > 2 * (narrow.high - narrow.low)
+
+
+def _metrics(samples):
+    from types import SimpleNamespace
+
+    stats = LatencyStats.from_samples(samples, warmup=0)
+    return SimpleNamespace(size_bytes=1, size_gzip_bytes=1, params=1, macs=1, latency_ms=stats,
+                           accuracy=None)
+
+
+@pytest.mark.parametrize(("policy", "passed"), [("pass", True), ("fail", False)])
+def test_min_speedup_row_inconclusive_policy(policy, passed):
+    base, comp = _paired(1.5, 0.05)
+    limit = bootstrap_median_ci(round_ratios(base, comp)).estimate  # right inside the interval
+    budgets = BudgetsConfig(min_speedup=limit, inconclusive=policy)
+    (row,) = check_budgets(budgets, _metrics(base), _metrics(comp), {"speedup_p50": 1.5})
+    assert row.verdict == "inconclusive" and row.passed is passed
+    assert row.low < limit < row.high and "CI" in row.note
+
+
+def test_min_speedup_clear_fail_fails_regardless_of_policy():
+    base, comp = _paired(1.1, 0.05)
+    (row,) = check_budgets(BudgetsConfig(min_speedup=1.5), _metrics(base), _metrics(comp), {})
+    assert row.verdict == "fail" and not row.passed and row.high < 1.5
+
+
+def test_without_samples_falls_back_to_point_ratio():
+    from types import SimpleNamespace
+
+    m = SimpleNamespace(size_bytes=1, size_gzip_bytes=1, params=1, macs=1, accuracy=None,
+                        latency_ms=SimpleNamespace(p50=1.0, p90=1.0))
+    (row,) = check_budgets(BudgetsConfig(min_speedup=1.2), m, m, {"speedup_p50": 1.3})
+    assert row.passed and row.verdict is None and row.actual == 1.3

@@ -1,0 +1,59 @@
+"""Regression gates against a stored report, on constructed reports (no measurement)."""
+
+from types import SimpleNamespace
+
+import pytest
+
+from edgec.recipe import BudgetsConfig
+from edgec.regression import apply_against, environment_diff
+from edgec.report import Report
+
+ENV = {"cpu": "X", "machine": "x86_64", "cpu_count": 2, "cpu_flags": ["avx2"], "onnxruntime": "1"}
+
+
+def _current(size=1000, accuracy=0.95, speedup=2.0, env=ENV):
+    report = Report(recipe={}, environment=dict(env))
+    report.compressed = SimpleNamespace(size_bytes=size, accuracy=accuracy)
+    report.ratios = {"speedup_paired": speedup}
+    return report
+
+
+def _stored(size=1000, accuracy=0.96, speedup=2.2, env=ENV):
+    return {"schema": "edgec.report/1", "status": "ok", "environment": dict(env),
+            "compressed": {"size_bytes": size, "accuracy": accuracy},
+            "ratios": {"speedup_paired": speedup}, "_path": "main.json"}
+
+
+def test_growth_values_and_gates():
+    report = _current(size=1100, accuracy=0.95, speedup=2.0)
+    budgets = BudgetsConfig(max_size_growth=0.05, max_latency_growth=0.2, max_accuracy_loss=0.02)
+    apply_against(report, _stored(), budgets)
+    rows = {r.name: r for r in report.budgets}
+    assert rows["max_size_growth"].actual == pytest.approx(0.1) and not rows["max_size_growth"].passed
+    assert rows["max_latency_growth"].actual == pytest.approx(0.1)  # 2.2 / 2.0 - 1
+    assert rows["max_latency_growth"].passed and rows["max_latency_growth"].verdict == "pass"
+    assert rows["max_accuracy_loss"].actual == pytest.approx(0.01) and rows["max_accuracy_loss"].passed
+    assert report.against["cross_cpu"] is False and report.against["environment_diff"] == {}
+
+
+def test_missing_accuracy_fails_the_gate():
+    report = _current(accuracy=None)
+    apply_against(report, _stored(), BudgetsConfig(max_accuracy_loss=0.01))
+    (row,) = report.budgets
+    assert row.actual is None and not row.passed
+
+
+def test_regression_budgets_without_against_are_reported_not_silent():
+    report = _current()
+    apply_against(report, None, BudgetsConfig(max_size_growth=0.1))
+    assert report.budgets == [] and "--against" in report.findings[0]
+
+
+def test_environment_diff_flags_cpu_flags():
+    other = {**ENV, "cpu_flags": ["avx2", "avx512_vnni"], "onnxruntime": "2"}
+    assert set(environment_diff(other, ENV)) == {"cpu_flags", "onnxruntime"}
+    report = _current(env=other)
+    apply_against(report, _stored(), BudgetsConfig(max_latency_growth=0.5))
+    (row,) = report.budgets
+    assert report.against["cross_cpu"] and row.verdict == "inconclusive" and row.passed
+    assert any("different CPU" in f for f in report.findings)

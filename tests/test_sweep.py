@@ -1,0 +1,184 @@
+"""Sweeps: grid expansion, override validation, Pareto front, resumption, failures, executors."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from edgec.cli import cli
+from edgec.errors import RecipeError, UsageError
+from edgec.pareto import best_index, canonical_axes, pareto_front
+from edgec.sweep_config import as_overrides, expand, parse_grid_option
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def test_grid_option_values_are_typed():
+    assert parse_grid_option("passes.0.amount=0.3,0.5") == ("passes.0.amount", [0.3, 0.5])
+    assert parse_grid_option("passes.0.per_channel=true,false")[1] == [True, False]
+    assert parse_grid_option("passes.0.mode=static,dynamic")[1] == ["static", "dynamic"]
+    with pytest.raises(RecipeError, match=r"dotted\.path=value1"):
+        parse_grid_option("passes.0.amount")
+
+
+def test_product_and_zip():
+    grid = {"a": [1, 2, 3], "b": ["x", "y", "z"]}
+    product = expand(grid, "product")
+    assert len(product) == 9 and product[0] == {"a": 1, "b": "x"} and product[1] == {"a": 1, "b": "y"}
+    assert expand(grid, "zip") == [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}, {"a": 3, "b": "z"}]
+    with pytest.raises(RecipeError, match="one length"):
+        expand({"a": [1, 2], "b": [1]}, "zip")
+    with pytest.raises(RecipeError, match="nothing to vary"):
+        expand({}, "product")
+
+
+def test_overrides_round_trip_through_set():
+    from edgec.recipe_yaml import parse_override
+
+    for value in (0.5, True, "static", None, [1, 2], "0.5"):
+        (text,) = as_overrides({"x.y": value})
+        assert parse_override(text) == (["x", "y"], value)
+
+
+P = [  # hand-made points: size (min), speedup (max), accuracy (max)
+    {"size_kb": 100, "speedup": 1.0, "accuracy": 0.99},  # 0: best accuracy → front
+    {"size_kb": 50, "speedup": 1.5, "accuracy": 0.98},  # 1: front
+    {"size_kb": 60, "speedup": 1.4, "accuracy": 0.98},  # 2: dominated by 1
+    {"size_kb": 50, "speedup": 1.5, "accuracy": 0.98},  # 3: equal to 1 → also front
+    {"size_kb": 20, "speedup": None, "accuracy": 0.5},  # 4: unmeasured axis → never on front
+    {"size_kb": 30, "speedup": 0.9, "accuracy": 0.90},  # 5: smallest measured → front
+]
+
+
+def test_pareto_front_on_constructed_points():
+    axes = ["size_kb", "speedup", "accuracy"]
+    assert pareto_front(P, axes) == [0, 1, 3, 5]
+    assert pareto_front(P, ["size_kb"]) == [4]  # one axis: simply the minimum
+    assert pareto_front(P, ["speedup", "accuracy"]) == [0, 1, 3]
+    assert best_index(P, axes, [0, 1, 3, 5]) == 5  # smallest size
+    assert best_index(P, ["accuracy", "size_kb"], [0, 1, 2]) == 0
+    assert best_index(P, axes, []) is None
+
+
+def test_axes_aliases_and_unknown_axis():
+    assert canonical_axes(["size", "latency", "size_kb"]) == ["size_kb", "latency_ms"]
+    with pytest.raises(UsageError, match="Unknown Pareto axis"):
+        canonical_axes(["sizee"])
+
+
+def test_invalid_variant_is_refused_before_any_work(write_recipe, tmp_path):
+    recipe = write_recipe()
+    result = run("sweep", recipe, "--grid", "passes.0.mode=static,bogus", "-o", tmp_path / "sw")
+    assert result.exit_code == 2
+    assert "variant v001" in result.output and "passes.0.mode=bogus" in result.output
+    assert not (tmp_path / "sw").exists()
+
+
+def test_recipe_sweep_section_is_ignored_by_compress_validation(write_recipe):
+    from conftest import TINY_RECIPE
+
+    recipe = write_recipe(TINY_RECIPE + "sweep: {grid: {passes.0.per_channel: [true, false]}}\n")
+    assert run("validate", recipe).exit_code == 0
+    bad = write_recipe(TINY_RECIPE + "sweep: {grid: {a: [1]}, mode: diagonal}\n", "bad.yaml")
+    assert run("validate", bad).exit_code == 2
+
+
+SWEEP_RECIPE = """\
+version: 1
+model: {source: python, callable: "tiny_models.py:tiny_cnn", input_shape: [1, 1, 8, 8]}
+data: {source: digits}
+passes:
+  - {type: quantize, mode: static, samples: 32}
+benchmark: {threads: 1, runs: 10, warmup: 2}
+budgets: {max_size_kb: 1000}
+sweep:
+  grid:
+    model.callable: ["tiny_models.py:tiny_cnn", "tiny_models.py:tiny_cnn", "tiny_models.py:raises"]
+    passes.0.per_channel: [true, false, true]
+  mode: zip
+"""
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    """Two tiny good variants and one whose model raises, run in-process."""
+    import shutil
+
+    from conftest import FIXTURES
+
+    folder = tmp_path_factory.mktemp("sweep")
+    shutil.copy(FIXTURES / "tiny_models.py", folder / "tiny_models.py")
+    (folder / "r.yaml").write_text(SWEEP_RECIPE)
+    result = run("sweep", folder / "r.yaml", "-o", folder / "sw", "-q")
+    return result, folder
+
+
+def test_sweep_results_and_failed_variant(swept):
+    result, folder = swept
+    assert result.exit_code == 3, result.output  # one variant failed, the others finished
+    doc = json.loads((folder / "sw" / "results.json").read_text())
+    rows = {r["variant"]: r for r in doc["rows"]}
+    assert [r["status"] for r in doc["rows"]] == ["ok", "ok", "failed"]
+    assert "boom from the user's code" in rows["v002"]["error"]
+    assert rows["v000"]["passes.0.per_channel"] is True and rows["v001"]["passes.0.per_channel"] is False
+    for name in ("v000", "v001"):
+        assert (folder / "sw" / "variants" / name / "model.onnx").is_file()
+        assert rows[name]["passed"] and rows[name]["size_kb"] > 0 and rows[name]["accuracy"] is not None
+    assert set(doc["pareto"]) <= {"v000", "v001"} and doc["pareto"]
+    assert doc["best"] in doc["pareto"]
+    csv_lines = (folder / "sw" / "results.csv").read_text().splitlines()
+    assert len(csv_lines) == 4 and csv_lines[0].startswith("variant,")
+    page = (folder / "sw" / "index.html").read_text()
+    assert "data:image/png;base64," in page and "v002" in page
+    assert (folder / "sw" / "pareto.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_sweep_resumes_finished_variants(swept):
+    _, folder = swept
+    report = folder / "sw" / "variants" / "v000" / "report.json"
+    before = report.stat().st_mtime_ns
+    result = run("sweep", folder / "r.yaml", "-o", folder / "sw", "-q", "--json")
+    assert result.exit_code == 3
+    doc = json.loads(result.stdout)
+    assert doc["reused"] == 2 and doc["failed"] == 1  # the failed one was tried again
+    assert report.stat().st_mtime_ns == before
+
+
+def _rows_without_timing(doc):
+    keep = ("variant", "status", "size_kb", "size_gzip_kb", "params", "macs", "accuracy")
+    return [{k: r[k] for k in keep} for r in doc["rows"]]
+
+
+GRID = ("--grid", "model.callable=tiny_models.py:tiny_cnn,tiny_models.py:tiny_cnn",
+        "--grid", "passes.0.per_channel=true,false", "--mode", "zip")
+
+
+@pytest.mark.slow
+def test_parallel_jobs_match_in_process(swept, tmp_path):
+    """jobs=2 in spawned worker processes gives the in-process results (latency aside)."""
+    _, folder = swept
+    local = json.loads((folder / "sw" / "results.json").read_text())
+    result = run("sweep", folder / "r.yaml", *GRID, "-o", tmp_path / "jobs2", "-q", "--jobs", 2,
+                 "--json")
+    assert result.exit_code == 0, result.output
+    assert _rows_without_timing(json.loads(result.stdout)) == _rows_without_timing(local)[:2]
+
+
+@pytest.mark.slow
+def test_ray_executor_matches_in_process(swept, tmp_path):
+    """A local 2-CPU Ray instance gives the in-process results (latency aside)."""
+    pytest.importorskip("ray", reason="Ray is an optional extra (pip install 'edgec[ray]')")
+    _, folder = swept
+    local = json.loads((folder / "sw" / "results.json").read_text())
+    result = run("sweep", folder / "r.yaml", *GRID, "-o", tmp_path / "ray", "-q", "--jobs", 2,
+                 "--ray", "--json")
+    assert result.exit_code == 0, result.output
+    assert _rows_without_timing(json.loads(result.stdout)) == _rows_without_timing(local)[:2]
+
+
+def test_address_needs_ray_executor(write_recipe, tmp_path):
+    result = run("sweep", write_recipe(), "--grid", "seed=1,2", "-o", tmp_path / "s",
+                 "--address", "ray://x:10001")
+    assert result.exit_code == 2 and "--executor ray" in result.output
