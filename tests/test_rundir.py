@@ -11,9 +11,10 @@ def test_run_appears_only_when_finished(tmp_path):
     with RunFolder(target, force=False) as folder:
         (folder.path / "a.txt").write_text("x")
         assert not target.exists()  # work in progress is under a temporary name
-        assert folder.path.name.startswith(".exp.partial-")
+        assert folder.path.name == "exp.partial"
     assert (target / "a.txt").read_text() == "x"
-    assert not any(p.name.startswith(".exp.") for p in target.parent.iterdir())
+    assert [p.name for p in target.parent.iterdir()] == ["exp"]
+    assert not (target / ".lock").exists()
 
 
 def test_existing_run_is_refused_without_force(tmp_path):

@@ -39,9 +39,11 @@ class _EdgecGroup(click.Group):
             if _debug(ctx):
                 traceback.print_exc()
             click.echo(f"error: {exc}", err=True)
+            _say_kept(exc)
             ctx.exit(exc.exit_code)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             click.echo("interrupted; completed artifacts were kept.", err=True)
+            _say_kept(exc)
             ctx.exit(EXIT_INTERRUPTED)
         except Exception as exc:
             if _debug(ctx):
@@ -51,6 +53,13 @@ class _EdgecGroup(click.Group):
                 "your recipe. Re-run with --debug for the traceback and report it.", err=True,
             )
             ctx.exit(EXIT_RUNTIME)
+
+
+def _say_kept(exc: BaseException) -> None:
+    folder = getattr(exc, "run_folder", None)
+    if folder is not None:
+        click.echo(f"The unfinished run is in '{folder}' (report.json says where it stopped); "
+                   "re-run the same command with --resume to continue it.", err=True)
 
 
 def _debug(ctx: click.Context) -> bool:
@@ -81,9 +90,12 @@ _set_option = click.option(
               help="Run folder (default: the recipe's output.dir, else runs/<recipe name>).")
 @_set_option
 @click.option("--force", is_flag=True, help="Replace an existing run folder.")
+@click.option("--resume", is_flag=True,
+              help="Continue an interrupted or failed run from its last completed step.")
 @click.option("--json", "as_json", is_flag=True, help="Print report.json to stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or status lines.")
-def compress(recipe: Path, output: Path | None, overrides, force: bool, as_json: bool, quiet: bool):
+def compress(recipe: Path, output: Path | None, overrides, force: bool, resume: bool,
+             as_json: bool, quiet: bool):
     """Run RECIPE: load, compress, export, benchmark, report."""
     from edgec.api import default_output, resolve_recipe
     from edgec.pipeline import run_recipe
@@ -93,7 +105,8 @@ def compress(recipe: Path, output: Path | None, overrides, force: bool, as_json:
     parsed, recipe_dir, name = resolve_recipe(recipe, overrides)
     target = output or default_output(parsed, name)
     progress = Progress(enabled=progress_wanted(quiet), verbose=not quiet)
-    report = run_recipe(parsed, recipe_dir=recipe_dir, output=target, force=force, progress=progress)
+    report = run_recipe(parsed, recipe_dir=recipe_dir, output=target, force=force, progress=progress,
+                        resume=resume)
     if as_json:
         click.echo(report.to_json())
     else:

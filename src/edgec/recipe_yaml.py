@@ -53,9 +53,18 @@ def _index_lines(node, path: tuple, lines: Lines, count: list[int], source: str)
         )
     lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
         for key_node, value_node in node.value:
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node)
-            lines.setdefault((*path, key), key_node.start_mark.line + 1)
+            line = key_node.start_mark.line + 1
+            if key in seen and key != "<<":  # PyYAML keeps the last silently: a typo would hide
+                where = ".".join(str(p) for p in (*path, key))
+                raise RecipeError(
+                    f"{source}: duplicate key '{where}' at line {line} (first at line "
+                    f"{seen[key]}); YAML would silently keep only the last. Remove one of them."
+                )
+            seen[key] = line
+            lines.setdefault((*path, key), line)
             _index_lines(value_node, (*path, key), lines, count, source)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
@@ -108,6 +117,11 @@ def _set_path(data: Any, path: list, value: Any, item: str) -> None:
         elif isinstance(target, dict):
             part = str(part)
             if not last and part not in target:
+                if isinstance(path[depth + 1], int):  # an index into a list the recipe lacks
+                    raise RecipeError(
+                        f"--set '{item}': '{where}' is not in the recipe, so it has no item "
+                        f"{path[depth + 1]}; add the list to the recipe first."
+                    )
                 target[part] = {}  # creating a section is fine; validation checks its keys
         else:
             parent = ".".join(str(p) for p in path[:depth]) or "(top level)"
