@@ -13,6 +13,7 @@ from edgec.errors import RecipeError
 
 # Far above any real recipe (a few hundred nodes), far below what hurts.
 MAX_EXPANDED_NODES = 100_000
+MAX_DEPTH = 64  # real recipes nest 4-5 levels; deeper only exhausts recursion in later stages
 
 Lines = dict[tuple, int]
 
@@ -23,6 +24,9 @@ def parse_yaml(text: str, source: str) -> tuple[Any, Lines]:
 
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        raise RecipeError(f"{source}: the YAML is nested too deeply to read (brackets inside "
+                          f"brackets); a recipe nests a few levels, at most {MAX_DEPTH}.") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -46,6 +50,9 @@ def _index_lines(node, path: tuple, lines: Lines, count: list[int], source: str)
     import yaml
 
     count[0] += 1
+    if len(path) > MAX_DEPTH:
+        raise RecipeError(f"{source}: the recipe nests more than {MAX_DEPTH} levels deep (at line "
+                          f"{node.start_mark.line + 1}); a recipe nests a few levels.")
     if count[0] > MAX_EXPANDED_NODES:
         raise RecipeError(
             f"{source}: the recipe expands to more than {MAX_EXPANDED_NODES:,} values through "
@@ -84,6 +91,8 @@ def parse_override(item: str) -> tuple[list[str | int], Any]:
         )
     try:
         value = yaml.safe_load(value_text) if value_text.strip() else ""
+    except RecursionError:
+        raise RecipeError(f"--set '{key}=…': the value is nested too deeply to read.") from None
     except yaml.YAMLError:
         value = value_text  # not YAML: take it as a plain string
     path: list[str | int] = [int(p) if p.lstrip("-").isdigit() else p for p in key.split(".")]
