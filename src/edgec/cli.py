@@ -23,7 +23,7 @@ Exit codes:
   1  the run completed and wrote its report, but a budget was missed
   2  invalid recipe, option or input file (nothing was run)
   3  runtime failure: loading, a pass, export or benchmarking failed
-  130 interrupted (Ctrl-C); completed artifacts are kept
+  130 interrupted (Ctrl-C, SIGTERM); completed artifacts are kept (--resume)
 """
 
 
