@@ -297,6 +297,10 @@ CASES = [
          setup=save_good_onnx),
     # -- the output folder --
     Case("output-exists", TINY, 2, r"out' already exists.*--force", setup=lambda d: (d / "out").mkdir()),
+    Case("output-unfinished-run", TINY, 2, r"unfinished run .*out.partial.*--resume.*--force",
+         setup=lambda d: (d / "out.partial").mkdir()),
+    Case("output-resume-complete", TINY, 2, r"already complete", extra=("--resume",),
+         setup=lambda d: (d / "out").mkdir()),
     Case("output-is-file", TINY, 2, r"out' exists and is a file", setup=write("out", "x")),
     Case("output-parent-is-file", TINY, 2, r"not writable", args=("compress", "{recipe}", "-o", "{dir}/f/out", "-q"),
          setup=write("f", "x")),
