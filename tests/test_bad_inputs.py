@@ -309,7 +309,7 @@ CASES = [
     Case("output-mkdir-denied", TINY, 2, r"Cannot create run folder.*Permission denied", patch=_mkdir_denied),
     Case("disk-full-at-start", TINY, 2, r"Cannot create run folder .*out.partial.*No space left",
          patch=_disk_full("out.partial")),
-    Case("disk-full-mid-run", TINY, 3, r"Cannot write .*model.onnx' during 'write model.onnx': No space "
+    Case("disk-full-mid-run", TINY, 3, r"File system error on .*model.onnx' during 'write model.onnx': No space "
          r"left on device.*--resume", patch=_disk_full("model.onnx")),
 ]
 

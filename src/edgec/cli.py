@@ -52,6 +52,7 @@ class _EdgecGroup(click.Group):
                 f"internal error: {type(exc).__name__}: {exc}\nThis is a bug in edgec, not in "
                 "your recipe. Re-run with --debug for the traceback and report it.", err=True,
             )
+            _say_kept(exc)
             ctx.exit(EXIT_RUNTIME)
 
 

@@ -69,12 +69,15 @@ NONDETERMINISTIC = {
     "latency_ms, ratios.speedup_*": "wall-clock timings: they vary with machine load, frequency "
     "scaling and cache state; compare ratios measured side by side, not absolute times",
     "seconds, started, passes[].seconds": "when the run happened and how long its steps took",
+    "findings on speed, budgets max_latency_ms / min_speedup (and so passed)": "derived from the "
+    "timings above; every other metric (sizes, params, MACs, accuracy, agreement, parity) and every "
+    "ONNX file is identical for the same recipe, seed and machine",
 }
 
 
 def _output_error(exc: OSError, step: str, folder: Path) -> EdgecError:
     err = OutputError(
-        f"Cannot write '{exc.filename or folder}' during '{step}': {exc.strerror or exc}. "
+        f"File system error on '{exc.filename or folder}' during '{step}': {exc.strerror or exc}. "
         "Free some space (or fix the folder's permissions) and re-run with --resume.")
     err.run_folder = folder
     return err
@@ -217,7 +220,8 @@ class _Run:
         """The exported file of the unfinished run when export completed there (records re-added)."""
         info = self.checkpoints.done("export")
         steps = [f"torch:{i}" for i in range(torch_count)]
-        if info is None or not all(s in self.checkpoints.steps for s in steps):
+        if info is None or info.get("file") not in info.get("files", {}) or \
+                not all(s in self.checkpoints.steps for s in steps):
             return None
         for step in steps:
             self._restore(step)

@@ -35,6 +35,12 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _plain_relative(name: str) -> bool:
+    """A path inside the run folder: state.json cannot point edgec at files elsewhere."""
+    path = Path(name)
+    return not path.is_absolute() and ".." not in path.parts
+
+
 class Checkpoints:
     """Completed steps of one run folder. ``resume=False`` (a fresh run) starts empty."""
 
@@ -72,7 +78,7 @@ class Checkpoints:
             return None
         for name, digest in info.get("files", {}).items():
             path = self.workdir / name
-            if not path.is_file() or _sha256(path) != digest:
+            if not _plain_relative(name) or not path.is_file() or _sha256(path) != digest:
                 return None  # changed or lost since: run the step again
         return info
 
@@ -106,10 +112,14 @@ class Checkpoints:
         import torch
 
         info = self.done(step)
-        if info is None or "model_file" not in info:
-            return None
+        if info is None or info.get("model_file") not in info.get("files", {}):
+            return None  # only a file whose hash was recorded, inside the run folder
         # our own checkpoint, verified by hash, loaded only under an explicit --resume
-        return torch.load(self.workdir / info["model_file"], map_location="cpu", weights_only=False)
+        path = self.workdir / info["model_file"]
+        try:
+            return torch.load(path, map_location="cpu", weights_only=False)
+        except Exception:  # e.g. the model's class can no longer be imported: redo the pass
+            return None
 
     def discard(self) -> None:
         """Remove the checkpoints once the run is complete (they are only for resuming)."""
