@@ -58,4 +58,5 @@ def test_two_runs_are_identical(write_recipe, tmp_path):
     declared = ra["environment"]["nondeterministic"]
     assert any("latency_ms" in k for k in declared)
     assert all(why for why in declared.values())
+    assert "## Reproducibility" in (tmp_path / "a" / "report.md").read_text()
 
