@@ -45,6 +45,8 @@ def run_recipe(
     with folder, _sigterm_as_interrupt():
         try:
             run.checkpoints = Checkpoints(folder.path, run.report.recipe, folder.resumed)
+            if resume and not folder.resumed:
+                run.progress.log(f"edgec: --resume: no unfinished run of {output}; starting fresh")
             if run.checkpoints.note:
                 run.progress.log(f"edgec: --resume: {run.checkpoints.note}")
             run.execute()
