@@ -108,7 +108,8 @@ def test_runtime_failure_exits_3_and_leaves_failed_report(write_recipe, tmp_path
     assert result.exit_code == 3, result.output
     assert "boom from the user's code" in result.output
     assert "Traceback" not in result.output
-    report = json.loads((out / "report.json").read_text())
+    assert not out.exists()  # a failed run never sits where a complete one would
+    report = json.loads((out.with_name("failed-run.partial") / "report.json").read_text())
     assert report["status"] == "failed" and report["passed"] is False
     assert report["error"]["step"] == "load model"
 

@@ -11,9 +11,10 @@ def test_run_appears_only_when_finished(tmp_path):
     with RunFolder(target, force=False) as folder:
         (folder.path / "a.txt").write_text("x")
         assert not target.exists()  # work in progress is under a temporary name
-        assert folder.path.name.startswith(".exp.partial-")
+        assert folder.path.name == "exp.partial"
     assert (target / "a.txt").read_text() == "x"
-    assert not any(p.name.startswith(".exp.") for p in target.parent.iterdir())
+    assert [p.name for p in target.parent.iterdir()] == ["exp"]
+    assert not (target / ".lock").exists()
 
 
 def test_existing_run_is_refused_without_force(tmp_path):
@@ -51,3 +52,26 @@ def test_unwritable_parent(tmp_path):
             RunFolder(ro / "exp", force=False)
     finally:
         ro.chmod(0o700)
+
+
+def test_failure_leaves_the_work_under_the_partial_name(tmp_path):
+    target = tmp_path / "exp"
+    with pytest.raises(RuntimeError), RunFolder(target, force=False) as folder:
+        (folder.path / "baseline.onnx").write_text("done")
+        raise RuntimeError("a pass failed")
+    assert not target.exists()  # never a folder that looks complete
+    assert (tmp_path / "exp.partial" / "baseline.onnx").read_text() == "done"
+    with pytest.raises(UsageError, match="--resume"):
+        RunFolder(target, force=False)
+    with RunFolder(target, force=False, resume=True) as folder:  # continues in place
+        assert (folder.path / "baseline.onnx").exists()
+    assert (target / "baseline.onnx").exists() and not (tmp_path / "exp.partial").exists()
+
+
+def test_force_discards_an_unfinished_run(tmp_path):
+    partial = tmp_path / "exp.partial"
+    partial.mkdir()
+    (partial / "stale.onnx").write_text("old")
+    with RunFolder(tmp_path / "exp", force=True) as folder:
+        assert not (folder.path / "stale.onnx").exists()
+    assert not (tmp_path / "exp" / "stale.onnx").exists()

@@ -36,12 +36,14 @@ def compress(
     output: str | Path | None = None,
     *,
     force: bool = False,
+    resume: bool = False,
     progress: bool = False,
 ) -> Report:
     """Run a recipe end to end and return its Report (``report.passed`` says if budgets held).
 
     ``overrides`` are ``dotted.path=value`` strings, as with ``--set``. Raises ``EdgecError``
-    subclasses for invalid recipes (``RecipeError``) and failed runs.
+    subclasses for invalid recipes (``RecipeError``) and failed runs; a failed run's work stays in
+    ``<output>.partial``, and ``resume=True`` continues it from its last completed step.
     """
     from edgec.pipeline import run_recipe
     from edgec.progress import Progress
@@ -49,6 +51,6 @@ def compress(
     recipe, recipe_dir, name = resolve_recipe(recipe_or_path, overrides)
     target = Path(output) if output else default_output(recipe, name)
     return run_recipe(
-        recipe, recipe_dir=recipe_dir, output=target, force=force,
+        recipe, recipe_dir=recipe_dir, output=target, force=force, resume=resume,
         progress=Progress(enabled=progress, verbose=progress),
     )

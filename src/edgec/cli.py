@@ -23,7 +23,7 @@ Exit codes:
   1  the run completed and wrote its report, but a budget was missed
   2  invalid recipe, option or input file (nothing was run)
   3  runtime failure: loading, a pass, export or benchmarking failed
-  130 interrupted (Ctrl-C); completed artifacts are kept
+  130 interrupted (Ctrl-C, SIGTERM); completed artifacts are kept (--resume)
 """
 
 
@@ -39,9 +39,11 @@ class _EdgecGroup(click.Group):
             if _debug(ctx):
                 traceback.print_exc()
             click.echo(f"error: {exc}", err=True)
+            _say_kept(exc)
             ctx.exit(exc.exit_code)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             click.echo("interrupted; completed artifacts were kept.", err=True)
+            _say_kept(exc)
             ctx.exit(EXIT_INTERRUPTED)
         except Exception as exc:
             if _debug(ctx):
@@ -50,7 +52,15 @@ class _EdgecGroup(click.Group):
                 f"internal error: {type(exc).__name__}: {exc}\nThis is a bug in edgec, not in "
                 "your recipe. Re-run with --debug for the traceback and report it.", err=True,
             )
+            _say_kept(exc)
             ctx.exit(EXIT_RUNTIME)
+
+
+def _say_kept(exc: BaseException) -> None:
+    folder = getattr(exc, "run_folder", None)
+    if folder is not None:
+        click.echo(f"The unfinished run is in '{folder}' (report.json says where it stopped); "
+                   "re-run the same command with --resume to continue it.", err=True)
 
 
 def _debug(ctx: click.Context) -> bool:
@@ -101,11 +111,13 @@ def ci_options(func):
               help="Run folder (default: the recipe's output.dir, else runs/<recipe name>).")
 @_set_option
 @click.option("--force", is_flag=True, help="Replace an existing run folder.")
+@click.option("--resume", is_flag=True,
+              help="Continue an interrupted or failed run from its last completed step.")
 @click.option("--json", "as_json", is_flag=True, help="Print report.json to stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or status lines.")
 @ci_options
-def compress(recipe: Path, output: Path | None, overrides, force: bool, as_json: bool, quiet: bool,
-             junit, summary_md, against, fail_on_inconclusive):
+def compress(recipe: Path, output: Path | None, overrides, force: bool, resume: bool, as_json: bool,
+             quiet: bool, junit, summary_md, against, fail_on_inconclusive):
     """Run RECIPE: load, compress, export, benchmark, report."""
     from edgec.api import default_output, resolve_recipe
     from edgec.ci_outputs import write_ci_outputs, write_failed_ci_outputs
@@ -121,7 +133,7 @@ def compress(recipe: Path, output: Path | None, overrides, force: bool, as_json:
         target = output or default_output(parsed, name)
         progress = Progress(enabled=progress_wanted(quiet), verbose=not quiet)
         report = run_recipe(parsed, recipe_dir=recipe_dir, output=target, force=force,
-                            progress=progress, against=stored)
+                            progress=progress, against=stored, resume=resume)
     except (EdgecError, KeyboardInterrupt) as exc:  # CI still gets a JUnit file saying why
         write_failed_ci_outputs(exc, target, junit, summary_md)
         raise

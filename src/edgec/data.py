@@ -221,6 +221,23 @@ def load_data(spec: DataSpec, input_shape: tuple[int, ...], base_dir: Path) -> D
     return splits
 
 
+def check_labels(splits: DataSplits, num_outputs: int | None, source: str) -> None:
+    """Labels must index the model's outputs, or accuracy would be silently wrong. Raises DataError."""
+    if num_outputs is None:
+        return
+    for name in ("train", "eval"):
+        split = getattr(splits, name)
+        if split is None or split.y is None or not len(split.y):
+            continue
+        top = int(split.y.max())
+        if top >= num_outputs:
+            raise DataError(
+                f"The {source} data's {name} split has label {top}, but the model has "
+                f"{num_outputs} outputs (classes 0..{num_outputs - 1}). Check that the labels "
+                "belong to this model (or its num_classes)."
+            )
+
+
 def digits_splits(resize: int | None = None, seed: int = 0) -> DataSplits:
     """The digits as N×1×S×S float32 (S = resize or 8), normalized, split as the module doc says."""
     import numpy as np

@@ -62,6 +62,14 @@ class BenchmarkError(EdgecError):
     """An ONNX model could not be loaded or run by onnxruntime."""
 
 
+class OutputError(EdgecError):
+    """The run folder could not be written (disk full, permissions) while running."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: the run stops, keeps what it completed, and exits 130."""
+
+
 class BudgetError(EdgecError):
     """A budget was missed. Carries the report so callers can still read it."""
 

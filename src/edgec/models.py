@@ -25,6 +25,7 @@ from edgec.errors import ModelLoadError
 from edgec.zoo import ZOO_NAMES, unknown_zoo_name_message, zoo_entry
 
 if TYPE_CHECKING:
+    import torch
     import torch.nn as nn
 
     from edgec.progress import Progress
@@ -40,6 +41,11 @@ class _InputFields(ConfigModel):
         "export, the load check and benchmarking.",
     )
     dtype: Literal["float32"] = Field("float32", description="Input dtype. Only float32 for now.")
+    max_memory_mb: float | None = Field(
+        None, gt=0, description="Refuse, before any work, a model whose parameters and buffers "
+        "take more than this many MiB (a run holds several copies). torchvision and python models "
+        "are first built on PyTorch's meta device, which allocates nothing, to measure them.",
+    )
 
 
 class ZooArchitecture(ConfigModel):
@@ -218,7 +224,12 @@ ModelSpec = Annotated[
 def load_model(spec: ModelSpec, base_dir: Path, cache_dir: Path | None = None,
                progress: Progress | None = None) -> nn.Module:
     """Build ``spec``'s model: float32, CPU, eval mode, checked on a zeros input. Raises ModelLoadError."""
+    limit = spec.max_memory_mb
+    if limit is not None:
+        _check_memory(_estimate_bytes(spec, Path(base_dir)), limit, spec)
     model = spec.build(Path(base_dir), cache_dir, progress).float().to("cpu").eval()
+    if limit is not None:
+        _check_memory(model_bytes(model), limit, spec)
     check_finite_weights(model)
     check_runs(model, tuple(spec.input_shape))
     return model
@@ -262,6 +273,41 @@ def load_weights(model: nn.Module, path: Path, what: str, *, trust_pickle: bool 
     model.load_state_dict(state, strict=False)
 
 
+def model_bytes(model: nn.Module) -> int:
+    """Bytes held by the model's parameters and buffers (float32 after loading)."""
+    tensors = [*model.parameters(), *model.buffers()]
+    return sum(t.numel() * (4 if t.is_floating_point() else t.element_size()) for t in tensors)
+
+
+def _estimate_bytes(spec: ModelSpec, base_dir: Path) -> int | None:
+    """Size before allocating: the checkpoint file, or a build on the meta device (no memory)."""
+    import torch
+
+    if isinstance(spec, CheckpointModelConfig):
+        path = base_dir / spec.path
+        return path.stat().st_size if path.is_file() else None
+    if isinstance(spec, (TorchvisionModelConfig, PythonModelConfig)):
+        try:
+            with torch.device("meta"):
+                meta = type(spec).model_validate({**spec.model_dump(), "weights": None}).build(
+                    base_dir, None, None)
+            return model_bytes(meta)
+        except Exception:  # code that needs real tensors while building: measured after building
+            return None
+    return None
+
+
+def _check_memory(size: int | None, limit_mb: float, spec: ModelSpec) -> None:
+    if size is None or size <= limit_mb * 2**20:
+        return
+    name = getattr(spec, "name", None) or getattr(spec, "callable", None) or getattr(spec, "path", "")
+    raise ModelLoadError(
+        f"Model '{name}' ({spec.source}) needs {size / 2**20:.1f} MiB for its weights, more than "
+        f"model.max_memory_mb = {limit_mb:g} MiB. A run holds several copies (baseline, compressed, "
+        "ONNX sessions): choose a smaller model, or raise max_memory_mb if this machine has room."
+    )
+
+
 def check_finite_weights(model: nn.Module) -> None:
     import torch
 
@@ -271,8 +317,8 @@ def check_finite_weights(model: nn.Module) -> None:
                                  "is damaged or its training diverged. Use a healthy checkpoint.")
 
 
-def check_runs(model: nn.Module, input_shape: tuple[int, ...]) -> None:
-    """Run the model once on zeros of ``input_shape``; it must return one tensor."""
+def check_runs(model: nn.Module, input_shape: tuple[int, ...]) -> torch.Tensor:
+    """Run the model once on zeros of ``input_shape``; it must return one tensor (returned)."""
     import torch
 
     try:
@@ -290,6 +336,13 @@ def check_runs(model: nn.Module, input_shape: tuple[int, ...]) -> None:
             "logits) to export, compare and measure it. Wrap it in a module whose forward returns "
             "one tensor, e.g. `return self.model(x)[0]` or `['out']`, and load that with source: python."
         )
+    return out
+
+
+def output_classes(model: nn.Module, input_shape: tuple[int, ...]) -> int | None:
+    """Width of a classifier's N×classes output; None when the output is not 2-D."""
+    out = check_runs(model, input_shape)
+    return int(out.shape[1]) if out.ndim == 2 else None
 
 
 def _torch_load(path: Path, what: str, *, weights_only: bool, extra_sys_path: Path | None = None):

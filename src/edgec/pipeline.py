@@ -7,6 +7,7 @@ ends up with a report.json that says how far the run got.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import shutil
 import time
@@ -14,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edgec.errors import EdgecError, RecipeError
+from edgec.errors import EdgecError, OutputError, RecipeError, Terminated
 from edgec.progress import Progress
 from edgec.report import Report, find_findings, write_text_atomic
 from edgec.rundir import RunFolder
@@ -25,30 +26,85 @@ if TYPE_CHECKING:
 
 def run_recipe(
     recipe: Recipe, *, recipe_dir: Path, output: Path, force: bool = False,
-    progress: Progress | None = None, against: dict | None = None,
+    progress: Progress | None = None, against: dict | None = None, resume: bool = False,
 ) -> Report:
     """Run every stage of ``recipe`` into the run folder ``output``; returns the report.
 
-    Raises EdgecError subclasses for user-facing failures (after writing a failed report).
-    A missed budget is not an exception: check ``report.passed``. ``against`` is a stored report
-    (regression.load_against) to gate regressions on.
+    Raises EdgecError subclasses for user-facing failures (after writing a failed report into the
+    unfinished folder, which the exception names as ``run_folder``). ``resume`` continues the
+    unfinished run of ``output`` from its last completed step. A missed budget is not an
+    exception: check ``report.passed``. ``against`` is a stored report (regression.load_against)
+    to gate regressions on.
     """
     from edgec.environment import collect_environment
+    from edgec.resume import Checkpoints
 
-    folder = RunFolder(output, force)  # refuses an existing run before any work
+    folder = RunFolder(output, force, resume)  # refuses an existing run before any work
     run = _Run(recipe, recipe_dir, folder.path, progress or Progress())
     run.against = against
     run.report.environment = collect_environment(recipe.benchmark.threads, recipe.seed)
-    with folder:
+    run.report.environment["nondeterministic"] = NONDETERMINISTIC
+    with folder, _sigterm_as_interrupt():
         try:
+            run.checkpoints = Checkpoints(folder.path, run.report.recipe, folder.resumed)
+            if resume and not folder.resumed:
+                run.progress.log(f"edgec: --resume: no unfinished run of {output}; starting fresh")
+            if run.checkpoints.note:
+                run.progress.log(f"edgec: --resume: {run.checkpoints.note}")
             run.execute()
-        except BaseException as exc:
-            run.fail(exc)
-            raise
-        finally:
             run.report.run_dir = str(output)
             run.write_report()
+            run.checkpoints.discard()
+        except BaseException as exc:
+            run.fail(exc)
+            run.report.run_dir = str(folder.path)
+            with contextlib.suppress(OSError):  # a full disk must not hide the first error
+                run.write_report()
+            if isinstance(exc, OSError):  # the run folder could not be written
+                raise _output_error(exc, run.step, folder.path) from exc
+            with contextlib.suppress(AttributeError):
+                exc.run_folder = folder.path  # the CLI says where the partial results are
+            raise
     return run.report
+
+
+# What two runs of the same recipe and seed on the same machine may differ in (report.json says so).
+NONDETERMINISTIC = {
+    "latency_ms, ratios.speedup_*": "wall-clock timings: they vary with machine load, frequency "
+    "scaling and cache state; compare ratios measured side by side, not absolute times",
+    "seconds, started, passes[].seconds": "when the run happened and how long its steps took",
+    "findings on speed, budgets max_latency_ms / min_speedup (and so passed)": "derived from the "
+    "timings above; every other metric (sizes, params, MACs, accuracy, agreement, parity) and every "
+    "ONNX file is identical for the same recipe, seed and machine",
+}
+
+
+def _output_error(exc: OSError, step: str, folder: Path) -> EdgecError:
+    err = OutputError(
+        f"File system error on '{exc.filename or folder}' during '{step}': {exc.strerror or exc}. "
+        "Free some space (or fix the folder's permissions) and re-run with --resume.")
+    err.run_folder = folder
+    return err
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM (CI cancelling a job, `kill`) takes the same path as Ctrl-C: stop, keep, report."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated("terminated by SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class _Run:
@@ -81,22 +137,37 @@ class _Run:
         )
         torch_cfgs = [c for c in self.recipe.passes if PASSES[c.type].stage == "torch"]
         onnx_cfgs = [c for c in self.recipe.passes if PASSES[c.type].stage == "onnx"]
-        model = self._run_torch_passes(baseline, torch_cfgs, ctx)
-        exported = self._export(baseline, model, data, changed=bool(torch_cfgs))
+        exported = self._restore_export(len(torch_cfgs))
+        if exported is None:
+            model = self._run_torch_passes(baseline, torch_cfgs, ctx)
+            exported = self._export(baseline, model, data, changed=bool(torch_cfgs))
         final = self._run_onnx_passes(exported, onnx_cfgs, ctx)
+        self.step = "write model.onnx"
         shutil.copyfile(final, self.workdir / "model.onnx")
         self._benchmark(data)
 
-    def _seed_everything(self) -> None:
+    def _seed_everything(self, offset: int = 0) -> None:
+        """Seed every RNG; re-done before each pass so a resumed run draws what a fresh one would."""
         import random
 
         import numpy as np
         import torch
 
-        random.seed(self.recipe.seed)
-        np.random.seed(self.recipe.seed)
-        torch.manual_seed(self.recipe.seed)
+        random.seed(self.recipe.seed + offset)
+        np.random.seed(self.recipe.seed + offset)
+        torch.manual_seed(self.recipe.seed + offset)
 
+    def _restore(self, step: str) -> dict | None:
+        """A completed step's saved info, with its pass record re-added to the report."""
+        from edgec.passes import PassRecord
+
+        info = self.checkpoints.done(step)
+        if info is not None and "record" in info:
+            record = PassRecord(**info["record"])
+            record.notes.append("restored from the unfinished run (--resume); seconds are from then")
+            self.report.passes.append(record)
+            self.progress.log(f"edgec: {record.label}: done before, restored (--resume)")
+        return info
     def _write_resolved_recipe(self) -> None:
         import yaml
 
@@ -104,13 +175,15 @@ class _Run:
         write_text_atomic(self.workdir / "recipe.yaml", text)
 
     def _load(self):
-        from edgec.data import load_data
-        from edgec.models import load_model
+        from edgec.data import check_labels, load_data
+        from edgec.models import load_model, output_classes
 
         self._enter("load model")
         baseline = load_model(self.recipe.model, self.recipe_dir, progress=self.progress)
         self._enter("load data")
         data = load_data(self.recipe.data, tuple(self.recipe.model.input_shape), self.recipe_dir)
+        check_labels(data, output_classes(baseline, tuple(self.recipe.model.input_shape)),
+                     self.recipe.data.source)
         missing = self.recipe.budgets.needs_labels
         if missing and not data.labelled:
             raise RecipeError(
@@ -120,16 +193,46 @@ class _Run:
         return baseline, data
 
     def _run_torch_passes(self, baseline, configs, ctx):
+        from dataclasses import asdict
+
         from edgec.passes import get_pass
         from edgec.passes.base import run_torch_pass
 
-        model = copy.deepcopy(baseline)
-        for cfg in configs:
+        model, start = self._resume_torch(len(configs))
+        model = copy.deepcopy(baseline) if model is None else model.eval()
+        for i, cfg in enumerate(configs[start:], start):
             self._enter(f"pass {cfg.label or cfg.type}")
+            self._seed_everything(i + 1)
             model, record = run_torch_pass(get_pass(cfg.type)(cfg), model, ctx)
             self.report.passes.append(record)
             model.eval()
+            if not self.checkpoints.save_model(f"torch:{i}", model, {"record": asdict(record)}):
+                self.progress.log(f"edgec: {record.label}: model cannot be pickled; a --resume "
+                                  "would repeat this pass")
         return model
+
+    def _resume_torch(self, count: int):
+        """(model saved after the last completed torch pass or None, index of the next pass)."""
+        for i in reversed(range(count)):
+            model = self.checkpoints.load_model(f"torch:{i}")
+            if model is not None:
+                for j in range(i + 1):
+                    self._restore(f"torch:{j}")
+                return model, i + 1
+        return None, 0
+
+    def _restore_export(self, torch_count: int) -> Path | None:
+        """The exported file of the unfinished run when export completed there (records re-added)."""
+        info = self.checkpoints.done("export")
+        steps = [f"torch:{i}" for i in range(torch_count)]
+        if info is None or info.get("file") not in info.get("files", {}) or \
+                not all(s in self.checkpoints.steps for s in steps):
+            return None
+        for step in steps:
+            self._restore(step)
+        self.report.export = info["export"]
+        self.progress.log("edgec: export: done before, restored (--resume)")
+        return self.workdir / info["file"]
 
     def _export(self, baseline, model, data, changed: bool) -> Path:
         from edgec.export import check_parity, export_onnx
@@ -148,16 +251,26 @@ class _Run:
             parity["compressed"] = check_parity(model, exported, inputs, cfg.parity_atol).to_dict()
         self.report.export = {"exporter": cfg.exporter, "opset": cfg.opset,
                               "dynamic_batch": cfg.dynamic_batch, "parity": parity}
+        self.checkpoints.save("export", {"export": self.report.export, "file": exported.name},
+                              [self.workdir / "baseline.onnx", exported])
         return exported
 
     def _run_onnx_passes(self, src: Path, configs, ctx) -> Path:
+        from dataclasses import asdict
+
         from edgec.passes import get_pass
         from edgec.passes.base import run_onnx_pass
 
         for i, cfg in enumerate(configs):
-            self._enter(f"pass {cfg.label or cfg.type}")
             dst = self.workdir / f"step{i + 1}-{cfg.type}.onnx"
-            self.report.passes.append(run_onnx_pass(get_pass(cfg.type)(cfg), src, dst, ctx))
+            if self._restore(f"onnx:{i}") is not None:
+                src = dst
+                continue
+            self._enter(f"pass {cfg.label or cfg.type}")
+            self._seed_everything(1000 + i)
+            record = run_onnx_pass(get_pass(cfg.type)(cfg), src, dst, ctx)
+            self.report.passes.append(record)
+            self.checkpoints.save(f"onnx:{i}", {"record": asdict(record)}, [src, dst])
             src = dst
         return src
 

@@ -6,10 +6,10 @@ rules. Every problem becomes one ``RecipeError`` listing each bad key path with 
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePath, PureWindowsPath
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from edgec.benchmark import BenchmarkConfig
 from edgec.config import ConfigModel
@@ -109,8 +109,25 @@ class OutputConfig(ConfigModel):
     dir: str | None = Field(
         None,
         description="Run folder (relative to the current directory). Default: runs/<recipe name>. "
-        "`-o` on the command line wins.",
+        "`-o` on the command line wins. Must stay below the current directory (no absolute "
+        "path, no '..'): a recipe from someone else cannot make edgec write elsewhere.",
     )
+
+    @field_validator("dir")
+    @classmethod
+    def _stays_below_cwd(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        path = PurePath(value)
+        if path.is_absolute() or PureWindowsPath(value).is_absolute():
+            raise ValueError(f"'{value}' is an absolute path; a recipe may only name a folder "
+                             "below the current directory. Use -o to write elsewhere")
+        if ".." in path.parts or ".." in PureWindowsPath(value).parts:
+            raise ValueError(f"'{value}' contains '..'; a recipe may only name a folder below the "
+                             "current directory. Use -o to write elsewhere")
+        if not value.strip() or path == PurePath("."):
+            raise ValueError("must name a folder, e.g. runs/exp1")
+        return value
 
 
 class Recipe(ConfigModel):

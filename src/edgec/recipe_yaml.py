@@ -13,6 +13,7 @@ from edgec.errors import RecipeError
 
 # Far above any real recipe (a few hundred nodes), far below what hurts.
 MAX_EXPANDED_NODES = 100_000
+MAX_DEPTH = 64  # real recipes nest 4-5 levels; deeper only exhausts recursion in later stages
 
 Lines = dict[tuple, int]
 
@@ -23,6 +24,9 @@ def parse_yaml(text: str, source: str) -> tuple[Any, Lines]:
 
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        raise RecipeError(f"{source}: the YAML is nested too deeply to read (brackets inside "
+                          f"brackets); a recipe nests a few levels, at most {MAX_DEPTH}.") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -46,6 +50,9 @@ def _index_lines(node, path: tuple, lines: Lines, count: list[int], source: str)
     import yaml
 
     count[0] += 1
+    if len(path) > MAX_DEPTH:
+        raise RecipeError(f"{source}: the recipe nests more than {MAX_DEPTH} levels deep (at line "
+                          f"{node.start_mark.line + 1}); a recipe nests a few levels.")
     if count[0] > MAX_EXPANDED_NODES:
         raise RecipeError(
             f"{source}: the recipe expands to more than {MAX_EXPANDED_NODES:,} values through "
@@ -53,9 +60,18 @@ def _index_lines(node, path: tuple, lines: Lines, count: list[int], source: str)
         )
     lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
         for key_node, value_node in node.value:
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node)
-            lines.setdefault((*path, key), key_node.start_mark.line + 1)
+            line = key_node.start_mark.line + 1
+            if key in seen and key != "<<":  # PyYAML keeps the last silently: a typo would hide
+                where = ".".join(str(p) for p in (*path, key))
+                raise RecipeError(
+                    f"{source}: duplicate key '{where}' at line {line} (first at line "
+                    f"{seen[key]}); YAML would silently keep only the last. Remove one of them."
+                )
+            seen[key] = line
+            lines.setdefault((*path, key), line)
             _index_lines(value_node, (*path, key), lines, count, source)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
@@ -75,6 +91,8 @@ def parse_override(item: str) -> tuple[list[str | int], Any]:
         )
     try:
         value = yaml.safe_load(value_text) if value_text.strip() else ""
+    except RecursionError:
+        raise RecipeError(f"--set '{key}=…': the value is nested too deeply to read.") from None
     except yaml.YAMLError:
         value = value_text  # not YAML: take it as a plain string
     path: list[str | int] = [int(p) if p.lstrip("-").isdigit() else p for p in key.split(".")]
@@ -108,6 +126,11 @@ def _set_path(data: Any, path: list, value: Any, item: str) -> None:
         elif isinstance(target, dict):
             part = str(part)
             if not last and part not in target:
+                if isinstance(path[depth + 1], int):  # an index into a list the recipe lacks
+                    raise RecipeError(
+                        f"--set '{item}': '{where}' is not in the recipe, so it has no item "
+                        f"{path[depth + 1]}; add the list to the recipe first."
+                    )
                 target[part] = {}  # creating a section is fine; validation checks its keys
         else:
             parent = ".".join(str(p) for p in path[:depth]) or "(top level)"

@@ -107,8 +107,13 @@ def to_markdown(report: Report) -> str:
     if report.export:
         lines += ["## Export", ""] + [f"- {k}: {v}" for k, v in report.export.items()] + [""]
     env = report.environment
-    lines += ["## Environment", ""] + [f"- {k}: {v}" for k, v in env.items() if k != "cpu_flags"]
+    lines += ["## Environment", ""] + [f"- {k}: {v}" for k, v in env.items()
+                                       if k not in ("cpu_flags", "nondeterministic")]
     lines.append(f"- cpu_flags: {' '.join(env.get('cpu_flags', []))}")
+    if env.get("nondeterministic"):
+        lines += ["", "## Reproducibility", "", "Same recipe, seed and machine give byte-identical "
+                  "ONNX files and metrics, except:", ""]
+        lines += [f"- {k}: {why}" for k, why in env["nondeterministic"].items()]
     return "\n".join(lines) + "\n"
 
 

@@ -1,8 +1,11 @@
 """A run folder that is written under a temporary name and appears only when finished.
 
-A crash or Ctrl-C never leaves a folder that looks complete: until ``finish`` the work lives in
-``.<name>.partial-<pid>``; ``finish`` renames it into place (the report inside says whether the run
-succeeded). An existing run is replaced only with ``force``, and only at the very end.
+A crash, Ctrl-C or SIGTERM never leaves a folder that looks complete: until ``finish`` the work
+lives in ``<name>.partial`` next to the target; ``finish`` renames it into place. A failed or
+interrupted run stays in ``<name>.partial`` with its completed artifacts and a report.json whose
+status says where it stopped; ``--resume`` continues it, ``--force`` discards it. An existing run
+is replaced only with ``force``, and only at the very end. A lock file inside the partial folder
+keeps two processes from writing the same run.
 """
 
 from __future__ import annotations
@@ -11,17 +14,37 @@ import os
 import shutil
 from pathlib import Path
 
-from edgec.errors import UsageError
+from edgec.errors import EdgecError, UsageError
+
+PARTIAL_SUFFIX = ".partial"
 
 
-def check_target(target: Path, force: bool) -> None:
+def partial_path(target: Path) -> Path:
+    """Where the unfinished work of run folder ``target`` lives."""
+    target = Path(target)
+    return target.with_name(target.name + PARTIAL_SUFFIX)
+
+
+def check_target(target: Path, force: bool, resume: bool = False) -> None:
     """Refuse before any work if the run folder cannot or may not be written."""
     if target.exists() and not target.is_dir():
         raise UsageError(f"Output path '{target}' exists and is a file; choose another -o folder.")
+    if target.exists() and resume and not force:
+        raise UsageError(f"Run folder '{target}' is already complete: there is nothing to resume. "
+                         "Choose another -o folder, or pass --force to run it again.")
     if target.exists() and not force:
         raise UsageError(
             f"Run folder '{target}' already exists. Choose another with -o, or pass --force to "
             "replace it (the old run is removed only after the new one completes)."
+        )
+    partial = partial_path(target)
+    if partial.exists() and not partial.is_dir():
+        raise UsageError(f"'{partial}' exists and is a file; edgec needs that name for the "
+                         "unfinished run. Remove it or choose another -o folder.")
+    if partial.exists() and not (force or resume):
+        raise UsageError(
+            f"An unfinished run of '{target}' is kept in '{partial}' (its report.json says where it "
+            "stopped). Pass --resume to continue it, or --force to discard it and start over."
         )
     parent = target.parent if target.parent != Path("") else Path(".")
     existing = next((p for p in (parent, *parent.parents) if p.exists()), Path("."))
@@ -30,34 +53,74 @@ def check_target(target: Path, force: bool) -> None:
 
 
 class RunFolder:
-    def __init__(self, target: Path, force: bool):
+    def __init__(self, target: Path, force: bool, resume: bool = False):
         self.target = Path(target)
         self.force = force
-        check_target(self.target, force)
-        self.path = self.target.parent / f".{self.target.name}.partial-{os.getpid()}"
+        check_target(self.target, force, resume)
+        self.path = partial_path(self.target)
+        self.resumed = resume and self.path.is_dir()
+        self._lock = None
 
     def __enter__(self) -> RunFolder:
-        if self.path.exists():  # left by a crashed process that had our pid: stale
-            shutil.rmtree(self.path)
-        self.path.mkdir(parents=True)
+        try:
+            if self.path.exists() and not self.resumed:  # --force: start over
+                self._take_lock(create=False)
+                self._release_lock()
+                shutil.rmtree(self.path)
+            self.path.mkdir(parents=True, exist_ok=self.resumed)
+            self._take_lock(create=True)
+        except OSError as exc:
+            raise UsageError(f"Cannot create run folder '{self.path}': "
+                             f"{exc.strerror or exc}.") from None
         return self
 
-    def __exit__(self, *exc) -> None:
-        if self.path.exists():
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._release_lock()
+        if exc_type is None:
             self.finish()
+        # on failure the partial folder stays: completed artifacts + report with the failing step
 
     def finish(self) -> Path:
         """Move the finished work into place; replaces an old run only when forced."""
         old = None
-        if self.target.exists():
-            if not self.force:  # appeared while we ran (another process): keep both
-                raise UsageError(
-                    f"Run folder '{self.target}' was created by someone else during this run; "
-                    f"the results are kept in '{self.path}'."
-                )
-            old = self.target.parent / f".{self.target.name}.old-{os.getpid()}"
-            os.replace(self.target, old)
-        os.replace(self.path, self.target)
+        try:
+            if self.target.exists():
+                if not self.force:  # appeared while we ran (another process): keep both
+                    raise UsageError(
+                        f"Run folder '{self.target}' was created by someone else during this run; "
+                        f"the results are kept in '{self.path}'."
+                    )
+                old = self.target.parent / f".{self.target.name}.old-{os.getpid()}"
+                os.replace(self.target, old)
+            (self.path / ".lock").unlink(missing_ok=True)
+            os.replace(self.path, self.target)
+        except OSError as exc:
+            raise EdgecError(f"Cannot move the finished run from '{self.path}' to "
+                             f"'{self.target}': {exc.strerror or exc}. The results are in "
+                             f"'{self.path}'.") from None
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
         return self.target
+
+    def _take_lock(self, create: bool) -> None:
+        """An exclusive lock on <partial>/.lock, held while this process writes the run."""
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no cross-process guard, the rest still works
+            return
+        lock_file = self.path / ".lock"
+        if not create and not lock_file.exists():
+            return
+        handle = open(lock_file, "a")  # noqa: SIM115 (held open for the run's lifetime)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            raise UsageError(f"Another edgec process is writing '{self.path}' right now. Wait for "
+                             "it to finish, or choose another -o folder.") from None
+        self._lock = handle
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None

@@ -1,0 +1,58 @@
+"""Under load: several compressions at once, each in its own process and folder, must not cross
+files or corrupt each other; and two processes must never write the same run folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edgec.errors import UsageError
+from edgec.rundir import RunFolder
+
+SRC = Path(__file__).parents[1] / "src"
+
+RECIPE = """\
+version: 1
+model: {source: python, callable: "tiny_models.py:tiny_cnn", input_shape: [1, 1, 8, 8]}
+data: {source: digits}
+passes:
+  - {type: quantize, mode: dynamic}
+benchmark: {threads: 1, runs: 3, warmup: 0}
+"""
+
+
+@pytest.mark.slow  # four fresh Python processes importing torch at once
+def test_four_concurrent_runs_do_not_cross(write_recipe, tmp_path):
+    recipe = write_recipe(RECIPE)
+    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
+    outs = [tmp_path / f"run{i}" for i in range(4)]
+    procs = [subprocess.Popen([sys.executable, "-m", "edgec", "compress", str(recipe), "-o", str(out),
+                               "-q", "--set", f"seed={i}"], env=env, stderr=subprocess.PIPE, text=True)
+             for i, out in enumerate(outs)]
+    errors = [p.communicate(timeout=600)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], errors
+    baselines = set()
+    for i, out in enumerate(outs):
+        report = json.loads((out / "report.json").read_text())
+        assert report["status"] == "ok" and report["run_dir"] == str(out)
+        assert report["recipe"]["seed"] == i and report["environment"]["seed"] == i
+        assert report["compressed"]["path"].startswith(str(out))
+        baselines.add((out / "baseline.onnx").read_bytes())
+    assert len(baselines) == 1  # same model, same export, whichever process wrote it
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("run")) == [o.name for o in outs]
+
+
+def test_second_writer_of_the_same_run_is_refused(tmp_path):
+    target = tmp_path / "exp"
+    with RunFolder(target, force=False):
+        with pytest.raises(UsageError, match="Another edgec process"), \
+                RunFolder(target, force=False, resume=True):
+            pass
+        with pytest.raises(UsageError, match="Another edgec process"), RunFolder(target, force=True):
+            pass
+    assert target.is_dir()
