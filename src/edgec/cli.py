@@ -83,13 +83,17 @@ _set_option = click.option(
 @click.option("--force", is_flag=True, help="Replace an existing run folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print report.json to stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or status lines.")
-def compress(recipe: Path, output: Path | None, overrides, force: bool, as_json: bool, quiet: bool):
+@click.option("--target", "target_name", metavar="NAME|PATH",
+              help="Device target (mcu, npu, rpi, host or a profile .yaml); same as --set target=NAME.")
+def compress(recipe: Path, output: Path | None, overrides, force: bool, as_json: bool, quiet: bool,
+             target_name: str | None):
     """Run RECIPE: load, compress, export, benchmark, report."""
     from edgec.api import default_output, resolve_recipe
     from edgec.pipeline import run_recipe
     from edgec.progress import Progress, progress_wanted
     from edgec.report_text import print_console
 
+    overrides = (*overrides, f"target={target_name}") if target_name else overrides
     parsed, recipe_dir, name = resolve_recipe(recipe, overrides)
     target = output or default_output(parsed, name)
     progress = Progress(enabled=progress_wanted(quiet), verbose=not quiet)
@@ -172,6 +176,21 @@ def inspect(model: Path, input_shape, as_json: bool) -> None:
         click.echo(json.dumps(stats.to_dict(), indent=2))
     else:
         print_layers(model, stats)
+
+
+@cli.command(epilog=EXIT_CODES_HELP.replace("budget was missed", "op or budget check failed"))
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--target", "target_name", required=True, metavar="NAME|PATH",
+              help="Built-in target (mcu, npu, rpi, host) or the path of a profile .yaml.")
+@click.option("--input-shape", help="Fix a dynamic input shape, e.g. 1,3,224,224.")
+@click.option("--measure", is_flag=True, help="Also measure onnxruntime's RSS (a subprocess).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def check(model: Path, target_name: str, input_shape, measure: bool, as_json: bool) -> None:
+    """Can ONNX MODEL run on a target? Ops, dtypes, opset, flash/RAM budgets. Exit 1 if not."""
+    from edgec.check import run_check
+
+    if not run_check(model, target_name, _shape(input_shape), measure, as_json):
+        sys.exit(EXIT_BUDGET)
 
 
 @cli.command()

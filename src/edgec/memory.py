@@ -132,19 +132,25 @@ def estimate_model_memory(model: onnx.ModelProto, input_shape=None) -> MemoryEst
     graph = model.graph
     weights = {t.name for t in graph.initializer}
     weights |= {n.output[0] for n in graph.node if n.op_type == "Constant"}
+    folded = constant_tensors(graph)
     weight_by_dtype: Counter = Counter()
     for name in weights:
         info = infos.get(name)
         if info and info.nbytes:
             weight_by_dtype[info.dtype] += info.nbytes
-    folded = set(weights)  # outputs of nodes fed only by weights: constant-folded by converters
-    for node in graph.node:
-        if node.input and all(not i or i in folded for i in node.input):
-            folded.update(node.output)
     nodes, alias, dtype_of = _fold_qdq(graph, folded, infos)
     nodes = [n for n in nodes if not all(o in folded for o in n.output)]
     weights = folded
     return peak_activations(nodes, graph, infos, weights, alias, dtype_of, weight_by_dtype)
+
+
+def constant_tensors(graph) -> set[str]:
+    """Weights, and outputs of nodes fed only by weights (converters fold them into constants)."""
+    folded = {t.name for t in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Constant" or (node.input and all(not i or i in folded for i in node.input)):
+            folded.update(node.output)
+    return folded
 
 
 def _fold_qdq(graph, weights: set[str], infos: dict):

@@ -91,7 +91,7 @@ class OpCheckResult:
 def check_model(path: Path | str, target: TargetProfile, input_shape=None) -> OpCheckResult:
     """Check the ONNX file at ``path`` against ``target``."""
     from edgec.graph_stats import load_onnx
-    from edgec.memory import tensor_infos
+    from edgec.memory import constant_tensors, tensor_infos
 
     model = load_onnx(Path(path))
     infos = tensor_infos(model, input_shape)
@@ -99,8 +99,9 @@ def check_model(path: Path | str, target: TargetProfile, input_shape=None) -> Op
     result = OpCheckResult(target=target.name, model=Path(path).name, opset=opset,
                            ops_checked=len(model.graph.node))
     result.problems += _opset_problems(opset, target)
-    result.problems += _op_problems(model.graph, target)
-    result.problems += _dtype_problems(model.graph, target, infos)
+    constant = constant_tensors(model.graph)
+    result.problems += _op_problems(model.graph, target, constant)
+    result.problems += _dtype_problems(model.graph, target, infos, constant)
     return result
 
 
@@ -118,14 +119,19 @@ def _op_name(node) -> str:
     return node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}::{node.op_type}"
 
 
-def _op_problems(graph, target: TargetProfile) -> list[OpProblem]:
+def _runs(node, constant: set[str]) -> bool:
+    """False for nodes a converter folds away: constants and ops on constants only."""
+    return bool(node.output) and not all(o in constant for o in node.output)
+
+
+def _op_problems(graph, target: TargetProfile, constant: set[str]) -> list[OpProblem]:
     if target.ops is None:
         return []
     allowed = set(target.ops)
     missing: dict[str, list[str]] = {}
     for node in graph.node:
         op = _op_name(node)
-        if op not in allowed and node.op_type != "Constant":  # constants fold into weights
+        if op not in allowed and _runs(node, constant):
             missing.setdefault(op, []).append(node.name or node.output[0])
     return [OpProblem("op", op, f"{op} is not in the op set of '{target.name}' "
                       f"({len(nodes)} node(s))", nodes,
@@ -156,7 +162,7 @@ def compute_dtype(node, producers: dict, infos: dict, consumers: dict) -> str | 
     return dtype(node.input[0])
 
 
-def _dtype_problems(graph, target: TargetProfile, infos: dict) -> list[OpProblem]:
+def _dtype_problems(graph, target: TargetProfile, infos: dict, constant: set[str]) -> list[OpProblem]:
     producers = {o: n for n in graph.node for o in n.output}
     consumers: dict[str, list] = {}
     for n in graph.node:
@@ -165,7 +171,7 @@ def _dtype_problems(graph, target: TargetProfile, infos: dict) -> list[OpProblem
     bad: dict[str, dict[str, list[str]]] = {}  # dtype → op → nodes: one problem per dtype
     for node in graph.node:
         allowed = target.allowed_dtypes(_op_name(node))
-        if allowed is None or node.op_type == "Constant":
+        if allowed is None or not _runs(node, constant):
             continue
         dt = compute_dtype(node, producers, infos, consumers)
         if dt is None or dt in allowed or dt in _SHAPE_DTYPES:

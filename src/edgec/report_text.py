@@ -60,11 +60,14 @@ def budget_lines(report: Report) -> list[tuple[str, str, str, str]]:
     rows = []
     for row in report.budgets:
         actual = "not measured" if row.actual is None else f"{row.actual:,.4g} {row.unit}".strip()
-        rows.append((row.name, f"{row.limit:,.4g}", actual, "PASS" if row.passed else "FAIL"))
+        name = row.name if row.source == "recipe" else f"{row.name} ({row.source})"
+        rows.append((name, f"{row.limit:,.4g}", actual, "PASS" if row.passed else "FAIL"))
     return rows
 
 
 def to_markdown(report: Report) -> str:
+    from edgec.device import markdown_lines as device_markdown
+
     status = {"ok": "completed", "failed": "FAILED", "interrupted": "INTERRUPTED"}[report.status]
     verdict = "all budgets met" if report.passed else "budget missed"
     lines = [f"# edgec report — {status}" + (f", {verdict}" if report.status == "ok" else ""), ""]
@@ -86,6 +89,7 @@ def to_markdown(report: Report) -> str:
     if report.budgets:
         lines += ["## Budgets", "", "| budget | limit | actual | result |", "|---|---|---|---|"]
         lines += [f"| {' | '.join(r)} |" for r in budget_lines(report)] + [""]
+    lines += device_markdown(report.device)
     if report.passes:
         lines += ["## Passes", "", "| step | stage | seconds | params before → after | notes |",
                   "|---|---|---|---|---|"]
