@@ -72,7 +72,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="skip the 224x224 torchvision models")
     args = parser.parse_args()
+    from edgec.zoo import zoo_cache_path
+
     models = MODELS[:2] if args.quick else MODELS
+    for label, model, _ in models:  # training a zoo model on a loaded machine can take many minutes
+        if model["source"] == "zoo" and not zoo_cache_path(model["name"]).is_file():
+            print(f"skipping {label}: not trained yet (edgec trains it on first use; run the "
+                  "quickstart / resnet-digits recipe once)", file=sys.stderr)
+    models = [m for m in models if m[1]["source"] != "zoo" or zoo_cache_path(m[1]["name"]).is_file()]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for label, model, data in models:

@@ -178,7 +178,13 @@ def inspect(model: Path, input_shape, as_json: bool) -> None:
         print_layers(model, stats)
 
 
-@cli.command(epilog=EXIT_CODES_HELP.replace("budget was missed", "op or budget check failed"))
+@cli.command(epilog="""
+\b
+Exit codes:
+  0  the model fits the target (ops, dtypes, opset, flash and RAM budgets)
+  1  it does not: each problem is printed with its nodes and a fix
+  2  unknown target, invalid profile or unreadable model
+""")
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--target", "target_name", required=True, metavar="NAME|PATH",
               help="Built-in target (mcu, npu, rpi, host) or the path of a profile .yaml.")
