@@ -133,14 +133,25 @@ def markdown_lines(device: dict) -> list[str]:
                 ("peak at layer", lambda m: f"`{m['estimate']['peak_node']}` "
                                            f"({m['estimate']['peak_op']})"),
                 ("inference RSS growth (measured)", _measured_text),
+                ("measured / estimated", _measured_ratio),
                 ("session load RSS growth (measured)", lambda m: _measured_text(m, "load_peak_bytes"))]
         for label, fmt in rows:
             lines.append(f"| {label} | " + " | ".join(fmt(m) for m in memory.values()) + " |")
         lines += ["", "Estimates: liveness over the graph's execution order at the recipe's input "
                   "shape, QDQ folded as an int8 runtime runs it, in-place element-wise ops and "
                   "views sharing their input's buffer. Measured: onnxruntime in a subprocess, "
-                  "memory arena and memory pattern off, peak RSS above the pre-run RSS."]
+                  "memory arena and memory pattern off, peak RSS above the pre-run RSS. The "
+                  "estimate counts activation tensors only: onnxruntime's int8 kernels add int32 "
+                  "accumulator and im2col scratch on top (resnet18 int8: 5.9 MB measured vs 1.0 MB "
+                  "of int8 activations), so for QDQ models on onnxruntime it is a lower bound."]
     return [*lines, ""]
+
+
+def _measured_ratio(m: dict) -> str:
+    measured, est = m.get("measured") or {}, m["estimate"]["peak_activation_bytes"]
+    if not measured.get("available") or measured["inference_below_noise"] or not est:
+        return "n/a"
+    return f"{measured['inference_peak_bytes'] / est:.2f}x"
 
 
 def _measured_text(m: dict, key: str = "inference_peak_bytes") -> str:
