@@ -26,15 +26,20 @@ class BudgetRow:
     low: float | None = None
     high: float | None = None
     note: str | None = None
+    source: str = "recipe"  # or "target <name>" when the limit comes from the target profile
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 def check_budgets(
-    budgets: BudgetsConfig, baseline: Metrics, compressed: Metrics, ratios: dict
+    budgets: BudgetsConfig, baseline: Metrics, compressed: Metrics, ratios: dict,
+    memory: dict | None = None,
 ) -> list[BudgetRow]:
-    """One row per budget set in the recipe, in the recipe's field order."""
+    """One row per budget set in the recipe, in the recipe's field order.
+
+    ``memory``: the compressed model's flash_kb / ram_kb / peak_activation_kb (see device.py)."""
+    memory = memory or {}
     percentile = budgets.latency_percentile
     # name → (actual value, unit, True if the actual must stay at or below the limit)
     measured = {
@@ -47,6 +52,9 @@ def check_budgets(
         "min_size_reduction": (ratios.get("size"), "x", False),
         "min_accuracy": (compressed.accuracy, "", False),
         "max_accuracy_drop": (ratios.get("accuracy_drop"), "", True),
+        "max_flash_kb": (memory.get("flash_kb"), "KiB", True),
+        "max_ram_kb": (memory.get("ram_kb"), "KiB (estimated)", True),
+        "max_peak_activation_kb": (memory.get("peak_activation_kb"), "KiB (estimated)", True),
     }
     rows = []
     for name, limit in budgets.active().items():

@@ -115,9 +115,11 @@ def ci_options(func):
               help="Continue an interrupted or failed run from its last completed step.")
 @click.option("--json", "as_json", is_flag=True, help="Print report.json to stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or status lines.")
+@click.option("--target", "target_name", metavar="NAME|PATH",
+              help="Device target (mcu, npu, rpi, host or a profile .yaml); same as --set target=NAME.")
 @ci_options
 def compress(recipe: Path, output: Path | None, overrides, force: bool, resume: bool, as_json: bool,
-             quiet: bool, junit, summary_md, against, fail_on_inconclusive):
+             quiet: bool, target_name: str | None, junit, summary_md, against, fail_on_inconclusive):
     """Run RECIPE: load, compress, export, benchmark, report."""
     from edgec.api import default_output, resolve_recipe
     from edgec.ci_outputs import write_ci_outputs, write_failed_ci_outputs
@@ -126,6 +128,7 @@ def compress(recipe: Path, output: Path | None, overrides, force: bool, resume: 
     from edgec.regression import load_against
 
     overrides = (*overrides, "budgets.inconclusive=fail") if fail_on_inconclusive else overrides
+    overrides = (*overrides, f"target={target_name}") if target_name else overrides
     target = None
     try:
         parsed, recipe_dir, name = resolve_recipe(recipe, overrides)
@@ -302,6 +305,27 @@ def sweep(recipe: Path, grid, mode, output, overrides, jobs, executor, use_ray, 
         progress=Progress(enabled=False, verbose=not quiet and not as_json),
     )
     sys.exit(finish_sweep(result, as_json))
+
+
+@cli.command(epilog="""
+\b
+Exit codes:
+  0  the model fits the target (ops, dtypes, opset, flash and RAM budgets)
+  1  it does not: each problem is printed with its nodes and a fix
+  2  unknown target, invalid profile or unreadable model
+""")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--target", "target_name", required=True, metavar="NAME|PATH",
+              help="Built-in target (mcu, npu, rpi, host) or the path of a profile .yaml.")
+@click.option("--input-shape", help="Fix a dynamic input shape, e.g. 1,3,224,224.")
+@click.option("--measure", is_flag=True, help="Also measure onnxruntime's RSS (a subprocess).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def check(model: Path, target_name: str, input_shape, measure: bool, as_json: bool) -> None:
+    """Can ONNX MODEL run on a target? Ops, dtypes, opset, flash/RAM budgets. Exit 1 if not."""
+    from edgec.check import run_check
+
+    if not run_check(model, target_name, _shape(input_shape), measure, as_json):
+        sys.exit(EXIT_BUDGET)
 
 
 @cli.command()

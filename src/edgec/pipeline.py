@@ -125,11 +125,16 @@ class _Run:
         self.progress.log(f"edgec: {step}…")
 
     def execute(self) -> None:
+        from edgec.device import DeviceStage
         from edgec.passes import PASSES, PassContext
 
         self._seed_everything()
         self._write_resolved_recipe()
+        self.device = DeviceStage(self.recipe, self.recipe_dir, self.workdir, self.report.device)
         baseline, data = self._load()
+        if self.device.target:
+            self._enter(f"target check ({self.device.target.name})")
+            self.device.before_compression(baseline)
         ctx = PassContext(
             data=data, baseline=baseline, input_shape=tuple(self.recipe.model.input_shape),
             seed=self.recipe.seed, run_dir=self.workdir, recipe_dir=self.recipe_dir,
@@ -141,6 +146,8 @@ class _Run:
         if exported is None:
             model = self._run_torch_passes(baseline, torch_cfgs, ctx)
             exported = self._export(baseline, model, data, changed=bool(torch_cfgs))
+        if torch_cfgs:
+            self.device.after_step("export", exported, [c.type for c in onnx_cfgs])
         final = self._run_onnx_passes(exported, onnx_cfgs, ctx)
         self.step = "write model.onnx"
         shutil.copyfile(final, self.workdir / "model.onnx")
@@ -270,13 +277,13 @@ class _Run:
             self._seed_everything(1000 + i)
             record = run_onnx_pass(get_pass(cfg.type)(cfg), src, dst, ctx)
             self.report.passes.append(record)
+            self.device.after_step(f"pass {cfg.label or cfg.type}", dst, [c.type for c in configs[i + 1 :]])
             self.checkpoints.save(f"onnx:{i}", {"record": asdict(record)}, [src, dst])
             src = dst
         return src
 
     def _benchmark(self, data) -> None:
         from edgec.benchmark import benchmark_models, ratios
-        from edgec.budgets import check_budgets
         from edgec.regression import apply_against
 
         self._enter("benchmark")
@@ -290,7 +297,7 @@ class _Run:
         report.baseline, report.compressed = base, comp
         report.ratios = ratios(base, comp)
         report.findings = find_findings(base, comp, report.ratios, report.passes)
-        report.budgets = check_budgets(self.recipe.budgets, base, comp, report.ratios)
+        report.budgets = self.device.budget_rows(self.recipe.budgets, base, comp, report.ratios)
         apply_against(report, self.against, self.recipe.budgets)
 
     def fail(self, exc: BaseException) -> None:

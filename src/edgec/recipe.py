@@ -90,6 +90,13 @@ class BudgetsConfig(ConfigModel):
         None, ge=0, le=1, description="With --against: largest allowed accuracy loss vs the stored "
         "report's compressed model, fraction (0.01 = 1 point)."
     )
+    max_flash_kb: float | None = Field(None, gt=0, description="Model file (what goes to flash), KiB.")
+    max_ram_kb: float | None = Field(
+        None, gt=0, description="Estimated inference RAM, KiB: peak activations plus the weights "
+        "(unless the target reads weights in place from flash).",
+    )
+    max_peak_activation_kb: float | None = Field(
+        None, gt=0, description="Estimated peak of simultaneously live activations, KiB.")
 
     def active(self) -> dict[str, Any]:
         """Absolute budgets that are set (settings and regression gates excluded)."""
@@ -153,6 +160,21 @@ class Recipe(ConfigModel):
     output: OutputConfig = Field(default_factory=OutputConfig, description="Where results go.")
     seed: int = Field(0, ge=0, description="Seed for every random choice in the run.")
     sweep: SweepConfig | None = Field(None, description="Variants for `edgec sweep`.")
+    target: str | None = Field(
+        None, description="Device the model must run on: a built-in profile (mcu, npu, rpi, host) "
+        "or the path of a profile YAML. Adds its flash/RAM budgets and op-support checks.",
+    )
+
+    @field_validator("target")
+    @classmethod
+    def _known_target(cls, value: str | None) -> str | None:
+        from edgec.targets import builtin_targets
+
+        names = builtin_targets()
+        if value is not None and value not in names and not value.endswith((".yaml", ".yml")):
+            raise ValueError(f"unknown target '{value}'; built-in targets: {', '.join(names)}, or "
+                             "the path of a profile .yaml")
+        return value
 
     @model_validator(mode="after")
     def _check_cross_fields(self) -> Recipe:

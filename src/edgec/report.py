@@ -33,6 +33,7 @@ class Report:
     export: dict[str, Any] = field(default_factory=dict)
     budgets: list[BudgetRow] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)
+    device: dict[str, Any] = field(default_factory=dict)  # target, op checks, memory (device.py)
     error: dict[str, str] | None = None  # {step, type, message} when status != ok
     run_dir: str | None = None
     started: str | None = None
@@ -62,6 +63,7 @@ class Report:
             "budgets": [b.to_dict() for b in self.budgets],
             "findings": self.findings,
             "against": self.against,
+            "device": self.device,
             "recipe": self.recipe,
         }
 

@@ -65,11 +65,14 @@ def budget_lines(report: Report) -> list[tuple[str, str, str, str]]:
         result = "PASS" if row.passed else "FAIL"
         if getattr(row, "verdict", None) == "inconclusive":
             result += " (inconclusive)"
-        rows.append((row.name, f"{row.limit:,.4g}", actual, result))
+        name = row.name if row.source == "recipe" else f"{row.name} ({row.source})"
+        rows.append((name, f"{row.limit:,.4g}", actual, result))
     return rows
 
 
 def to_markdown(report: Report) -> str:
+    from edgec.device import markdown_lines as device_markdown
+
     status = {"ok": "completed", "failed": "FAILED", "interrupted": "INTERRUPTED"}[report.status]
     verdict = "all budgets met" if report.passed else "budget missed"
     lines = [f"# edgec report — {status}" + (f", {verdict}" if report.status == "ok" else ""), ""]
@@ -91,6 +94,7 @@ def to_markdown(report: Report) -> str:
     if report.budgets:
         lines += ["## Budgets", "", "| budget | limit | actual | result |", "|---|---|---|---|"]
         lines += [f"| {' | '.join(r)} |" for r in budget_lines(report)] + [""]
+    lines += device_markdown(report.device)
     if report.passes:
         lines += ["## Passes", "", "| step | stage | seconds | params before → after | notes |",
                   "|---|---|---|---|---|"]
