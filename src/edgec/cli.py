@@ -182,5 +182,26 @@ def schema() -> None:
     click.echo(json.dumps(recipe_schema(), indent=2))
 
 
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the catalog as JSON.")
+def passes(as_json: bool) -> None:
+    """List every pass (built-in and plugin) with its fields, defaults and descriptions."""
+    from edgec.pass_catalog import describe_passes, print_passes
+
+    docs = describe_passes()
+    if as_json:
+        click.echo(json.dumps([d.to_dict() for d in docs], indent=2))
+    else:
+        print_passes(docs)
+
+
+@cli.command()
+def plugins() -> None:
+    """List installed plugins (entry points edgec.passes, edgec.models, edgec.targets)."""
+    from edgec.pass_catalog import print_plugins
+
+    print_plugins()
+
 def main() -> None:
     cli(prog_name="edgec")

@@ -15,12 +15,13 @@ from edgec.benchmark import BenchmarkConfig
 from edgec.config import ConfigModel
 from edgec.data import DataSpec, SyntheticDataConfig
 from edgec.errors import RecipeError, UsageError
-from edgec.models import ModelSpec
 from edgec.passes import PASSES, pass_config_union
+from edgec.plugins import load_plugins, model_spec_union
 from edgec.recipe_errors import describe_validation_error
 from edgec.recipe_yaml import apply_overrides, parse_yaml
 
 RECIPE_VERSION = 1
+load_plugins()  # before the Recipe model is built: plugin passes and model sources join its unions
 
 
 class ExportConfig(ConfigModel):
@@ -87,7 +88,9 @@ class Recipe(ConfigModel):
     """One compression run: model, data, ordered passes, export, benchmark, budgets, output."""
 
     version: Literal[1] = Field(description="Recipe format version. Always 1 for now.")
-    model: ModelSpec = Field(description="Where the model comes from, and its input shape.")
+    model: model_spec_union() = Field(  # type: ignore[valid-type]
+        description="Where the model comes from, and its input shape."
+    )
     data: DataSpec = Field(
         default_factory=lambda: SyntheticDataConfig(source="synthetic"),
         description="Data for calibration, training and accuracy. Default: synthetic inputs "
