@@ -83,6 +83,7 @@ class _Run:
         final = self._run_onnx_passes(exported, onnx_cfgs, ctx)
         shutil.copyfile(final, self.workdir / "model.onnx")
         self._benchmark(data)
+        self._profile(data)
 
     def _seed_everything(self) -> None:
         import random
@@ -175,6 +176,16 @@ class _Run:
         report.findings = find_findings(base, comp, report.ratios, report.passes)
         report.budgets = check_budgets(self.recipe.budgets, base, comp, report.ratios)
 
+    def _profile(self, data) -> None:
+        from edgec.profile_ops import profile_run
+
+        bench = self.recipe.benchmark
+        self.step = "profile"
+        self.report.op_profile = profile_run(
+            {"baseline": self.workdir / "baseline.onnx", "compressed": self.workdir / "model.onnx"},
+            data.eval.x, tuple(self.recipe.model.input_shape), bench.batch_size, bench.threads,
+            self.recipe.report.profile, self.progress)
+
     def fail(self, exc: BaseException) -> None:
         interrupted = isinstance(exc, KeyboardInterrupt)
         self.report.status = "interrupted" if interrupted else "failed"
@@ -187,3 +198,7 @@ class _Run:
         self.report.seconds = round(time.perf_counter() - self.started, 2)
         write_text_atomic(self.workdir / "report.json", self.report.to_json() + "\n")
         write_text_atomic(self.workdir / "report.md", to_markdown(self.report))
+        if self.recipe.report.html:
+            from edgec.report_html import write_html_report
+
+            write_html_report(self.report, self.workdir)

@@ -19,6 +19,7 @@ from edgec.passes import PASSES, pass_config_union
 from edgec.plugins import load_plugins, model_spec_union
 from edgec.recipe_errors import describe_validation_error
 from edgec.recipe_yaml import apply_overrides, parse_yaml
+from edgec.report_html import ReportConfig
 
 RECIPE_VERSION = 1
 load_plugins()  # before the Recipe model is built: plugin passes and model sources join its unions
@@ -107,6 +108,7 @@ class Recipe(ConfigModel):
     )
     budgets: BudgetsConfig = Field(default_factory=BudgetsConfig, description="Pass/fail gates.")
     output: OutputConfig = Field(default_factory=OutputConfig, description="Where results go.")
+    report: ReportConfig = Field(default_factory=ReportConfig, description="report.html and profile.")
     seed: int = Field(0, ge=0, description="Seed for every random choice in the run.")
 
     @model_validator(mode="after")

@@ -33,6 +33,7 @@ class Report:
     export: dict[str, Any] = field(default_factory=dict)
     budgets: list[BudgetRow] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)
+    op_profile: dict | None = None  # per-operator time shares (profile_ops.py), None if not profiled
     error: dict[str, str] | None = None  # {step, type, message} when status != ok
     run_dir: str | None = None
     started: str | None = None
@@ -60,6 +61,7 @@ class Report:
             "export": self.export,
             "budgets": [b.to_dict() for b in self.budgets],
             "findings": self.findings,
+            "op_profile": self.op_profile,
             "recipe": self.recipe,
         }
 
