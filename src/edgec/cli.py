@@ -203,5 +203,19 @@ def plugins() -> None:
 
     print_plugins()
 
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("compare.md"),
+              show_default=True, help="Also write the table here (.md, .csv or .json).")
+def compare(runs, output: Path) -> None:
+    """Show several run folders side by side (from their report.json files)."""
+    from edgec.compare import compare_table, print_comparison, write_comparison
+
+    header, rows = compare_table(list(runs))
+    write_comparison(header, rows, output)  # first: a bad file name fails before any output
+    print_comparison(header, rows)
+    click.echo(f"written to {output}")
+
 def main() -> None:
     cli(prog_name="edgec")
