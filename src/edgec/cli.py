@@ -217,5 +217,31 @@ def compare(runs, output: Path) -> None:
     print_comparison(header, rows)
     click.echo(f"written to {output}")
 
+
+def _ask(value: str | None, prompt: str, choices: tuple[str, ...], default: str) -> str:
+    """A flag's value; else a prompt on a terminal; else the default (scripts never hang)."""
+    if value is not None:
+        return value
+    if sys.stdin.isatty():
+        return click.prompt(prompt, type=click.Choice(choices), default=default)
+    return default
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.argument("path", type=click.Path(path_type=Path), default=Path("recipe.yaml"))
+@click.option("--model", "model", type=click.Choice(["zoo", "torchvision", "python", "checkpoint"]),
+              help="Model source (asked on a terminal; default zoo).")
+@click.option("--data", "data", type=click.Choice(["digits", "npz", "imagefolder", "synthetic"]),
+              help="Data kind (asked on a terminal; default digits).")
+@click.option("--force", is_flag=True, help="Replace an existing file.")
+def init(path: Path, model: str | None, data: str | None, force: bool) -> None:
+    """Write a commented starter recipe to PATH (default recipe.yaml)."""
+    from edgec.init_recipe import write_starter
+
+    model = _ask(model, "Model source", ("zoo", "torchvision", "python", "checkpoint"), "zoo")
+    data = _ask(data, "Data", ("digits", "npz", "imagefolder", "synthetic"), "digits")
+    write_starter(path, model, data, force)
+    click.echo(f"wrote {path} ({model} model, {data} data). Next: edgec validate {path}")
+
 def main() -> None:
     cli(prog_name="edgec")
