@@ -58,7 +58,12 @@ def type_text(node: dict, defs: dict) -> str:
 def _default_text(name: str, node: dict, required: set[str]) -> str:
     if "default" in node:
         return json.dumps(node["default"], ensure_ascii=False)
-    return "required" if name in required else "(computed)"
+    if name in required:
+        return "required"
+    # built by a default_factory, which JSON Schema cannot show
+    if "$ref" in node:
+        return "(section defaults)"
+    return {"array": "[]", "object": "{}"}.get(node.get("type"), "(see description)")
 
 
 def fields_of(model_schema: dict, defs: dict | None = None, skip: tuple[str, ...] = (),
