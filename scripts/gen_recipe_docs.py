@@ -11,7 +11,7 @@ from pathlib import Path
 os.environ["EDGEC_NO_PLUGINS"] = "1"  # the reference documents edgec itself, not local plugins
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from edgec.recipe_docs import render_recipe_docs  # noqa: E402
+from edgec.recipe_docs import render_recipe_docs
 
 TARGET = Path(__file__).resolve().parents[1] / "docs" / "recipe.md"
 

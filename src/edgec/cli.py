@@ -83,7 +83,10 @@ _set_option = click.option(
 @click.option("--force", is_flag=True, help="Replace an existing run folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print report.json to stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or status lines.")
-def compress(recipe: Path, output: Path | None, overrides, force: bool, as_json: bool, quiet: bool):
+@click.option("--mlflow", "use_mlflow", is_flag=True,
+              help="Log to MLflow (as an empty mlflow: section would; needs edgec[mlflow]).")
+def compress(recipe: Path, output: Path | None, overrides, force: bool, as_json: bool, quiet: bool,
+             use_mlflow: bool):
     """Run RECIPE: load, compress, export, benchmark, report."""
     from edgec.api import default_output, resolve_recipe
     from edgec.pipeline import run_recipe
@@ -91,6 +94,10 @@ def compress(recipe: Path, output: Path | None, overrides, force: bool, as_json:
     from edgec.report_text import print_console
 
     parsed, recipe_dir, name = resolve_recipe(recipe, overrides)
+    if use_mlflow and parsed.mlflow is None:
+        from edgec.mlflow_log import MlflowConfig
+
+        parsed = parsed.model_copy(update={"mlflow": MlflowConfig()})
     target = output or default_output(parsed, name)
     progress = Progress(enabled=progress_wanted(quiet), verbose=not quiet)
     report = run_recipe(parsed, recipe_dir=recipe_dir, output=target, force=force, progress=progress)

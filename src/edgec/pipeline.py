@@ -34,6 +34,10 @@ def run_recipe(
     """
     from edgec.environment import collect_environment
 
+    if recipe.mlflow is not None:  # a missing optional package fails now, not after the run
+        from edgec.mlflow_log import require_mlflow
+
+        require_mlflow()
     folder = RunFolder(output, force)  # refuses an existing run before any work
     run = _Run(recipe, recipe_dir, folder.path, progress or Progress())
     run.report.environment = collect_environment(recipe.benchmark.threads, recipe.seed)
@@ -46,6 +50,11 @@ def run_recipe(
         finally:
             run.report.run_dir = str(output)
             run.write_report()
+    if recipe.mlflow is not None:
+        from edgec.mlflow_log import log_to_mlflow
+
+        run_id = log_to_mlflow(recipe.mlflow, run.report, Path(output))
+        run.progress.log(f"edgec: logged to MLflow, run {run_id}")
     return run.report
 
 

@@ -15,6 +15,7 @@ from edgec.benchmark import BenchmarkConfig
 from edgec.config import ConfigModel
 from edgec.data import DataSpec, SyntheticDataConfig
 from edgec.errors import RecipeError, UsageError
+from edgec.mlflow_log import MlflowConfig
 from edgec.passes import PASSES, pass_config_union
 from edgec.plugins import load_plugins, model_spec_union
 from edgec.recipe_errors import describe_validation_error
@@ -109,6 +110,8 @@ class Recipe(ConfigModel):
     budgets: BudgetsConfig = Field(default_factory=BudgetsConfig, description="Pass/fail gates.")
     output: OutputConfig = Field(default_factory=OutputConfig, description="Where results go.")
     report: ReportConfig = Field(default_factory=ReportConfig, description="report.html and profile.")
+    mlflow: MlflowConfig | None = Field(None, description="Log the run to MLflow (needs the "
+                                        "edgec[mlflow] extra). Absent: no logging.")
     seed: int = Field(0, ge=0, description="Seed for every random choice in the run.")
 
     @model_validator(mode="after")
