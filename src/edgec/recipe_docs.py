@@ -39,7 +39,7 @@ def _union_sections(title: str, node: dict, defs: dict, tag: str, extra=None) ->
 def render_recipe_docs() -> str:
     from edgec.passes import PASSES
     from edgec.recipe import recipe_schema
-    from edgec.schema_doc import fields_of, markdown_table
+    from edgec.schema_doc import fields_of, markdown_table, section_ref
 
     schema = recipe_schema()
     defs, props = schema["$defs"], schema["properties"]
@@ -64,7 +64,8 @@ def render_recipe_docs() -> str:
     documented = {"version", "model", "data", "passes", "export", "benchmark", "budgets", "output",
                   "report", "seed"}
     for section, node in props.items():  # sections added later still get a table
-        if section not in documented and "$ref" in node:
+        ref = section_ref(node)
+        if section not in documented and ref:
             lines += [f"## `{section}`", "", " ".join(node.get("description", "").split()), "",
-                      *markdown_table(fields_of(node, defs)), ""]
+                      *markdown_table(fields_of(defs[ref], defs)), ""]
     return "\n".join(lines).rstrip() + "\n"

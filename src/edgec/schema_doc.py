@@ -26,6 +26,14 @@ def _ref_name(node: dict) -> str:
     return node["$ref"].rsplit("/", 1)[-1]
 
 
+def section_ref(node: dict) -> str | None:
+    """The $defs name of a nested section field, also when it is optional (`X | None`)."""
+    if "$ref" in node:
+        return _ref_name(node)
+    refs = [n for n in node.get("anyOf", []) if "$ref" in n]
+    return _ref_name(refs[0]) if len(refs) == 1 else None
+
+
 def type_text(node: dict, defs: dict) -> str:
     """A compact type like `int (>= 1)`, `'static' | 'dynamic'`, `list[str]`, `PruneScheduleConfig`."""
     if "$ref" in node:
@@ -84,7 +92,8 @@ def fields_of(model_schema: dict, defs: dict | None = None, skip: tuple[str, ...
         description = " ".join(node.get("description", "").split())
         out.append(FieldDoc(prefix + name, type_text(node, defs), _default_text(name, node, required),
                             description))
-        nested = defs.get(_ref_name(node)) if "$ref" in node else None
+        ref = section_ref(node)
+        nested = defs.get(ref) if ref else None
         if expand and nested is not None and "properties" in nested:
             out += fields_of(nested, defs, expand=True, prefix=f"{prefix}{name}.")
     return out
