@@ -49,7 +49,7 @@ def test_html_has_every_section_and_verdict(run):
         assert chart in html, chart
     assert html.count("<svg") == 6
     assert "/3/Conv" in html and "16 → 8" in html  # pruned channels, layer matched by node name
-    assert "3 with integer weights, 0 float" in html and "QLinearConv" in html
+    assert "3 compute layers" in html and "with integer weights" in html and "QLinearConv" in html
 
 
 def test_html_is_self_contained(run):
