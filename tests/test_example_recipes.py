@@ -28,7 +28,7 @@ def test_data_free_example(tmp_path):
     assert load_recipe(recipe).data.source == "synthetic"
     report = compress(recipe, [*FAST, "model.input_shape=[1, 3, 32, 32]"], output=tmp_path / "run")
     assert report.compressed.accuracy is None and report.baseline.accuracy is None  # never invented
-    assert report.ratios["size"] > 2 and report.passed
+    assert report.ratios["size"] > 1.5 and report.passed
 
 
 def test_sweep_example(tmp_path, capsys, monkeypatch):
