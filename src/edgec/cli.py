@@ -189,7 +189,6 @@ def schema() -> None:
     click.echo(json.dumps(recipe_schema(), indent=2))
 
 
-
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the catalog as JSON.")
 def passes(as_json: bool) -> None:
@@ -249,6 +248,7 @@ def init(path: Path, model: str | None, data: str | None, force: bool) -> None:
     data = _ask(data, "Data", ("digits", "npz", "imagefolder", "synthetic"), "digits")
     write_starter(path, model, data, force)
     click.echo(f"wrote {path} ({model} model, {data} data). Next: edgec validate {path}")
+
 
 def main() -> None:
     cli(prog_name="edgec")

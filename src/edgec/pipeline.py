@@ -188,12 +188,12 @@ class _Run:
     def _profile(self, data) -> None:
         from edgec.profile_ops import profile_run
 
-        bench = self.recipe.benchmark
-        self.step = "profile"
+        bench, config = self.recipe.benchmark, self.recipe.report.profile
+        if config.enabled:
+            self._enter("operator profile")
         self.report.op_profile = profile_run(
             {"baseline": self.workdir / "baseline.onnx", "compressed": self.workdir / "model.onnx"},
-            data.eval.x, tuple(self.recipe.model.input_shape), bench.batch_size, bench.threads,
-            self.recipe.report.profile, self.progress)
+            data.eval.x, tuple(self.recipe.model.input_shape), bench.batch_size, bench.threads, config)
 
     def fail(self, exc: BaseException) -> None:
         interrupted = isinstance(exc, KeyboardInterrupt)

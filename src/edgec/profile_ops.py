@@ -25,8 +25,6 @@ from edgec.config import ConfigModel
 if TYPE_CHECKING:
     import numpy as np
 
-    from edgec.progress import Progress
-
 OVERHEAD = "(framework overhead)"
 
 
@@ -124,14 +122,12 @@ def top_ops(profile: dict, top: int) -> list[dict]:
 
 
 def profile_run(models: dict[str, Path], eval_x, input_shape: tuple[int, ...], batch_size: int,
-                threads: int, config: ProfileConfig, progress: Progress | None = None) -> dict | None:
+                threads: int, config: ProfileConfig) -> dict | None:
     """Profiles of each named model on the benchmark's latency input; None when disabled."""
     if not config.enabled:
         return None
     from edgec.benchmark import _latency_input
 
-    if progress is not None:
-        progress.log("edgec: operator profile…")
     x = _latency_input(eval_x, input_shape, batch_size)
     out = {name: profile_model(path, x, threads, config.runs, config.warmup, name).to_dict()
            for name, path in models.items()}
