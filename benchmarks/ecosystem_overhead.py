@@ -40,37 +40,47 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--runs", type=int, default=100, help="benchmark and profile runs")
+    parser.add_argument("--recipe", type=Path, default=ROOT / "configs" / "resnet-digits.yaml")
+    parser.add_argument("--skip-startup", action="store_true")
     args = parser.parse_args()
 
+    if not args.skip_startup:
+        print_startup(args.repeats)
+    profile_table(args.recipe.resolve(), args.runs)
+
+
+def print_startup(repeats: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         shutil.copytree(ROOT / "examples" / "plugin", Path(tmp) / "src",
                         ignore=shutil.ignore_patterns("build", "*.egg-info"))
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
                         "--no-index", "--target", f"{tmp}/site", f"{tmp}/src"], check=True)
-        bare, with_plugin = startup(None, args.repeats), startup(f"{tmp}/site", args.repeats)
+        bare, with_plugin = startup(None, repeats), startup(f"{tmp}/site", repeats)
     print("## start-up: python -c 'import edgec.recipe' (median wall s)\n")
     print("| plugins | seconds |\n|---|---|")
     print(f"| none | {bare:.3f} |\n| examples/plugin (3 entry points) | {with_plugin:.3f} |\n")
 
+
+def profile_table(recipe_path: Path, runs: int) -> None:
     sys.path.insert(0, str(ROOT / "src"))
     from edgec.api import compress
     from edgec.profile_ops import profile_run, top_ops
     from edgec.recipe import load_recipe
 
     with tempfile.TemporaryDirectory() as tmp:
-        overrides = [f"benchmark.runs={args.runs}", f"report.profile.runs={args.runs}"]
-        report = compress(ROOT / "configs" / "resnet-digits.yaml", overrides, output=f"{tmp}/run")
+        overrides = [f"benchmark.runs={runs}", f"report.profile.runs={runs}"]
+        report = compress(recipe_path, overrides, output=f"{tmp}/run")
         html = (Path(tmp) / "run" / "report.html").stat().st_size
-        recipe = load_recipe(ROOT / "configs" / "resnet-digits.yaml", overrides)
+        recipe = load_recipe(recipe_path, overrides)
         from edgec.data import load_data
 
-        data = load_data(recipe.data, tuple(recipe.model.input_shape), ROOT / "configs")
+        data = load_data(recipe.data, tuple(recipe.model.input_shape), recipe_path.parent)
         t0 = time.perf_counter()
         profile_run({"baseline": Path(tmp) / "run" / "baseline.onnx",
                      "compressed": Path(tmp) / "run" / "model.onnx"}, data.eval.x,
                     tuple(recipe.model.input_shape), 1, 1, recipe.report.profile)
         profile_s = time.perf_counter() - t0
-    print(f"## resnet20_digits, static int8, {args.runs} runs\n")
+    print(f"## {recipe_path.name}, {runs} runs\n")
     print(f"report.html: {html / 1024:.1f} KiB; whole run {report.seconds:.1f} s; profiling both "
           f"models again separately: {profile_s:.2f} s; speed-up p50 "
           f"{report.ratios['speedup_p50']:.2f}x\n")
