@@ -117,9 +117,12 @@ def ci_options(func):
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or status lines.")
 @click.option("--target", "target_name", metavar="NAME|PATH",
               help="Device target (mcu, npu, rpi, host or a profile .yaml); same as --set target=NAME.")
+@click.option("--mlflow", "use_mlflow", is_flag=True,
+              help="Log to MLflow (as an empty mlflow: section would; needs edgec[mlflow]).")
 @ci_options
 def compress(recipe: Path, output: Path | None, overrides, force: bool, resume: bool, as_json: bool,
-             quiet: bool, target_name: str | None, junit, summary_md, against, fail_on_inconclusive):
+             quiet: bool, target_name: str | None, use_mlflow: bool, junit, summary_md, against,
+             fail_on_inconclusive):
     """Run RECIPE: load, compress, export, benchmark, report."""
     from edgec.api import default_output, resolve_recipe
     from edgec.ci_outputs import write_ci_outputs, write_failed_ci_outputs
@@ -132,6 +135,10 @@ def compress(recipe: Path, output: Path | None, overrides, force: bool, resume: 
     target = None
     try:
         parsed, recipe_dir, name = resolve_recipe(recipe, overrides)
+        if use_mlflow and parsed.mlflow is None:
+            from edgec.mlflow_log import MlflowConfig
+
+            parsed = parsed.model_copy(update={"mlflow": MlflowConfig()})
         stored = load_against(against) if against else None
         target = output or default_output(parsed, name)
         progress = Progress(enabled=progress_wanted(quiet), verbose=not quiet)
@@ -334,6 +341,67 @@ def schema() -> None:
     from edgec.recipe import recipe_schema
 
     click.echo(json.dumps(recipe_schema(), indent=2))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the catalog as JSON.")
+def passes(as_json: bool) -> None:
+    """List every pass (built-in and plugin) with its fields, defaults and descriptions."""
+    from edgec.pass_catalog import describe_passes, print_passes
+
+    docs = describe_passes()
+    if as_json:
+        click.echo(json.dumps([d.to_dict() for d in docs], indent=2))
+    else:
+        print_passes(docs)
+
+
+@cli.command()
+def plugins() -> None:
+    """List installed plugins (entry points edgec.passes, edgec.models, edgec.targets)."""
+    from edgec.pass_catalog import print_plugins
+
+    print_plugins()
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("compare.md"),
+              show_default=True, help="Also write the table here (.md, .csv or .json).")
+def compare(runs, output: Path) -> None:
+    """Show several run folders side by side (from their report.json files)."""
+    from edgec.compare import compare_table, print_comparison, write_comparison
+
+    header, rows = compare_table(list(runs))
+    write_comparison(header, rows, output)  # first: a bad file name fails before any output
+    print_comparison(header, rows)
+    click.echo(f"written to {output}")
+
+
+def _ask(value: str | None, prompt: str, choices: tuple[str, ...], default: str) -> str:
+    """A flag's value; else a prompt on a terminal; else the default (scripts never hang)."""
+    if value is not None:
+        return value
+    if sys.stdin.isatty():
+        return click.prompt(prompt, type=click.Choice(choices), default=default)
+    return default
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.argument("path", type=click.Path(path_type=Path), default=Path("recipe.yaml"))
+@click.option("--model", "model", type=click.Choice(["zoo", "torchvision", "python", "checkpoint"]),
+              help="Model source (asked on a terminal; default zoo).")
+@click.option("--data", "data", type=click.Choice(["digits", "npz", "imagefolder", "synthetic"]),
+              help="Data kind (asked on a terminal; default digits).")
+@click.option("--force", is_flag=True, help="Replace an existing file.")
+def init(path: Path, model: str | None, data: str | None, force: bool) -> None:
+    """Write a commented starter recipe to PATH (default recipe.yaml)."""
+    from edgec.init_recipe import write_starter
+
+    model = _ask(model, "Model source", ("zoo", "torchvision", "python", "checkpoint"), "zoo")
+    data = _ask(data, "Data", ("digits", "npz", "imagefolder", "synthetic"), "digits")
+    write_starter(path, model, data, force)
+    click.echo(f"wrote {path} ({model} model, {data} data). Next: edgec validate {path}")
 
 
 def main() -> None:

@@ -46,6 +46,7 @@ class LayerStats:
     macs: int
     output_shape: list[int | str] | None
     weight_dtype: str | None = None
+    nonzero_params: int | None = None  # weights + bias that are not zero (per-layer sparsity)
 
 
 @dataclass
@@ -118,6 +119,7 @@ def analyze_onnx(path: Path, input_shape: tuple[int, ...] | None = None) -> Grap
             name=node.name or node.output[0], op_type=node.op_type, params=params,
             macs=_macs(node, shapes), output_shape=out,
             weight_dtype=tensors[weight].dtype if weight else None,
+            nonzero_params=sum(_nonzero(graph, t, tensors[t]) for t in (weight, bias) if t is not None),
         ))
     for t in tensors.values():
         dtypes[t.dtype] += t.size

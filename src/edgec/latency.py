@@ -57,11 +57,14 @@ class LatencyStats:
         return {k: getattr(self, k) for k in ("p50", "p90", "p99", "mean", "std", "min", "runs", "warmup")}
 
 
-def make_session(path: Path, threads: int) -> ort.InferenceSession:
-    """An onnxruntime CPU session with a fixed, recorded configuration."""
+def make_session(path: Path, threads: int, profile_prefix: str | None = None) -> ort.InferenceSession:
+    """An onnxruntime CPU session with a fixed, recorded configuration (optionally profiling)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
+    if profile_prefix:  # same session settings as the benchmark, plus onnxruntime's profiler
+        opts.enable_profiling = True
+        opts.profile_file_prefix = profile_prefix
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL

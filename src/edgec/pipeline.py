@@ -39,6 +39,10 @@ def run_recipe(
     from edgec.environment import collect_environment
     from edgec.resume import Checkpoints
 
+    if recipe.mlflow is not None:  # a missing optional package fails now, not after the run
+        from edgec.mlflow_log import require_mlflow
+
+        require_mlflow()
     folder = RunFolder(output, force, resume)  # refuses an existing run before any work
     run = _Run(recipe, recipe_dir, folder.path, progress or Progress())
     run.against = against
@@ -65,6 +69,11 @@ def run_recipe(
             with contextlib.suppress(AttributeError):
                 exc.run_folder = folder.path  # the CLI says where the partial results are
             raise
+    if recipe.mlflow is not None:
+        from edgec.mlflow_log import log_to_mlflow
+
+        run_id = log_to_mlflow(recipe.mlflow, run.report, Path(output))
+        run.progress.log(f"edgec: logged to MLflow, run {run_id}")
     return run.report
 
 
@@ -152,6 +161,7 @@ class _Run:
         self.step = "write model.onnx"
         shutil.copyfile(final, self.workdir / "model.onnx")
         self._benchmark(data)
+        self._profile(data)
 
     def _seed_everything(self, offset: int = 0) -> None:
         """Seed every RNG; re-done before each pass so a resumed run draws what a fresh one would."""
@@ -300,6 +310,16 @@ class _Run:
         report.budgets = self.device.budget_rows(self.recipe.budgets, base, comp, report.ratios)
         apply_against(report, self.against, self.recipe.budgets)
 
+    def _profile(self, data) -> None:
+        from edgec.profile_ops import profile_run
+
+        bench, config = self.recipe.benchmark, self.recipe.report.profile
+        if config.enabled:
+            self._enter("operator profile")
+        self.report.op_profile = profile_run(
+            {"baseline": self.workdir / "baseline.onnx", "compressed": self.workdir / "model.onnx"},
+            data.eval.x, tuple(self.recipe.model.input_shape), bench.batch_size, bench.threads, config)
+
     def fail(self, exc: BaseException) -> None:
         interrupted = isinstance(exc, KeyboardInterrupt)
         self.report.status = "interrupted" if interrupted else "failed"
@@ -312,3 +332,7 @@ class _Run:
         self.report.seconds = round(time.perf_counter() - self.started, 2)
         write_text_atomic(self.workdir / "report.json", self.report.to_json() + "\n")
         write_text_atomic(self.workdir / "report.md", to_markdown(self.report))
+        if self.recipe.report.html:
+            from edgec.report_html import write_html_report
+
+            write_html_report(self.report, self.workdir)

@@ -15,14 +15,17 @@ from edgec.benchmark import BenchmarkConfig
 from edgec.config import ConfigModel
 from edgec.data import DataSpec, SyntheticDataConfig
 from edgec.errors import RecipeError, UsageError
-from edgec.models import ModelSpec
+from edgec.mlflow_log import MlflowConfig
 from edgec.passes import PASSES, pass_config_union
+from edgec.plugins import load_plugins, model_spec_union
 from edgec.recipe_errors import describe_validation_error
 from edgec.recipe_yaml import apply_overrides, parse_yaml
+from edgec.report_html import ReportConfig
 from edgec.sweep_config import SweepConfig
 
 RECIPE_VERSION = 1
 REGRESSION_BUDGETS = ("max_size_growth", "max_latency_growth", "max_accuracy_loss")
+load_plugins()  # before the Recipe model is built: plugin passes and model sources join its unions
 
 
 class ExportConfig(ConfigModel):
@@ -141,7 +144,9 @@ class Recipe(ConfigModel):
     """One compression run: model, data, ordered passes, export, benchmark, budgets, output."""
 
     version: Literal[1] = Field(description="Recipe format version. Always 1 for now.")
-    model: ModelSpec = Field(description="Where the model comes from, and its input shape.")
+    model: model_spec_union() = Field(  # type: ignore[valid-type]
+        description="Where the model comes from, and its input shape."
+    )
     data: DataSpec = Field(
         default_factory=lambda: SyntheticDataConfig(source="synthetic"),
         description="Data for calibration, training and accuracy. Default: synthetic inputs "
@@ -158,6 +163,9 @@ class Recipe(ConfigModel):
     )
     budgets: BudgetsConfig = Field(default_factory=BudgetsConfig, description="Pass/fail gates.")
     output: OutputConfig = Field(default_factory=OutputConfig, description="Where results go.")
+    report: ReportConfig = Field(default_factory=ReportConfig, description="report.html and profile.")
+    mlflow: MlflowConfig | None = Field(None, description="Log the run to MLflow (needs the "
+                                        "edgec[mlflow] extra). Absent: no logging.")
     seed: int = Field(0, ge=0, description="Seed for every random choice in the run.")
     sweep: SweepConfig | None = Field(None, description="Variants for `edgec sweep`.")
     target: str | None = Field(

@@ -34,6 +34,7 @@ class Report:
     budgets: list[BudgetRow] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)
     device: dict[str, Any] = field(default_factory=dict)  # target, op checks, memory (device.py)
+    op_profile: dict | None = None  # per-operator time shares (profile_ops.py), None if not profiled
     error: dict[str, str] | None = None  # {step, type, message} when status != ok
     run_dir: str | None = None
     started: str | None = None
@@ -64,6 +65,7 @@ class Report:
             "findings": self.findings,
             "against": self.against,
             "device": self.device,
+            "op_profile": self.op_profile,
             "recipe": self.recipe,
         }
 

@@ -148,7 +148,7 @@ def print_console(report: Report, file=None) -> None:
     if report.error:
         console.print(f"[bold red]failed at {report.error['step']}:[/] {report.error['message']}")
     if report.run_dir:
-        console.print(f"results in {report.run_dir}/ (report.json, report.md, model.onnx)")
+        console.print(f"results in {report.run_dir}/ (report.html, report.json, report.md, model.onnx)")
 
 
 def print_metrics(metrics: dict[str, Metrics], threads: int, file=None) -> None:

@@ -1,0 +1,50 @@
+"""A sweep with the Python API: one recipe built in Python, several prune amounts, a table.
+
+    python examples/sweep/sweep.py --out runs/sweep        # then: edgec compare runs/sweep/*
+
+Each point is a full edgec run (its own folder, report.html included). Recipes can be dicts, as
+here, or files plus `--set`-style overrides: compress("recipe.yaml", ["passes.1.amount=0.5"]).
+"""
+
+import argparse
+from pathlib import Path
+
+from edgec.api import compress
+
+MODEL = Path(__file__).resolve().parents[1] / "custom_model" / "my_model.py"
+
+
+def recipe(amount: float, epochs: int, runs: int) -> dict:
+    passes = [{"type": "finetune", "epochs": epochs, "label": "train"}]  # the model starts untrained
+    if amount:
+        passes += [{"type": "prune", "amount": amount},
+                   {"type": "finetune", "epochs": max(1, epochs // 2), "label": "recover"}]
+    passes.append({"type": "quantize", "mode": "static", "samples": 256})
+    return {"version": 1, "data": {"source": "digits"}, "passes": passes,
+            "model": {"source": "python", "callable": f"{MODEL}:build", "input_shape": [1, 1, 8, 8]},
+            "benchmark": {"runs": runs}, "budgets": {"max_accuracy_drop": 0.05}}
+
+
+def main(argv=None) -> list[tuple]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("runs/sweep"))
+    parser.add_argument("--amounts", type=float, nargs="+", default=[0.0, 0.25, 0.5])
+    parser.add_argument("--epochs", type=int, default=8, help="training epochs before pruning")
+    parser.add_argument("--runs", type=int, default=200, help="latency runs per model")
+    args = parser.parse_args(argv)
+    rows = []
+    for amount in args.amounts:
+        name = f"prune{round(amount * 100)}-int8"
+        report = compress(recipe(amount, args.epochs, args.runs), output=args.out / name, force=True)
+        c, r = report.compressed, report.ratios
+        rows.append((name, c.params, c.size_bytes / 1024, r.get("speedup_p50"), c.accuracy, report.passed))
+    print(f"{'point':<14} {'params':>8} {'KiB':>7} {'speedup':>8} {'accuracy':>9}  budgets")
+    for name, params, kib, speedup, acc, passed in rows:
+        acc_text = "n/a" if acc is None else f"{acc:.2%}"
+        print(f"{name:<14} {params:>8,} {kib:>7.1f} {speedup or 0:>7.2f}x {acc_text:>9}  "
+              f"{'met' if passed else 'MISSED'}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""`edgec compare run1/ run2/ …`: several runs side by side, from their report.json files.
+
+Each run's compressed model is shown with its ratios against *its own* baseline. Those ratios
+were measured side by side in one process, so they compare across runs; absolute latencies were
+measured in different processes (maybe on different days) and are shown, but flagged as such.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from edgec.errors import UsageError
+from edgec.report import SCHEMA
+
+
+def load_run(path: Path) -> dict:
+    """report.json of a run folder (or the file itself). Raises UsageError."""
+    path = Path(path)
+    file = path / "report.json" if path.is_dir() else path
+    if not file.is_file():
+        raise UsageError(f"'{path}' is not an edgec run folder: {file} does not exist.",
+                         hint="Pass the folders written by `edgec compress` (-o).")
+    try:
+        report = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"Cannot read '{file}': {exc}.") from None
+    if not isinstance(report, dict) or report.get("schema") != SCHEMA:
+        raise UsageError(f"'{file}' is not an edgec report (schema {SCHEMA}).")
+    return report
+
+
+def _names(paths: list[Path]) -> list[str]:
+    """Short unique column names: the folder names, with parents added where they clash."""
+    names = [Path(p).resolve().name if Path(p).is_dir() else Path(p).resolve().parent.name for p in paths]
+    return [n if names.count(n) == 1 else str(p) for n, p in zip(names, paths, strict=True)]
+
+
+def _num(value, fmt: str) -> str:
+    return "n/a" if value is None else format(value, fmt)
+
+
+def _row_values(r: dict) -> dict[str, str]:
+    c, ratios = r.get("compressed") or {}, r.get("ratios") or {}
+    budgets = r.get("budgets") or []
+    lat = (c.get("latency_ms") or {}).get("p50")
+    acc, drop = c.get("accuracy"), ratios.get("accuracy_drop")
+    verdict = "" if r["status"] != "ok" else (", passed" if r["passed"] else ", budget missed")
+    return {
+        "status": r["status"] + verdict,
+        "passes": " → ".join(p.get("label") or p["type"] for p in r.get("passes", [])) or "none",
+        "size (KiB)": _num(c.get("size_bytes") and c["size_bytes"] / 1024, ",.1f"),
+        "gzip size (KiB)": _num(c.get("size_gzip_bytes") and c["size_gzip_bytes"] / 1024, ",.1f"),
+        "params": _num(c.get("params"), ","),
+        "MACs (batch 1)": _num(c.get("macs"), ","),
+        "size reduction": _num(ratios.get("size"), ".2f") + "x" * (ratios.get("size") is not None),
+        "speedup p50 (vs own baseline)": _num(ratios.get("speedup_p50"), ".2f")
+        + "x" * (ratios.get("speedup_p50") is not None),
+        "latency p50 (ms, own process)": _num(lat, ".3f"),
+        "accuracy": "n/a" if acc is None else f"{acc * 100:.2f}%",
+        "accuracy drop (points)": "n/a" if drop is None else f"{drop * 100:.2f}",
+        "budgets met": f"{sum(b['passed'] for b in budgets)}/{len(budgets)}" if budgets else "none set",
+    }
+
+
+def compare_table(paths: list[Path]) -> tuple[list[str], list[list[str]]]:
+    """(header, rows): one row per metric, one column per run."""
+    if len(paths) < 1:
+        raise UsageError("Give at least one run folder, e.g. edgec compare runs/a runs/b.")
+    reports = [load_run(p) for p in paths]
+    names = _names(paths)
+    values = [_row_values(r) for r in reports]
+    return ["metric", *names], [[metric, *(v[metric] for v in values)] for metric in values[0]]
+
+
+def render(header: list[str], rows: list[list[str]], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps({"runs": header[1:], "rows": {r[0]: dict(zip(header[1:], r[1:], strict=True))
+                                                        for r in rows}}, indent=2) + "\n"
+    if fmt == "csv":
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerows([header, *rows])
+        return buf.getvalue()
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
+    return "\n".join(lines) + "\n\n" + NOTE + "\n"
+
+
+NOTE = ("Ratios are each run's compressed model against its own baseline, measured side by side in "
+        "one process: compare those. Absolute latencies come from different processes.")
+
+
+def write_comparison(header: list[str], rows: list[list[str]], output: Path) -> None:
+    from edgec.report import write_text_atomic
+
+    suffix = output.suffix.lower().lstrip(".")
+    fmt = {"md": "md", "markdown": "md", "csv": "csv", "json": "json"}.get(suffix)
+    if fmt is None:
+        raise UsageError(f"--output '{output}': use a .md, .csv or .json file name.")
+    write_text_atomic(output, render(header, rows, fmt))
+
+
+def print_comparison(header: list[str], rows: list[list[str]], file=None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="edgec compare", title_justify="left")
+    for i, col in enumerate(header):
+        table.add_column(col, justify="left" if i == 0 else "right", overflow="fold")
+    for r in rows:
+        table.add_row(*r)
+    console = Console(file=file, highlight=False)
+    console.print(table)
+    console.print(f"[dim]{NOTE}[/]")

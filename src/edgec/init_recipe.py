@@ -1,0 +1,135 @@
+"""`edgec init`: write a commented starter recipe for a model source and a data kind.
+
+The text is assembled from small commented blocks, then validated with the real recipe model
+before it is written, so `edgec init` can never hand a user a recipe that `edgec validate` rejects.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgec.errors import UsageError
+
+MODEL_SOURCES = ("zoo", "torchvision", "python", "checkpoint")
+DATA_KINDS = ("digits", "npz", "imagefolder", "synthetic")
+
+
+def _shape(model: str, data: str) -> list[int]:
+    if model == "zoo" or data == "digits":
+        return [1, 1, 8, 8]  # the zoo models and the bundled digits are 1×8×8
+    return [1, 3, 224, 224]
+
+
+def _model_block(model: str, shape: list[int]) -> str:
+    blocks = {
+        "zoo": """\
+  source: zoo                 # a reference model edgec trains on bundled data (cached)
+  name: digits_cnn            # or resnet20_digits, resnet56_digits""",
+        "torchvision": """\
+  source: torchvision         # an architecture by name; nothing is downloaded
+  name: mobilenet_v3_small    # any torchvision.models name
+  num_classes: 10
+  # weights: my_weights.pt    # a local state dict; without it weights are random (latency only)""",
+        "python": """\
+  source: python              # your own code: a function or class returning an nn.Module
+  callable: "my_model.py:build"   # path relative to this file (or package.module:function)
+  kwargs: {}                  # keyword arguments for the callable""",
+        "checkpoint": """\
+  source: checkpoint          # a torch.save file: a state dict plus its architecture
+  path: model.pt              # relative to this file
+  architecture: {source: torchvision, name: resnet18, num_classes: 10}
+  trust_pickle: false         # true only for whole pickled models from a source you trust""",
+    }
+    note = ""
+    if model in ("torchvision", "checkpoint") and shape[1] == 1:
+        note = ("\n  # note: torchvision nets take 3-channel inputs; the 1-channel digits need a "
+                "model of your own\n  # (source: python) or 3-channel data (imagefolder, npz).")
+    return f"{blocks[model]}\n  input_shape: {shape}      # batch first{note}"
+
+
+def _data_block(data: str, shape: list[int]) -> str:
+    gray = shape[1] == 1
+    blocks = {
+        "digits": "  source: digits              # scikit-learn's 1,797 real 8×8 digits, 10 classes",
+        "npz": """\
+  source: npz                 # a NumPy .npz with arrays x (N×C×H×W float) and y (N int labels)
+  path: data.npz              # relative to this file""",
+        "imagefolder": f"""\
+  source: imagefolder         # root/<class>/<image>, or root/train/... and root/val/...
+  path: images
+  resize: {shape[-1]}
+  mean: {[0.5] if gray else [0.485, 0.456, 0.406]}
+  std: {[0.5] if gray else [0.229, 0.224, 0.225]}
+  grayscale: {"true" if gray else "false"}""",
+        "synthetic": """\
+  source: synthetic           # random inputs: latency and size only, no accuracy
+  samples: 64""",
+    }
+    return blocks[data]
+
+
+def _passes_block(data: str) -> str:
+    if data == "synthetic":
+        return """\
+  # Random inputs cannot calibrate static int8 nor train: dynamic quantization needs no data.
+  - {type: quantize, mode: dynamic}
+  # - {type: prune, amount: 0.3, importance: l2}     # structured channel pruning (no data)"""
+    return """\
+  # - {type: prune, amount: 0.3}                # remove 30% of channels: smaller and faster
+  # - {type: finetune, epochs: 3}               # recover accuracy after pruning (needs labels)
+  - {type: quantize, mode: static, samples: 256}  # int8, calibrated on the data above"""
+
+
+def render_recipe(model: str, data: str) -> str:
+    """The starter recipe text for ``model`` source and ``data`` kind."""
+    if model not in MODEL_SOURCES or data not in DATA_KINDS:
+        raise UsageError(f"edgec init: unknown --model '{model}' or --data '{data}'.",
+                         hint=f"Models: {', '.join(MODEL_SOURCES)}; data: {', '.join(DATA_KINDS)}.")
+    shape = _shape(model, data)
+    accuracy = "" if data == "synthetic" else "\n#   max_accuracy_drop: 0.01     # at most 1 point lost"
+    return f"""\
+# edgec recipe, written by `edgec init --model {model} --data {data}`.
+# Check it:  edgec validate <this file>      Run it:  edgec compress <this file>
+# Every field: docs/recipe.md, `edgec schema`, `edgec passes` (passes and their options).
+version: 1
+
+# The model to compress.
+model:
+{_model_block(model, shape)}
+
+# Data for calibration, training and accuracy.
+data:
+{_data_block(data, shape)}
+
+# Compression steps, in order; torch-stage passes (prune, finetune) before quantize.
+passes:
+{_passes_block(data)}
+
+# How baseline and compressed are measured (side by side, interleaved, onnxruntime CPU).
+benchmark:
+  threads: 1                  # your device's core count for its real speed; 1 is most stable
+  runs: 200
+
+# Limits the compressed model must meet; a missed one makes `edgec compress` exit 1.
+# budgets:
+#   max_size_kb: 500
+#   min_speedup: 1.2{accuracy}
+
+# Where results go (`-o` wins); each run writes report.html, report.md, report.json, model.onnx.
+# output: {{dir: runs/my-model}}
+"""
+
+
+def write_starter(path: Path, model: str, data: str, force: bool) -> str:
+    """Validate and write the starter recipe; returns its text. Raises UsageError."""
+    from edgec.recipe import validate_recipe
+    from edgec.recipe_yaml import parse_yaml
+
+    if path.exists() and not force:
+        raise UsageError(f"'{path}' already exists; pass --force to replace it, or another file name.")
+    text = render_recipe(model, data)
+    raw, lines = parse_yaml(text, str(path))
+    validate_recipe(raw, source=f"starter recipe for {model}/{data}", lines=lines)  # never write a bad one
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return text

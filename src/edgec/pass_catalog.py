@@ -1,0 +1,77 @@
+"""`edgec passes` and `edgec plugins`: what passes exist (built-in and plugin) and their fields.
+
+Read from the registry and each config's JSON Schema, so the listing is exactly what a recipe
+accepts. The common `type` field is left out (it is the pass name).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class PassDoc:
+    name: str
+    stage: str
+    origin: str  # "built-in" or "plugin <package> <version>"
+    description: str
+    fields: list  # list[FieldDoc]
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "fields": [asdict(f) for f in self.fields]}
+
+
+def describe_passes() -> list[PassDoc]:
+    """Every registered pass (loading plugins first), built-ins first, then by name."""
+    import edgec.recipe  # noqa: F401  (loads plugins, exactly as a recipe would see them)
+    from edgec.passes import PASSES
+    from edgec.plugins import pass_origin
+    from edgec.schema_doc import docstring_line, fields_of
+
+    docs = []
+    for name, cls in PASSES.items():
+        description = docstring_line(cls) or docstring_line(cls.Config) or docstring_line(
+            __import__(cls.__module__, fromlist=["_"]))
+        docs.append(PassDoc(name, cls.stage, pass_origin(name), description,
+                            fields_of(cls.Config.model_json_schema(), skip=("type",))))
+    return sorted(docs, key=lambda d: (d.origin != "built-in", d.name))
+
+
+def print_passes(docs: list[PassDoc], file=None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=file, highlight=False, soft_wrap=False)
+    for doc in docs:
+        table = Table(title=f"[bold]{doc.name}[/]  ({doc.stage} stage, {doc.origin})  {doc.description}",
+                      title_justify="left", show_lines=False)
+        for col, ratio in (("field", 1), ("type", 2), ("default", 1), ("description", 5)):
+            table.add_column(col, ratio=ratio, overflow="fold")
+        for f in doc.fields:
+            table.add_row(f.name, f.type, f.default, f.description)
+        console.print(table)
+    console.print(f"{len(docs)} passes. Use one in a recipe as `- {{type: NAME, field: value}}`; "
+                  "`edgec plugins` shows what installed plugins add.")
+
+
+def print_plugins(file=None) -> int:
+    """List loaded plugins; returns how many."""
+    from rich.console import Console
+    from rich.table import Table
+
+    import edgec.recipe  # noqa: F401  (loads plugins)
+    from edgec.plugins import DISABLE_ENV, LOADED
+
+    console = Console(file=file, highlight=False)
+    if not LOADED:
+        console.print("No edgec plugins installed (entry point groups edgec.passes, edgec.models, "
+                      f"edgec.targets), or {DISABLE_ENV}=1 is set. See examples/plugin/.")
+        return 0
+    table = Table(title="edgec plugins", title_justify="left")
+    for col in ("group", "entry point", "package", "provides"):
+        table.add_column(col)
+    for info in LOADED:
+        table.add_row(info.group, f"{info.name} = {info.value}", f"{info.distribution} {info.version}",
+                      ", ".join(info.provides))
+    console.print(table)
+    return len(LOADED)

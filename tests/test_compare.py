@@ -1,0 +1,68 @@
+"""`edgec compare`: several runs' report.json side by side, printed and written."""
+
+import json
+
+from click.testing import CliRunner
+
+from edgec.cli import cli
+from edgec.compare import compare_table
+
+
+def fake_run(folder, *, size_kb, speedup, accuracy, passed=True, status="ok", passes=("quantize",)):
+    folder.mkdir(parents=True)
+    compressed = {"size_bytes": size_kb * 1024, "size_gzip_bytes": size_kb * 512, "params": 1000,
+                  "macs": 5000, "latency_ms": {"p50": 0.5}, "accuracy": accuracy}
+    report = {
+        "schema": "edgec.report/1", "status": status, "passed": passed,
+        "compressed": compressed if status == "ok" else None,
+        "ratios": {"size": 4.0, "speedup_p50": speedup, "accuracy_drop": 0.0125} if status == "ok" else {},
+        "passes": [{"type": p, "label": p} for p in passes],
+        "budgets": [{"name": "max_size_kb", "passed": passed}],
+    }
+    (folder / "report.json").write_text(json.dumps(report))
+    return folder
+
+
+def test_table_has_one_column_per_run(tmp_path):
+    a = fake_run(tmp_path / "a", size_kb=10, speedup=1.5, accuracy=0.95)
+    b = fake_run(tmp_path / "b", size_kb=20, speedup=0.8, accuracy=None, passed=False,
+                 passes=("prune", "quantize"))
+    c = fake_run(tmp_path / "c", size_kb=0, speedup=None, accuracy=None, status="failed", passed=False)
+    header, rows = compare_table([a, b, c])
+    assert header == ["metric", "a", "b", "c"]
+    table = {r[0]: r[1:] for r in rows}
+    assert table["size (KiB)"][:2] == ["10.0", "20.0"] and table["size (KiB)"][2] == "n/a"
+    assert table["speedup p50 (vs own baseline)"] == ["1.50x", "0.80x", "n/a"]
+    assert table["accuracy"] == ["95.00%", "n/a", "n/a"]
+    assert table["accuracy drop (points)"][0] == "1.25"
+    assert table["status"] == ["ok, passed", "ok, budget missed", "failed"]
+    assert table["passes"][1] == "prune → quantize" and table["budgets met"][:2] == ["1/1", "0/1"]
+
+
+def test_cli_prints_and_writes_each_format(tmp_path):
+    a = fake_run(tmp_path / "x" / "run", size_kb=10, speedup=1.5, accuracy=0.9)
+    b = fake_run(tmp_path / "y" / "run", size_kb=5, speedup=2.0, accuracy=0.8)
+    for name in ("cmp.md", "cmp.csv", "cmp.json"):
+        out = tmp_path / name
+        result = CliRunner().invoke(cli, ["compare", str(a), str(b), "-o", str(out)])
+        assert result.exit_code == 0, result.output
+        assert "speedup p50" in result.output and "1.50x" in result.output and "2.00x" in result.output
+    assert "| speedup p50 (vs own baseline) | 1.50x | 2.00x |" in (tmp_path / "cmp.md").read_text()
+    assert (tmp_path / "cmp.csv").read_text().startswith("metric,")
+    data = json.loads((tmp_path / "cmp.json").read_text())
+    assert data["runs"] == [str(a), str(b)]  # same folder names: full paths keep them apart
+    assert data["rows"]["size (KiB)"][str(b)] == "5.0"
+
+
+def test_cli_rejects_what_is_not_a_run(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = CliRunner().invoke(cli, ["compare", str(tmp_path / "empty"), "-o", str(tmp_path / "c.md")])
+    assert result.exit_code == 2 and "not an edgec run folder" in result.output
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "report.json").write_text('{"schema": "other"}')
+    result = CliRunner().invoke(cli, ["compare", str(tmp_path / "bad"), "-o", str(tmp_path / "c.md")])
+    assert result.exit_code == 2 and "not an edgec report" in result.output
+    good = fake_run(tmp_path / "good", size_kb=1, speedup=1.0, accuracy=None)
+    result = CliRunner().invoke(cli, ["compare", str(good), "-o", str(tmp_path / "c.txt")])
+    assert result.exit_code == 2 and ".md, .csv or .json" in result.output
+    assert CliRunner().invoke(cli, ["compare"]).exit_code == 2

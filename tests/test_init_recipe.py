@@ -1,0 +1,59 @@
+"""`edgec init` writes recipes that validate, never prompts off a terminal; shell completion works."""
+
+import itertools
+import os
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from edgec.cli import cli
+from edgec.init_recipe import DATA_KINDS, MODEL_SOURCES, render_recipe, write_starter
+from edgec.recipe import load_recipe
+
+
+@pytest.mark.parametrize(("model", "data"), list(itertools.product(MODEL_SOURCES, DATA_KINDS)))
+def test_every_starter_recipe_validates(tmp_path, model, data):
+    path = tmp_path / "r.yaml"
+    text = write_starter(path, model, data, force=False)
+    recipe = load_recipe(path)
+    assert recipe.model.source == model and recipe.data.source == data
+    assert text.count("\n#") >= 5  # it is a commented starter, not a bare dump
+    expected = "dynamic" if data == "synthetic" else "static"  # static int8 needs real calibration data
+    assert recipe.passes[-1].type == "quantize" and recipe.passes[-1].mode == expected
+
+
+def test_cli_uses_defaults_without_a_terminal(tmp_path):
+    path = tmp_path / "recipe.yaml"
+    result = CliRunner().invoke(cli, ["init", str(path)], input="")  # stdin is not a terminal
+    assert result.exit_code == 0, result.output
+    assert "?" not in result.output and "wrote" in result.output
+    assert load_recipe(path).model.source == "zoo"
+    again = CliRunner().invoke(cli, ["init", str(path), "--model", "python", "--data", "npz"])
+    assert again.exit_code == 2 and "--force" in again.output
+    forced = CliRunner().invoke(cli, ["init", str(path), "--model", "python", "--data", "npz", "--force"])
+    assert forced.exit_code == 0 and load_recipe(path).data.source == "npz"
+    result = CliRunner().invoke(cli, ["init", str(path), "--model", "keras"])
+    assert result.exit_code == 2 and "keras" in result.output
+
+
+def test_render_refuses_unknown_kinds():
+    with pytest.raises(Exception, match="unknown --model"):
+        render_recipe("keras", "digits")
+
+
+def _complete(env: dict) -> str:
+    return subprocess.run([sys.executable, "-c", "from edgec.cli import main; main()"],
+                          env={**os.environ, **env}, capture_output=True, text=True).stdout
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_shell_completion_scripts(shell):
+    script = _complete({"_EDGEC_COMPLETE": f"{shell}_source"})
+    assert "_EDGEC_COMPLETE" in script and f"{shell}_complete" in script
+
+
+def test_completion_suggests_commands():
+    out = _complete({"_EDGEC_COMPLETE": "bash_complete", "COMP_WORDS": "edgec comp", "COMP_CWORD": "1"})
+    assert "compress" in out and "compare" in out and "validate" not in out
