@@ -42,10 +42,13 @@ class LayerError:
 
 
 def quantized_layers(model: onnx.ModelProto) -> set[str]:
-    """Names of compute nodes that read a dequantized tensor (the int8 layers of a QDQ graph)."""
-    producers = {o: n.op_type for n in model.graph.node for o in n.output}
+    """Names of compute nodes with a dequantized *weight* (the int8 layers of a QDQ graph; a
+    float layer may still read a dequantized activation from an int8 neighbour)."""
+    weights = {t.name for t in model.graph.initializer}
+    dq_weights = {n.output[0] for n in model.graph.node
+                  if n.op_type == "DequantizeLinear" and n.input[0] in weights}
     return {n.name for n in model.graph.node if n.op_type in COMPUTE_OPS
-            and any(producers.get(i) == "DequantizeLinear" for i in n.input[:2])}
+            and any(i in dq_weights for i in n.input[:2])}
 
 
 def layer_errors(fp32: Path, quant: Path, batches: list[np.ndarray], input_name: str,
