@@ -73,6 +73,11 @@ class Quantize(OnnxPass):
                     self._static_and_refine(model_path, dst, excluded, rr, ctx)
         ops = Counter(n.op_type for n in onnx.load(str(dst)).graph.node)
         self.details["quant_ops"] = {op: ops[op] for op in QUANT_OPS if ops[op]}
+        from edgec.doctor import diagnose  # the report's "why is it slow" section, graph only
+
+        found = diagnose(dst, runs=0)
+        self.details["mac_share"] = found.mac_share
+        self.details["doctor"] = [f"{f.message} Cost: {f.cost}. Fix: {f.fix}" for f in found.findings]
 
     def _static_and_refine(self, model: Path, dst: Path, excluded: list[str], rr: bool,
                            ctx: PassContext) -> None:
@@ -194,6 +199,7 @@ class Quantize(OnnxPass):
             model, keep_io_types=True, op_block_list=[*DEFAULT_OP_BLOCK_LIST, *cfg.exclude_ops],
             node_block_list=excluded or None,
         )
+        _toposort(half.graph)  # the converter appends its input Casts last; onnx.checker refuses
         onnx.save(half, str(dst))
         self.details.update(format="float16", weight_type="float16", activation_type="float16",
                             io_type="float32", excluded_nodes=excluded)
@@ -255,6 +261,29 @@ class Quantize(OnnxPass):
                 self.note(f"exclude_ops: no {op} nodes in this graph; nothing excluded for it")
         by_op = [n.name for n in model.graph.node if n.op_type in cfg.exclude_ops]
         return sorted(set(cfg.exclude_nodes) | set(by_op))
+
+
+def _toposort(graph: onnx.GraphProto) -> None:
+    """Order nodes so every input is produced before it is read (stable otherwise)."""
+    ready = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
+    pending, ordered = list(graph.node), []
+    while pending:
+        rest = []
+        for n in pending:  # one sweep in the original order takes every node it can
+            if all(i in ready for i in n.input):
+                ordered.append(n)
+                ready.update(n.output)
+            else:
+                rest.append(n)
+        if len(rest) == len(pending):  # a cycle or a dangling input: keep the remainder as is
+            ordered += rest
+            break
+        pending = rest
+    copies = [type(n)() for n in ordered]
+    for c, n in zip(copies, ordered, strict=True):
+        c.CopyFrom(n)
+    del graph.node[:]
+    graph.node.extend(copies)
 
 
 def _calibration_samples(ctx: PassContext):

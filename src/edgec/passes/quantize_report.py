@@ -16,6 +16,9 @@ def quantize_markdown(details: dict) -> list[str]:
                   + ", ".join(f"`{n}`" for n in details["float_layers"]), ""]
     lines += auto_markdown(details)
     lines += errors_markdown(details)
+    if details.get("doctor"):
+        lines += ["#### Doctor: speed on this CPU (`edgec doctor model.onnx` profiles it)", ""]
+        lines += [f"- {f}" for f in details["doctor"]] + [""]
     return lines
 
 
