@@ -1,7 +1,7 @@
 """Measure issue 5's quantization targets on this host and print the tables.
 
 ResNet reference (zoo resnet20_digits, digits at 32×32): fp32, pruned + fine-tuned fp32, PTQ int8
-(static), accuracy-aware PTQ (max_accuracy_drop 0.003, unpruned and pruned), mode: auto on the
+(static), accuracy-aware PTQ (max_accuracy_drop 0.003), mode: auto on the
 pruned model, and QAT after pruning. Every model is timed in ONE interleaved session set
 (1 thread, batch 1), so speed ratios are comparable even on a shared, noisy machine; accuracy is
 on the digits eval split (360 samples: one sample = 0.28 point).
@@ -53,7 +53,7 @@ def _quantize(src: Path, dst: Path, ctx, **fields):
     return dst, p
 
 
-def resnet_table(runs: int, qat_epochs: int, work: Path) -> list[str]:
+def resnet_table(runs: int, qat_epochs: int, ft_epochs: int, work: Path) -> list[str]:
     from edgec.benchmark import BenchmarkConfig, benchmark_models
     from edgec.data import digits_splits
     from edgec.passes.finetune import FinetuneConfig, FinetunePass
@@ -69,7 +69,7 @@ def resnet_table(runs: int, qat_epochs: int, work: Path) -> list[str]:
     t0 = time.perf_counter()
     pruned = get_pass("prune")(PruneConfig(type="prune", structure="channel", amount=0.3)).apply(
         copy.deepcopy(base), ctx)
-    FinetunePass(FinetuneConfig(type="finetune", epochs=8, lr=0.02)).apply(pruned, ctx)
+    FinetunePass(FinetuneConfig(type="finetune", epochs=ft_epochs, lr=0.02)).apply(pruned, ctx)
     print(f"pruned + fine-tuned in {time.perf_counter() - t0:.0f}s", file=sys.stderr)
     t0 = time.perf_counter()
     qat = QatPass(QatConfig(type="qat", epochs=qat_epochs, freeze_bn_after=max(1, qat_epochs // 2),
@@ -83,15 +83,12 @@ def resnet_table(runs: int, qat_epochs: int, work: Path) -> list[str]:
     files["ptq_acc_aware"], acc = _quantize(files["fp32"], work / "acc.onnx", ctx,
                                             max_accuracy_drop=0.003)
     files["pruned_ptq_int8"], _ = _quantize(files["pruned_fp32"], work / "pptq.onnx", ctx)
-    files["pruned_acc_aware"], pacc = _quantize(files["pruned_fp32"], work / "pacc.onnx", ctx,
-                                                max_accuracy_drop=0.003)
     files["pruned_auto"], auto = _quantize(files["pruned_fp32"], work / "auto.onnx", ctx,
                                            mode="auto", profile_runs=50)
     files["pruned_qat_int8"] = _export(qat_model, shape, work / "qat.onnx")
     config = BenchmarkConfig(threads=1, runs=runs, warmup=30)
     metrics = benchmark_models(files, data.eval.x, data.eval.y, config, shape, reference="fp32")
     share = {"ptq_acc_aware": acc.details.get("int8_mac_share"),
-             "pruned_acc_aware": pacc.details.get("int8_mac_share"),
              "pruned_auto": auto.details.get("int8_mac_share")}
     f32, pf32 = metrics["fp32"], metrics["pruned_fp32"]
     rows = ["| model | size KB | params | MACs | int8 MACs | accuracy | drop vs fp32 (pts) | "
@@ -107,8 +104,6 @@ def resnet_table(runs: int, qat_epochs: int, work: Path) -> list[str]:
     rows += ["", f"accuracy-aware (unpruned): float layers {acc.details.get('float_layers')}, "
              f"limit met {acc.details.get('limit_met')}, cost vs all-int8: size "
              f"{acc.details.get('size_cost')}x latency {acc.details.get('latency_cost')}x",
-             f"accuracy-aware (pruned): float layers {pacc.details.get('float_layers')}, limit met "
-             f"{pacc.details.get('limit_met')}",
              f"auto: choice {auto.details.get('auto_choice')}, end-to-end speed-ups vs float "
              f"{auto.details.get('auto_speedups_vs_float')}, float layers "
              f"{len(auto.details.get('auto_float_layers', []))} of "
@@ -183,6 +178,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--qat-epochs", type=int, default=4)
+    parser.add_argument("--finetune-epochs", type=int, default=8)
     parser.add_argument("--skip-int4", action="store_true")
     parser.add_argument("--skip-resnet", action="store_true")
     args = parser.parse_args()
@@ -197,7 +193,8 @@ def main() -> None:
           f"{args.runs} interleaved runs per model\n")
     with tempfile.TemporaryDirectory() as tmp:
         if not args.skip_resnet:
-            print("\n".join(resnet_table(args.runs, args.qat_epochs, Path(tmp))), "\n", flush=True)
+            print("\n".join(resnet_table(args.runs, args.qat_epochs, args.finetune_epochs,
+                                         Path(tmp))), "\n", flush=True)
         if not args.skip_int4:
             print("\n".join(int4_table(args.runs, Path(tmp))))
 

@@ -140,3 +140,18 @@ def test_max_accuracy_drop_needs_static_mode_and_labels(outlier, tmp_path):
                        run_dir=tmp_path, recipe_dir=tmp_path, progress=Progress(enabled=False))
     with pytest.raises(PassError, match="labelled eval data"):
         _quantize(src, ctx2, tmp_path, max_accuracy_drop=0.01)
+
+
+def test_report_md_has_the_layer_table_for_static_runs(write_recipe, tmp_path):
+    from click.testing import CliRunner
+
+    from edgec.cli import cli
+    from tests.conftest import TINY_RECIPE
+
+    recipe = write_recipe(TINY_RECIPE.replace("samples: 32}", "samples: 32, max_accuracy_drop: 0.5}"))
+    out = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["compress", str(recipe), "-o", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    text = (out / "report.md").read_text()
+    assert "Per-layer quantization error" in text and "| /0/Conv |" not in text.split("####")[0]
+    assert "- int8_mac_share: 1.0" in text and "- limit_met: True" in text

@@ -90,6 +90,9 @@ class QuantizeConfig(PassConfig):
                              "remove it or set mode: static")
         if self.mode == "auto" and self.format != "qdq":
             raise ValueError("mode: auto keeps single layers in float, which needs format: qdq")
+        if self.max_accuracy_drop is not None and self.format != "qdq":
+            raise ValueError("max_accuracy_drop returns single layers to float, which needs "
+                             "format: qdq")
         for name, mode in (("profile_runs", "auto"), ("block_size", "int4_weight"),
                            ("symmetric", "int4_weight")):
             if name in self.model_fields_set and self.mode != mode:
