@@ -53,18 +53,20 @@ def _quantize(src: Path, dst: Path, ctx, **fields):
     return dst, p
 
 
-def resnet_table(runs: int, qat_epochs: int, ft_epochs: int, work: Path) -> list[str]:
+def resnet_table(runs: int, qat_epochs: int, ft_epochs: int, work: Path,
+                 zoo_name: str = "resnet20_digits") -> list[str]:
     from edgec.benchmark import BenchmarkConfig, benchmark_models
     from edgec.data import digits_splits
     from edgec.passes.finetune import FinetuneConfig, FinetunePass
     from edgec.passes.prune import PruneConfig
     from edgec.passes.qat import QatConfig, QatPass
     from edgec.passes.registry import get_pass
-    from edgec.zoo import load_zoo_model
+    from edgec.zoo import load_zoo_model, zoo_entry
 
-    shape = (1, 1, 32, 32)
-    data = digits_splits(resize=32)
-    base = load_zoo_model("resnet20_digits")
+    entry = zoo_entry(zoo_name)
+    shape = entry.input_shape
+    data = digits_splits(resize=entry.resize)
+    base = load_zoo_model(zoo_name)
     ctx = _ctx(data, base, shape, work)
     t0 = time.perf_counter()
     pruned = get_pass("prune")(PruneConfig(type="prune", structure="channel", amount=0.3)).apply(
@@ -179,6 +181,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--qat-epochs", type=int, default=4)
     parser.add_argument("--finetune-epochs", type=int, default=8)
+    parser.add_argument("--model", default="resnet20_digits", help="zoo model (the reference)")
     parser.add_argument("--skip-int4", action="store_true")
     parser.add_argument("--skip-resnet", action="store_true")
     args = parser.parse_args()
@@ -194,7 +197,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if not args.skip_resnet:
             print("\n".join(resnet_table(args.runs, args.qat_epochs, args.finetune_epochs,
-                                         Path(tmp))), "\n", flush=True)
+                                         Path(tmp), args.model)), "\n", flush=True)
         if not args.skip_int4:
             print("\n".join(int4_table(args.runs, Path(tmp))))
 
