@@ -335,6 +335,23 @@ def check(model: Path, target_name: str, input_shape, measure: bool, as_json: bo
         sys.exit(EXIT_BUDGET)
 
 
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--input-shape", help="Fix a dynamic input shape, e.g. 1,3,224,224.")
+@click.option("--runs", default=20, show_default=True, type=click.IntRange(0),
+              help="Profiled inferences (0: only read the graph).")
+@click.option("--json", "as_json", is_flag=True, help="Print the diagnosis as JSON.")
+def doctor(model: Path, input_shape, runs: int, as_json: bool) -> None:
+    """Explain why quantized ONNX MODEL is (or is not) fast on this CPU, and how to fix it."""
+    from edgec.doctor import diagnose, print_diagnosis
+
+    found = diagnose(model, _shape(input_shape), runs)
+    if as_json:
+        click.echo(json.dumps(found.to_dict(), indent=2))
+    else:
+        print_diagnosis(found)
+
+
 @cli.command()
 def schema() -> None:
     """Print the recipe's JSON Schema (for editor completion and validation)."""

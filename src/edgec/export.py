@@ -69,6 +69,10 @@ def export_onnx(model: nn.Module, input_shape: tuple[int, ...], path: Path, conf
         raise ExportError(_explain_export_failure(exc, active.failed_in, config)) from exc
     finally:
         active.remove()
+    from edgec.export_qdq import fold_weight_quantization, has_quantize_nodes
+
+    if has_quantize_nodes(path):  # a QAT model: store its fake-quantized weights as int8
+        fold_weight_quantization(path)
     try:
         onnx.checker.check_model(onnx.load(str(path)), full_check=True)
     except Exception as exc:

@@ -268,6 +268,7 @@ def _infer_shapes(model: onnx.ModelProto, input_shape) -> tuple[dict, list[int] 
         if k == 0:
             fixed = [d.dim_value for d in dims]
     del m.graph.value_info[:]
+    _standardize_contrib_ops(m.graph)
     with contextlib.suppress(Exception):  # contrib ops without shape functions: keep what we have
         m = onnx.shape_inference.infer_shapes(m, strict_mode=False)
     shapes: dict[str, list] = {}
@@ -280,6 +281,25 @@ def _infer_shapes(model: onnx.ModelProto, input_shape) -> tuple[dict, list[int] 
         shapes[t.name] = list(t.dims)
     _fill_contrib_shapes(m.graph, shapes)
     return shapes, fixed
+
+
+def _standardize_contrib_ops(graph) -> None:
+    """In the copy used for shape inference only, stand MatMulNBits in as a MatMul against a
+    K×N placeholder input, so that shapes flow on through the layers after it."""
+    from onnx import TensorProto, helper
+
+    for node in graph.node:
+        if node.op_type != "MatMulNBits":
+            continue
+        attrs = {a.name: a.i for a in node.attribute}
+        weight = f"{node.name or node.output[0]}__KxN"
+        graph.input.append(helper.make_tensor_value_info(weight, TensorProto.FLOAT,
+                                                         [attrs["K"], attrs["N"]]))
+        a, out = node.input[0], node.output[0]
+        node.Clear()
+        node.op_type, node.domain = "MatMul", ""
+        node.input.extend([a, weight])
+        node.output.append(out)
 
 
 def _fill_contrib_shapes(graph, shapes: dict) -> None:

@@ -265,7 +265,8 @@ class _Run:
             self._enter("export compressed")
             exported = self.workdir / "exported.onnx"
             export_onnx(model, tuple(self.recipe.model.input_shape), exported, cfg)
-            parity["compressed"] = check_parity(model, exported, inputs, cfg.parity_atol).to_dict()
+            atol = max(cfg.parity_atol, getattr(model, "edgec_parity_atol", 0.0))  # QAT: int8 steps
+            parity["compressed"] = check_parity(model, exported, inputs, atol).to_dict()
         self.report.export = {"exporter": cfg.exporter, "opset": cfg.opset,
                               "dynamic_batch": cfg.dynamic_batch, "parity": parity}
         self.checkpoints.save("export", {"export": self.report.export, "file": exported.name},

@@ -196,6 +196,7 @@ class Recipe(ConfigModel):
                     f"passes[{first}] ({self.passes[first].type}), which works on the exported "
                     "ONNX model; move it before"
                 )
+        problems += _qat_order_problems([p.type for p in self.passes], stages)
         synthetic = self.data.source == "synthetic"
         for i, p in enumerate(self.passes):
             need = p.data_requirement()
@@ -212,6 +213,17 @@ class Recipe(ConfigModel):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+
+def _qat_order_problems(types: list[str], stages: list[str]) -> list[str]:
+    """QAT trains the final int8 model: later torch passes would undo it, ONNX quantization of
+    its already-int8 graph would quantize twice."""
+    if "qat" not in types:
+        return []
+    i = types.index("qat")
+    return [f"passes[{j}] ({types[j]}) comes after passes[{i}] (qat), which produces the final "
+            f"int8 model; {'move it before qat' if stages[j] == 'torch' else 'remove it'}"
+            for j in range(i + 1, len(types))]
 
 
 def validate_recipe(raw: Any, *, source: str = "<recipe>", lines=None) -> Recipe:

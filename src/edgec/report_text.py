@@ -108,6 +108,7 @@ def to_markdown(report: Report) -> str:
                 lines += [f"### {p.label}", ""]
                 lines += [f"- {k}: {v}" for k, v in p.details.items() if not isinstance(v, (list, dict))]
                 lines.append("")
+                lines += _pass_sections(p.details)
     if report.export:
         lines += ["## Export", ""] + [f"- {k}: {v}" for k, v in report.export.items()] + [""]
     env = report.environment
@@ -119,6 +120,12 @@ def to_markdown(report: Report) -> str:
                   "ONNX files and metrics, except:", ""]
         lines += [f"- {k}: {why}" for k, why in env["nondeterministic"].items()]
     return "\n".join(lines) + "\n"
+
+
+def _pass_sections(details: dict) -> list[str]:
+    from edgec.passes.quantize_report import quantize_markdown  # per-layer quantization tables
+
+    return quantize_markdown(details)
 
 
 def print_console(report: Report, file=None) -> None:

@@ -14,16 +14,15 @@ import difflib
 import logging
 import tempfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
-
-from pydantic import Field, model_validator
+from typing import TYPE_CHECKING
 
 from edgec.cpu import cpu_flags, has_vnni, is_x86
 from edgec.errors import PassError
-from edgec.passes.base import OnnxPass, PassConfig, PassContext
+from edgec.passes.base import OnnxPass, PassContext
+from edgec.passes.quantize_config import QuantizeConfig
 from edgec.passes.registry import register_pass
 
 if TYPE_CHECKING:
@@ -34,67 +33,11 @@ if TYPE_CHECKING:
 DYNAMIC_CONV_SPEED = "0.14–0.17×"  # ConvInteger vs fp32 Conv: 6–7× slower
 S8S8_QDQ_SPEED, U8S8_QDQ_SPEED, S8S8_QOP_SPEED = "0.76×", "1.96×", "0.17×"  # ResNet-20 vs fp32
 FP16_SPEED = "0.99–1.00×"
+ERROR_SAMPLES = 64  # calibration samples used for the per-layer error table
 
 QUANT_OPS = ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv",
              "QLinearMatMul", "QGemm", "QLinearAdd", "QLinearMul", "QLinearGlobalAveragePool",
-             "ConvInteger", "MatMulInteger", "Cast")
-
-
-class QuantizeConfig(PassConfig):
-    type: Literal["quantize"] = "quantize"
-    mode: Literal["static", "dynamic", "fp16"] = Field(
-        "static",
-        description="static: int8 weights and activations, activation ranges calibrated on the "
-        "recipe's data (fastest on CPU for conv nets). dynamic: int8 weights, activation ranges "
-        "computed at run time (for Linear/RNN models; turns Conv into slow ConvInteger). fp16: "
-        "half-precision weights, float32 inputs/outputs (half the size; no CPU speed-up).",
-    )
-    per_channel: bool = Field(
-        True, description="One weight scale per output channel instead of per tensor: better "
-        "accuracy for conv nets, no measurable speed cost on CPU.",
-    )
-    samples: int = Field(256, ge=1, description="Calibration samples (static): the first N of the "
-                         "calibration split.")
-    method: Literal["minmax", "entropy", "percentile"] = Field(
-        "minmax", description="How activation ranges are calibrated (static): minmax (fast, "
-        "robust), entropy (KL-divergence threshold) or percentile (clip outliers).",
-    )
-    percentile: float = Field(
-        99.999, gt=0, le=100, description="Percentile of activation magnitudes kept (only with "
-        "method: percentile).",
-    )
-    activation_type: Literal["uint8", "int8"] = Field(
-        "uint8", description="Activation integer type (static). uint8 (U8S8) is what x86 "
-        "onnxruntime kernels run fastest; int8 (S8S8) measured 2.5× slower here.",
-    )
-    reduce_range: bool | Literal["auto"] = Field(
-        "auto", description="Quantize weights to 7 bits. auto: on for x86 CPUs without VNNI, "
-        "where full 8-bit weights can saturate int16 sums and lose accuracy; off elsewhere.",
-    )
-    format: Literal["qdq", "qoperator"] = Field(
-        "qdq", description="Graph form (static): qdq (QuantizeLinear/DequantizeLinear pairs that "
-        "onnxruntime fuses into int8 kernels; portable) or qoperator (QLinearConv etc. directly).",
-    )
-    preprocess: bool = Field(
-        True, description="Run onnxruntime's quant_pre_process (shape inference, graph fusions) "
-        "before quantizing. Node names may change; turn off to exclude nodes by export name.",
-    )
-    exclude_ops: tuple[str, ...] = Field(
-        (), description="ONNX op types to keep in float, e.g. [Gemm] (case-sensitive).",
-    )
-    exclude_nodes: tuple[str, ...] = Field(
-        (), description="ONNX node names to keep in float (see `edgec inspect model.onnx`).",
-    )
-
-    @model_validator(mode="after")
-    def _percentile_needs_method(self) -> QuantizeConfig:
-        if "percentile" in self.model_fields_set and self.method != "percentile":
-            raise ValueError(f"percentile only applies to method: percentile (method is "
-                             f"{self.method}); remove percentile or set method: percentile")
-        return self
-
-    def data_requirement(self) -> str | None:
-        return "calibration data for static quantization" if self.mode == "static" else None
+             "ConvInteger", "MatMulInteger", "Cast", "MatMulNBits")
 
 
 @register_pass
@@ -114,6 +57,10 @@ class Quantize(OnnxPass):
         with tempfile.TemporaryDirectory(prefix="edgec-quant-") as tmp, _quiet_ort_logs():
             if cfg.mode == "fp16":
                 self._to_fp16(onnx.load(str(src)), dst)
+            elif cfg.mode == "int4_weight":
+                from edgec.passes.quantize_int4 import quantize_int4_weights
+
+                quantize_int4_weights(self, src, dst)
             else:
                 model_path = self._preprocess(src, Path(tmp) / "preprocessed.onnx")
                 excluded = self._excluded_nodes(onnx.load(str(model_path)))
@@ -123,12 +70,55 @@ class Quantize(OnnxPass):
                 if cfg.mode == "dynamic":
                     self._dynamic(model_path, dst, excluded, rr)
                 else:
-                    self._static(model_path, dst, excluded, rr, ctx)
+                    self._static_and_refine(model_path, dst, excluded, rr, ctx)
         ops = Counter(n.op_type for n in onnx.load(str(dst)).graph.node)
         self.details["quant_ops"] = {op: ops[op] for op in QUANT_OPS if ops[op]}
+        from edgec.doctor import diagnose  # the report's "why is it slow" section, graph only
+
+        found = diagnose(dst, runs=0)
+        self.details["mac_share"] = found.mac_share
+        self.details["doctor"] = [f"{f.message} Cost: {f.cost}. Fix: {f.fix}" for f in found.findings]
+
+    def _static_and_refine(self, model: Path, dst: Path, excluded: list[str], rr: bool,
+                           ctx: PassContext) -> None:
+        """Static int8, then the optional refinements that return layers to float."""
+        requantize, batches = self._static(model, dst, excluded, rr, ctx)
+        if self.config.format != "qdq":
+            return  # QOperator graphs rename layers: no per-layer comparison with the float model
+        errors = self._layer_errors(model, dst, batches)
+        if self.config.max_accuracy_drop is not None:
+            from edgec.passes.quantize_fallback import fallback_to_float
+
+            fallen = fallback_to_float(self, model, dst, requantize, excluded, errors, ctx)
+            excluded = [*excluded, *fallen]
+            if fallen:
+                errors = self._layer_errors(model, dst, batches)
+        if self.config.mode == "auto":
+            from edgec.passes.quantize_auto import keep_fast_layers
+
+            if keep_fast_layers(self, model, dst, requantize, excluded, batches[0][:1]):
+                errors = self._layer_errors(model, dst, batches)
+        from edgec.passes.quantize_fallback import summarize_layers
+
+        summarize_layers(self, errors)
+
+    def _layer_errors(self, model: Path, dst: Path, batches):
+        from edgec.graph_stats import analyze_onnx
+        from edgec.passes.quantize_errors import layer_errors
+
+        macs = {layer.name: layer.macs for layer in analyze_onnx(model).layers}
+        sample, n = [], 0
+        for b in batches:  # the per-layer comparison needs far fewer samples than calibration
+            if n >= ERROR_SAMPLES:
+                break
+            sample.append(b)
+            n += len(b)
+        return layer_errors(model, dst, sample, self._input_name, macs)
 
     def _static(self, model: Path, dst: Path, excluded: list[str], rr: bool,
-                ctx: PassContext) -> None:
+                ctx: PassContext) -> tuple[Callable[[list[str], Path], None], list]:
+        """Quantize once; returns a function that re-quantizes with other float nodes, and the
+        calibration batches."""
         import onnx
         from onnxruntime.quantization import (
             CalibrationMethod,
@@ -165,14 +155,20 @@ class Quantize(OnnxPass):
         act = QuantType.QUInt8 if cfg.activation_type == "uint8" else QuantType.QInt8
         fmt = QuantFormat.QDQ if cfg.format == "qdq" else QuantFormat.QOperator
         total = sum(len(b) for b in batches)
-        with ctx.progress.task("calibrating", total=total) as advance:
-            quantize_static(
-                str(model), str(dst), CalibrationReader(inp.name, batches, advance),
-                quant_format=fmt, per_channel=cfg.per_channel, reduce_range=rr,
-                activation_type=act, weight_type=QuantType.QInt8,
-                nodes_to_exclude=excluded or None, calibrate_method=methods[cfg.method],
-                extra_options=extra,
-            )
+        self._input_name = inp.name
+
+        def requantize(float_nodes: list[str], out: Path) -> None:
+            with ctx.progress.task("calibrating", total=total) as advance, _quiet_ort_logs():
+                quantize_static(
+                    str(model), str(out), CalibrationReader(inp.name, batches, advance),
+                    quant_format=fmt, per_channel=cfg.per_channel, reduce_range=rr,
+                    activation_type=act, weight_type=QuantType.QInt8,
+                    nodes_to_exclude=float_nodes or None, calibrate_method=methods[cfg.method],
+                    extra_options=extra,
+                )
+
+        requantize(excluded, dst)
+        return requantize, batches
 
     def _dynamic(self, model: Path, dst: Path, excluded: list[str], rr: bool) -> None:
         import onnx
@@ -203,6 +199,7 @@ class Quantize(OnnxPass):
             model, keep_io_types=True, op_block_list=[*DEFAULT_OP_BLOCK_LIST, *cfg.exclude_ops],
             node_block_list=excluded or None,
         )
+        _toposort(half.graph)  # the converter appends its input Casts last; onnx.checker refuses
         onnx.save(half, str(dst))
         self.details.update(format="float16", weight_type="float16", activation_type="float16",
                             io_type="float32", excluded_nodes=excluded)
@@ -264,6 +261,29 @@ class Quantize(OnnxPass):
                 self.note(f"exclude_ops: no {op} nodes in this graph; nothing excluded for it")
         by_op = [n.name for n in model.graph.node if n.op_type in cfg.exclude_ops]
         return sorted(set(cfg.exclude_nodes) | set(by_op))
+
+
+def _toposort(graph: onnx.GraphProto) -> None:
+    """Order nodes so every input is produced before it is read (stable otherwise)."""
+    ready = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
+    pending, ordered = list(graph.node), []
+    while pending:
+        rest = []
+        for n in pending:  # one sweep in the original order takes every node it can
+            if all(i in ready for i in n.input):
+                ordered.append(n)
+                ready.update(n.output)
+            else:
+                rest.append(n)
+        if len(rest) == len(pending):  # a cycle or a dangling input: keep the remainder as is
+            ordered += rest
+            break
+        pending = rest
+    copies = [type(n)() for n in ordered]
+    for c, n in zip(copies, ordered, strict=True):
+        c.CopyFrom(n)
+    del graph.node[:]
+    graph.node.extend(copies)
 
 
 def _calibration_samples(ctx: PassContext):
