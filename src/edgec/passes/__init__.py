@@ -4,7 +4,7 @@ Adding a pass: write ``XConfig`` and an ``@register_pass`` class with ``apply`` 
 import the module below. Tests parametrized over ``PASSES`` pick it up automatically.
 """
 
-from edgec.passes import finetune, prune, quantize  # noqa: F401  (registers)
+from edgec.passes import distill, finetune, prune, quantize  # noqa: F401  (registers)
 from edgec.passes.base import OnnxPass, Pass, PassConfig, PassContext, PassRecord, TorchPass
 from edgec.passes.registry import PASSES, get_pass, pass_config_union, register_pass
 
