@@ -229,6 +229,17 @@ def test_data_free_distill_is_allowed_with_synthetic_data_but_real_is_not():
     _recipe([{"type": "distill", "data": "real"}], data={"source": "digits"})
 
 
+def test_static_quantization_may_calibrate_on_data_free_distillation():
+    quant = {"type": "quantize", "mode": "static"}
+    _recipe([{"type": "distill"}, quant])  # synthetic recipe data: the distill pass calibrates
+    with pytest.raises(RecipeError, match="passes\\[0\\] \\(quantize\\) needs calibration"):
+        _recipe([quant])
+    with pytest.raises(RecipeError, match="passes\\[1\\] \\(quantize\\) needs calibration"):
+        _recipe([{"type": "distill", "use_synthetic_for_calibration": False}, quant])
+    with pytest.raises(RecipeError, match="passes\\[1\\] \\(finetune\\) needs labelled"):
+        _recipe([{"type": "distill"}, {"type": "finetune"}, quant])
+
+
 @pytest.mark.parametrize("fields", [
     {"temperature": 0}, {"alpha": 1.5}, {"student": {"width": 1.5}}, {"student": "smaller"},
     {"teacher": "original"}, {"features": [{"teacher": "a", "student": "b", "loss": "kl"}]},

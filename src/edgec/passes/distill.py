@@ -86,6 +86,9 @@ class DistillConfig(PassConfig, TrainingConfig):
                              "remove them or set data: synthetic")
         return self
 
+    def provides_calibration(self) -> bool:
+        return self.data != "real" and self.use_synthetic_for_calibration is not False
+
     def data_requirement(self) -> str | None:
         if self.data != "real":
             return None  # data-free distillation makes its own inputs

@@ -167,7 +167,7 @@ def synthesize(teacher: nn.Module, input_shape: tuple[int, ...], num_classes: in
                         raise PassError(f"distill: data synthesis diverged (loss {loss.item()}). "
                                         f"Lower synthetic.lr (now {cfg.lr}).")
                     if step == 0 and bn is not None:
-                        bn_start += float(bn) / len(stats.layers) * len(y)
+                        bn_start += float(bn.detach()) / len(stats.layers) * len(y)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
