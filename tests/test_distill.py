@@ -299,3 +299,35 @@ def test_data_free_recipe_runs_without_any_data(write_recipe, tmp_path):
     assert (out / "distill-synthetic.npz").is_file()
     report = json.loads((out / "report.json").read_text())
     assert any("calibrate on 40 synthetic inputs" in n for p in report["passes"] for n in p["notes"])
+
+
+# --- metadata route (Dream Distillation) ------------------------------------------------------
+
+def test_metadata_holds_class_summaries_not_images(teacher, data):
+    from edgec.passes.distill_metadata import collect_metadata
+
+    meta = collect_metadata(teacher, data.train, clusters=2, components=4)
+    assert meta.layer == "8" and meta.centroids.shape[1] == 128
+    assert sorted(set(meta.classes.tolist())) == list(range(10)) and len(meta.centroids) <= 20
+    assert meta.components.shape == (len(meta.centroids), 4, 128)
+    assert meta.counts.sum() == len(data.train)
+    targets = meta.sample(torch.tensor([0, 0, 3]), torch.Generator().manual_seed(0))
+    assert targets.shape == (3, 128) and torch.isfinite(targets).all()
+
+
+def test_dream_synthesis_from_metadata_made_by_the_cli(write_recipe, teacher, tmp_path):
+    from edgec.cli import cli
+    from edgec.passes.distill_metadata import Metadata
+
+    recipe = write_recipe(E2E)
+    out = tmp_path / "meta.npz"
+    result = CliRunner().invoke(cli, ["metadata", str(recipe), "-o", str(out), "--clusters", "2"])
+    assert result.exit_code == 0, result.output
+    meta = Metadata.load(out)
+    assert "clusters over 10 classes" in result.output
+    cfg = SynthesisConfig(images=20, iterations=20, batch_size=20, method="dream", metadata=str(out))
+    model = tiny_cnn(16)  # same architecture as the recipe's model, so the metadata fits
+    made = synthesize(model, (1, 1, 8, 8), 10, cfg, 0, Progress(), meta)
+    assert np.isfinite(made.x).all() and made.x.shape == (20, 1, 8, 8)
+    with pytest.raises(ValidationError, match="method: dream needs metadata"):
+        SynthesisConfig(method="dream")

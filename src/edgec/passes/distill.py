@@ -157,14 +157,20 @@ class DistillPass(TorchPass):
 
         cfg: DistillConfig = self.config  # type: ignore[assignment]
         num_classes = _output_classes(teacher, ctx.input_shape)
-        made = synthesize(teacher, ctx.input_shape, num_classes, cfg.synthetic, ctx.seed, ctx.progress)
+        metadata = None
+        if cfg.synthetic.method == "dream":
+            from edgec.passes.distill_metadata import Metadata
+
+            metadata = Metadata.load(ctx.recipe_dir / cfg.synthetic.metadata)
+        made = synthesize(teacher, ctx.input_shape, num_classes, cfg.synthetic, ctx.seed, ctx.progress,
+                          metadata)
         stem = f"{cfg.label or 'distill'}-synthetic"
         files = save_synthetic(made, ctx.run_dir, stem)
         self.details["synthetic"] = {**made.summary(), "files": [p.name for p in files]}
         self.note(f"synthesized {len(made.x)} inputs from the teacher in {made.seconds:.0f} s "
                   f"(BN-statistics loss {made.bn_loss_start:.3g} → {made.bn_loss_end:.3g}; teacher "
                   f"predicts the target class for {made.teacher_agreement:.1%}); see {files[-1].name}")
-        if made.bn_layers == 0:
+        if made.bn_layers == 0 and metadata is None:
             self.note("the teacher has no BatchNorm: synthetic inputs only follow its class "
                       "predictions and the image priors, so expect a weaker student")
         calibrate = cfg.use_synthetic_for_calibration

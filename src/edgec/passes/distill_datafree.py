@@ -21,9 +21,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from edgec.config import ConfigModel
 from edgec.errors import PassError
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     import torch
     import torch.nn as nn
 
+    from edgec.passes.distill_metadata import Metadata
     from edgec.progress import Progress
 
 
@@ -51,6 +52,22 @@ class SynthesisConfig(ConfigModel):
     jitter: int = Field(1, ge=0, le=64, description="Random shift in pixels applied each step.")
     balance: bool = Field(True, description="Equal numbers of every class (else targets are drawn "
                           "at random).")
+    method: Literal["deepinversion", "dream"] = Field(
+        "deepinversion", description="deepinversion: match the teacher's BatchNorm statistics; "
+        "dream: also match penultimate activations sampled from metadata (made where the data "
+        "lives with `edgec metadata`; works for teachers without BatchNorm).",
+    )
+    metadata: str | None = Field(None, description="Metadata .npz for method: dream (relative to "
+                                 "the recipe's folder).")
+    feature_weight: float = Field(1.0, ge=0, description="Weight of the activation-matching loss "
+                                  "(method: dream).")
+
+    @model_validator(mode="after")
+    def _dream_needs_metadata(self) -> SynthesisConfig:
+        if (self.method == "dream") != (self.metadata is not None):
+            raise ValueError("method: dream needs metadata: <file.npz> (from `edgec metadata`), and "
+                             "metadata: is only used by method: dream")
+        return self
 
 
 @dataclass
@@ -133,8 +150,12 @@ def target_classes(n: int, num_classes: int, balance: bool, generator) -> torch.
 
 
 def synthesize(teacher: nn.Module, input_shape: tuple[int, ...], num_classes: int,
-               cfg: SynthesisConfig, seed: int, progress: Progress) -> SyntheticSet:
-    """DeepInversion: optimize ``cfg.images`` inputs against the frozen teacher (see module doc)."""
+               cfg: SynthesisConfig, seed: int, progress: Progress,
+               metadata: Metadata | None = None) -> SyntheticSet:
+    """DeepInversion: optimize ``cfg.images`` inputs against the frozen teacher (see module doc).
+
+    With ``metadata`` (Dream Distillation) each input also gets a target penultimate activation
+    sampled around its class's centroids, which the teacher's activation must match."""
     import time
 
     import numpy as np
@@ -145,6 +166,12 @@ def synthesize(teacher: nn.Module, input_shape: tuple[int, ...], num_classes: in
     generator = torch.Generator().manual_seed(seed)
     y_all = target_classes(cfg.images, num_classes, cfg.balance, generator)
     stats = BNStatistics(teacher)
+    tap = None
+    if metadata is not None:
+        from edgec.passes.distill_metadata import InputTap
+
+        tap = InputTap(teacher, metadata.layer)
+        targets_all = metadata.sample(y_all, generator)
     xs, history = [], []
     bn_start = bn_end = 0.0
     batches = math.ceil(cfg.images / cfg.batch_size)
@@ -163,6 +190,13 @@ def synthesize(teacher: nn.Module, input_shape: tuple[int, ...], num_classes: in
                     if bn is not None:
                         loss = loss + cfg.bn_weight * bn
                     loss = loss + cfg.tv_weight * total_variation(x) + cfg.l2_weight * x.pow(2).mean()
+                    if tap is not None:
+                        target = targets_all[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+                        if tap.value.shape != target.shape:
+                            raise PassError(f"distill: the metadata's activations have {target.shape[1]} "
+                                            f"values, the teacher's '{metadata.layer}' input "
+                                            f"{tap.value.shape[1]}: it was made for another model.")
+                        loss = loss + cfg.feature_weight * F.mse_loss(tap.value, target)
                     if not torch.isfinite(loss):
                         raise PassError(f"distill: data synthesis diverged (loss {loss.item()}). "
                                         f"Lower synthetic.lr (now {cfg.lr}).")
@@ -182,6 +216,8 @@ def synthesize(teacher: nn.Module, input_shape: tuple[int, ...], num_classes: in
                 history.append({"batch": b + 1, "final_loss": round(loss.item(), 5)})
     finally:
         stats.remove()
+        if tap is not None:
+            tap.remove()
     x = torch.cat(xs)
     with torch.no_grad():
         hits = float((_predict(teacher, x) == y_all).float().mean())
