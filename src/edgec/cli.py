@@ -352,6 +352,25 @@ def doctor(model: Path, input_shape, runs: int, as_json: bool) -> None:
         print_diagnosis(found)
 
 
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.argument("recipe", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="Where to write the metadata (.npz).")
+@click.option("--clusters", default=4, show_default=True, type=click.IntRange(1, 64),
+              help="k-means clusters per class.")
+@click.option("--components", default=8, show_default=True, type=click.IntRange(1, 256),
+              help="Principal components kept per cluster.")
+@_set_option
+def metadata(recipe: Path, output: Path, clusters: int, components: int, overrides) -> None:
+    """Summarize RECIPE's model activations on its training data for data-free distillation
+    (distill synthetic method: dream). Run where the data lives; no images are stored."""
+    from edgec.passes.distill_metadata import metadata_from_recipe
+
+    meta = metadata_from_recipe(recipe, overrides, output, clusters, components)
+    click.echo(f"{output}: {len(meta.centroids)} clusters over {len(set(meta.classes.tolist()))} "
+               f"classes of '{meta.layer}' inputs ({meta.centroids.shape[1]} values each)")
+
+
 @cli.command()
 def schema() -> None:
     """Print the recipe's JSON Schema (for editor completion and validation)."""

@@ -196,11 +196,12 @@ class _CheckpointFields(ConfigModel):
     )
 
 
-class CheckpointModelConfig(_InputFields, _CheckpointFields):
-    """Weights from a torch.save file: a state dict plus ``architecture``, or (opt-in) a whole model."""
+class CheckpointArchitecture(_CheckpointFields):
+    """A network with weights from a torch.save file, without input_shape (e.g. a distillation
+    teacher or student, whose input shape is the recipe model's)."""
 
     @model_validator(mode="after")
-    def _no_second_weights(self) -> CheckpointModelConfig:
+    def _no_second_weights(self) -> CheckpointArchitecture:
         if getattr(self.architecture, "weights", None):
             raise ValueError("architecture.weights is not used with source: checkpoint (the "
                              "checkpoint's path holds the weights); remove it")
@@ -213,6 +214,10 @@ class CheckpointModelConfig(_InputFields, _CheckpointFields):
             load_weights(model, path, "model.path", trust_pickle=self.trust_pickle)
             return model
         return _whole_model(path, base_dir, self.trust_pickle)
+
+
+class CheckpointModelConfig(_InputFields, CheckpointArchitecture):
+    """Weights from a torch.save file: a state dict plus ``architecture``, or (opt-in) a whole model."""
 
 
 ModelSpec = Annotated[

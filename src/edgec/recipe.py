@@ -198,13 +198,16 @@ class Recipe(ConfigModel):
                 )
         problems += _qat_order_problems([p.type for p in self.passes], stages)
         synthetic = self.data.source == "synthetic"
+        calibration_made = False  # by an earlier pass (data-free distillation)
         for i, p in enumerate(self.passes):
             need = p.data_requirement()
-            if synthetic and need:
+            # ONNX-stage passes only ever need calibration inputs, which such a pass supplies
+            if synthetic and need and not (calibration_made and stages[i] == "onnx"):
                 problems.append(
                     f"passes[{i}] ({p.type}) needs {need}, but data is synthetic random noise; "
                     "set data: to digits, npz or imagefolder"
                 )
+            calibration_made = calibration_made or p.provides_calibration()
         if synthetic and self.budgets.needs_labels:
             problems.append(
                 f"budgets.{self.budgets.needs_labels[0]} needs labelled data, but data is "

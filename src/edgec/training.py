@@ -160,6 +160,7 @@ def train(
     x_all = torch.from_numpy(train_split.x)
     y_all = None if train_split.y is None else torch.from_numpy(train_split.y)
     best_state = None
+    shown: dict[str, float] = {}
     with torch.random.fork_rng(devices=[]), progress.task(description, total=total) as advance:
         torch.manual_seed(seed)  # dropout and friends, inside the fork
         for epoch in range(1, epochs + 1):
@@ -183,8 +184,11 @@ def train(
                 scheduler.step()
                 loss_sum += loss.item() * len(idx)
                 seen += len(idx)
-                advance(1, epoch=epoch, loss=loss_sum / seen)
+                advance(1, epoch=epoch, loss=loss_sum / seen, **shown)
             accuracy = evaluate_accuracy(model, val)
+            if accuracy is not None:  # the last hold-out accuracy stays beside the bar
+                shown["val_acc"] = accuracy
+                advance(0, epoch=epoch, loss=loss_sum / max(seen, 1), **shown)
             result.history.append({"epoch": epoch, "loss": round(loss_sum / max(seen, 1), 5),
                                    "val_accuracy": accuracy})
             if accuracy is not None and (result.best_accuracy is None or accuracy > result.best_accuracy):
