@@ -53,16 +53,18 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=300, help="timed runs per model (interleaved)")
     parser.add_argument("--recipe", type=Path, default=RECIPE)
     parser.add_argument("--skip-unstructured", action="store_true")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        help="recipe override as with edgec --set (repeatable), to try variants")
     args = parser.parse_args()
     import edgec
 
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        report = edgec.compress(args.recipe, ["benchmark.runs=20"], Path(tmp) / "run", progress=False)
+        report = edgec.compress(args.recipe, ["benchmark.runs=20", *args.overrides], Path(tmp) / "run", progress=False)
         seconds = time.perf_counter() - start
         run = Path(tmp) / "run"
         prune = next(p for p in report.passes if p.type == "prune")
-        print(f"{args.recipe.name}: pipeline {seconds:.0f} s (prune pass {prune.seconds:.0f} s)")
+        print(f"{args.recipe.name} {' '.join(args.overrides)}: pipeline {seconds:.0f} s (prune pass {prune.seconds:.0f} s)")
         for p in report.passes:
             print(f"  {p.label}: " + "; ".join(p.notes))
         steps = prune.details.get("steps", [])

@@ -105,7 +105,8 @@ def test_unstructured_through_the_pipeline_says_no_speed(tmp_path):
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text())
     b, c = report["baseline"], report["compressed"]
-    assert c["params"] == b["params"] and c["macs"] == b["macs"]  # nothing removed physically…
+    assert c["macs"] == b["macs"]  # nothing removed physically (the exporter may fold a few
+    assert c["params"] == pytest.approx(b["params"], rel=0.01)  # constants differently)…
     assert c["nonzero_params"] < 0.35 * b["nonzero_params"]  # …but the zeros reach the ONNX file
     assert report["ratios"]["size_gzip"] > 2
     assert any("kernels are dense" in f for f in report["findings"])

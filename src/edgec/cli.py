@@ -179,7 +179,7 @@ def inspect(model: Path, input_shape, as_json: bool) -> None:
 @click.option("-o", "--output", type=click.Path(path_type=Path),
               help="Folder for sensitivity.csv/.json/.png (default: runs/<recipe name>-sensitivity).")
 @click.option("--ratios", default="0.25,0.5,0.75", show_default=True,
-              help="Fractions each layer is pruned to, alone, comma-separated.")
+              help="Fractions of channels (weights) removed from each layer alone, comma-separated.")
 @click.option("--max-drop", default=0.01, show_default=True, type=click.FloatRange(0, 1),
               help="Accuracy drop per layer the suggestion allows (0.01 = one point).")
 @_set_option
