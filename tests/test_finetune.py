@@ -72,3 +72,16 @@ def test_shares_the_training_family_fields():
 
     shared = set(TrainingConfig.model_fields)
     assert shared <= set(FinetuneConfig.model_fields) and shared <= set(PruneScheduleConfig.model_fields)
+
+
+def test_finetune_keeps_pruned_weights_at_zero(tmp_path):
+    model = tiny_cnn()
+    with torch.no_grad():  # as left by an unstructured prune pass: masks already folded
+        model[3].weight[model[3].weight.abs() < 0.05] = 0
+    zeros = model[3].weight == 0
+    assert zeros.float().mean() > 0.3
+    p = FinetunePass(FinetuneConfig(epochs=1, lr=0.05))
+    out = p.apply(model, context(digits_splits(), model, tmp_path))
+    assert torch.equal(out[3].weight == 0, zeros)  # no regrowth, and nothing newly zeroed
+    assert not any(hasattr(m, "weight_orig") or m._forward_pre_hooks for m in out.modules())
+    assert any("kept the zero weights of 1 sparse layer" in n for n in p.notes)

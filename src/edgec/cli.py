@@ -371,6 +371,32 @@ def metadata(recipe: Path, output: Path, clusters: int, components: int, overrid
                f"classes of '{meta.layer}' inputs ({meta.centroids.shape[1]} values each)")
 
 
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.argument("recipe", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Folder for sensitivity.csv/.json/.png (default: runs/<recipe name>-sensitivity).")
+@click.option("--ratios", default="0.25,0.5,0.75", show_default=True,
+              help="Fractions of channels (weights) removed from each layer alone, comma-separated.")
+@click.option("--max-drop", default=0.01, show_default=True, type=click.FloatRange(0, 1),
+              help="Accuracy drop per layer the suggestion allows (0.01 = one point).")
+@_set_option
+@click.option("--force", is_flag=True, help="Replace an existing output folder.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars or status lines.")
+def sensitivity(recipe: Path, output: Path | None, ratios: str, max_drop: float, overrides,
+                force: bool, quiet: bool) -> None:
+    """Prune each layer of RECIPE's model alone at several ratios, measure the accuracy drop,
+    write sensitivity.csv/.json/.png and suggest per-layer prune settings."""
+    from edgec.progress import Progress, progress_wanted
+    from edgec.sensitivity import parse_ratios, run_sensitivity
+    from edgec.sensitivity_output import print_result
+
+    progress = Progress(enabled=progress_wanted(quiet), verbose=not quiet)
+    result, folder = run_sensitivity(recipe, overrides, output, parse_ratios(ratios), max_drop,
+                                     force, progress)
+    print_result(result)
+    click.echo(f"results in {folder}/ (sensitivity.csv, sensitivity.json, sensitivity.png)")
+
+
 @cli.command()
 def schema() -> None:
     """Print the recipe's JSON Schema (for editor completion and validation)."""

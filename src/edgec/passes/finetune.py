@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field
 
 from edgec.passes.base import PassConfig, PassContext, TorchPass
+from edgec.passes.prune_unstructured import zeros_kept
 from edgec.passes.registry import register_pass
 from edgec.training import TrainingConfig, evaluate_accuracy, holdout, labelled_train_split, train
 
@@ -36,8 +37,11 @@ class FinetunePass(TorchPass):
         cfg: FinetuneConfig = self.config  # type: ignore[assignment]
         train_split, val = holdout(labelled_train_split(ctx.data, "finetune"), cfg.val_fraction, ctx.seed)
         before = evaluate_accuracy(model, ctx.data.eval)
-        result = train(model, train_split, val, cfg, epochs=cfg.epochs, seed=ctx.seed,
-                       progress=ctx.progress, description="fine-tuning")
+        with zeros_kept(model) as sparse_layers:  # after unstructured pruning: no regrowth
+            result = train(model, train_split, val, cfg, epochs=cfg.epochs, seed=ctx.seed,
+                           progress=ctx.progress, description="fine-tuning")
+        if sparse_layers:
+            self.note(f"kept the zero weights of {sparse_layers} sparse layer(s) at zero")
         after = evaluate_accuracy(model, ctx.data.eval)
         self.details.update(
             epochs=result.history, best_epoch=result.best_epoch, best_val_accuracy=result.best_accuracy,

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -161,3 +163,28 @@ def nonzero_params(model: nn.Module) -> int:
             value = getattr(module, pname[: -len("_orig")]) if pname.endswith("_orig") else p
             total += int((value != 0).sum())
     return total
+
+
+@contextmanager
+def zeros_kept(model: nn.Module) -> Iterator[int]:
+    """Keep exactly-zero conv/linear weights at zero while ``model`` trains (yields how many
+    layers hold some).
+
+    An unstructured prune folds its masks before the pass ends, so a later fine-tuning pass would
+    otherwise regrow every pruned weight and export a dense model. A trained dense weight is
+    practically never exactly 0.0, so "exact zero" identifies the pruned ones.
+    """
+    from torch.nn.utils import prune
+
+    masked = []
+    for module in model.modules():
+        if isinstance(module, layer_types()) and not hasattr(module, "weight_orig"):
+            zero = module.weight.detach() == 0
+            if bool(zero.any()):
+                prune.custom_from_mask(module, "weight", ~zero)
+                masked.append(module)
+    try:
+        yield len(masked)
+    finally:
+        for module in masked:
+            prune.remove(module, "weight")
