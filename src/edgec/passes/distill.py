@@ -103,6 +103,7 @@ class DistillPass(TorchPass):
     def apply(self, model: nn.Module, ctx: PassContext) -> nn.Module:
         from edgec.passes.distill_datafree import frozen
         from edgec.passes.distill_models import build_student, load_teacher
+        from edgec.passes.prune_unstructured import zeros_kept
         from edgec.torch_stats import count_params
 
         cfg: DistillConfig = self.config  # type: ignore[assignment]
@@ -118,7 +119,8 @@ class DistillPass(TorchPass):
                                                   jitter=cfg.synthetic.jitter if synthetic else 0,
                                                   seed=ctx.seed)
         try:
-            with frozen(teacher):
+            # after unstructured pruning the student's zeros must stay zeros (no regrowth)
+            with frozen(teacher), zeros_kept(student):
                 result = train(wrapper, train_split, val, cfg, epochs=cfg.epochs, seed=ctx.seed,
                                progress=ctx.progress, loss_fn=loss_fn, description="distilling")
         finally:

@@ -172,7 +172,8 @@ def zeros_kept(model: nn.Module) -> Iterator[int]:
 
     An unstructured prune folds its masks before the pass ends, so a later fine-tuning pass would
     otherwise regrow every pruned weight and export a dense model. A trained dense weight is
-    practically never exactly 0.0, so "exact zero" identifies the pruned ones.
+    practically never exactly 0.0, so "exact zero" identifies the pruned ones. A layer that is
+    entirely zero (a zero-initialized head) is left free to train: that is not sparsity.
     """
     from torch.nn.utils import prune
 
@@ -180,7 +181,7 @@ def zeros_kept(model: nn.Module) -> Iterator[int]:
     for module in model.modules():
         if isinstance(module, layer_types()) and not hasattr(module, "weight_orig"):
             zero = module.weight.detach() == 0
-            if bool(zero.any()):
+            if bool(zero.any()) and not bool(zero.all()):
                 prune.custom_from_mask(module, "weight", ~zero)
                 masked.append(module)
     try:
