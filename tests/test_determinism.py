@@ -23,7 +23,7 @@ TIMING_RATIOS = ("speedup_p50", "speedup_p90", "speedup_paired")
 def _comparable(report: dict) -> dict:
     """The report without what it declares nondeterministic (timings) or run-specific (paths)."""
     r = json.loads(json.dumps(report))
-    for key in ("started", "seconds", "run_dir"):
+    for key in ("started", "seconds", "run_dir", "op_profile"):
         r.pop(key)
     for side in ("baseline", "compressed"):
         r[side].pop("latency_ms")

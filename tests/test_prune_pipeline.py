@@ -120,7 +120,7 @@ def test_unreachable_target_fails_the_run_with_exit_3(tmp_path):
     result, out = compress(tmp_path, text)
     assert result.exit_code == 3
     assert "cannot bring macs down" in result.output
-    report = json.loads((out / "report.json").read_text())
+    report = json.loads((out.with_name(out.name + ".partial") / "report.json").read_text())
     assert report["status"] == "failed" and report["error"]["step"] == "pass prune"
 
 

@@ -92,7 +92,7 @@ def load_onnx(path: Path) -> onnx.ModelProto:
 def count_onnx_params(path: Path) -> tuple[int, int]:
     """(parameters, non-zero parameters) stored in an ONNX file."""
     model = load_onnx(path)
-    tensors = _param_tensors(model.graph)
+    tensors = _readable_params(model, path)
     return sum(t.size for t in tensors.values()), sum(
         _nonzero(model.graph, n, t) for n, t in tensors.items())
 
@@ -102,7 +102,7 @@ def analyze_onnx(path: Path, input_shape: tuple[int, ...] | None = None) -> Grap
     model = load_onnx(path)
     shapes, fixed = _infer_shapes(model, input_shape)
     graph = model.graph
-    tensors = _param_tensors(graph)
+    tensors = _readable_params(model, path)
     producers = {o: n for n in graph.node for o in n.output}
     layers, dtypes = [], Counter()
     for node in graph.node:
@@ -131,6 +131,17 @@ def analyze_onnx(path: Path, input_shape: tuple[int, ...] | None = None) -> Grap
         op_counts=dict(Counter(n.op_type for n in graph.node).most_common()),
         weight_dtypes=dict(dtypes.most_common()),
     )
+
+
+def _readable_params(model: onnx.ModelProto, path: Path) -> dict[str, _Param]:
+    """Weights of a model that passed the checker but whose tensor bytes may still be damaged."""
+    try:
+        return _param_tensors(model.graph)
+    except (ValueError, TypeError) as exc:  # raw_data shorter/longer than its declared dims
+        raise UsageError(
+            f"'{path}' has a damaged weight tensor ({exc}).",
+            hint="Re-export it or check that the file was copied completely.",
+        ) from exc
 
 
 @dataclass

@@ -6,6 +6,7 @@ accepts. The common `type` field is left out (it is the pass name).
 
 from __future__ import annotations
 
+import sys
 from dataclasses import asdict, dataclass
 
 
@@ -31,7 +32,7 @@ def describe_passes() -> list[PassDoc]:
     docs = []
     for name, cls in PASSES.items():
         description = docstring_line(cls) or docstring_line(cls.Config) or docstring_line(
-            __import__(cls.__module__, fromlist=["_"]))
+            sys.modules[cls.__module__])  # registered, so its module is already imported
         docs.append(PassDoc(name, cls.stage, pass_origin(name), description,
                             fields_of(cls.Config.model_json_schema(), skip=("type",))))
     return sorted(docs, key=lambda d: (d.origin != "built-in", d.name))

@@ -81,6 +81,7 @@ def run_recipe(
 NONDETERMINISTIC = {
     "latency_ms, ratios.speedup_*": "wall-clock timings: they vary with machine load, frequency "
     "scaling and cache state; compare ratios measured side by side, not absolute times",
+    "op_profile": "onnxruntime profiler timings per operator: wall-clock, like latency_ms",
     "seconds, started, passes[].seconds": "when the run happened and how long its steps took",
     "findings on speed, budgets max_latency_ms / min_speedup (and so passed)": "derived from the "
     "timings above; every other metric (sizes, params, MACs, accuracy, agreement, parity) and every "
