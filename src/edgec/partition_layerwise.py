@@ -1,0 +1,292 @@
+"""Layer-wise split of one ONNX model across K devices in a chain (issue 10, `method: layerwise`).
+
+The graph's nodes, in their (topological) execution order, form a chain; a cut between two nodes
+sends every activation that is produced before it and still needed after it (residual branches
+included, so a cut inside a block pays for both tensors). Weights and the nodes fed only by
+weights (shape constants, DequantizeLinear of a weight) are not part of the chain: each piece gets
+its own copy of the ones it reads. Dynamic programming over cut positions picks the K-1 cuts that
+minimise the bytes sent per inference such that piece k fits device k's budget. Params, MACs and
+weight bytes are additive over nodes, so checking a piece is a prefix-sum difference, and the
+greedy fill (each device takes as many nodes as fit) decides feasibility and names the device that
+cannot be served.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydantic import Field
+
+from edgec.config import ConfigModel
+from edgec.errors import BudgetError, UsageError
+
+if TYPE_CHECKING:
+    import onnx
+
+
+class DeviceBudget(ConfigModel):
+    """What one device can hold and compute. Limits left out (null) are not checked."""
+
+    max_params: int | None = Field(None, gt=0, description="Parameters stored on the device.")
+    max_flash_kb: float | None = Field(None, gt=0, description="Weight bytes on the device, KiB.")
+    max_macs: int | None = Field(None, gt=0, description="Multiply-accumulates per inference.")
+
+
+@dataclass
+class Piece:
+    """One device's share of the model."""
+
+    device: int  # 1-based, in chain order
+    nodes: list[str]
+    inputs: list[str]  # tensors received from the previous device (the model input for device 1)
+    outputs: list[str]  # tensors sent to the next device (the model output for the last one)
+    params: int
+    macs: int
+    flash_bytes: int  # weight bytes of this piece (its initializers; file overhead excluded)
+    bytes_in: int
+    bytes_out: int
+    onnx_path: str | None = None
+    peak_activation_bytes: int | None = None
+
+
+@dataclass
+class LayerwisePlan:
+    pieces: list[Piece]
+    bytes_per_inference: int  # sum over the cuts of the activation bytes sent (batch 1)
+    max_abs_diff: float | None = None  # assembled pieces vs the whole model, onnxruntime
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class _Chain:
+    """The model seen as a chain of compute nodes, with per-node costs and per-cut traffic."""
+
+    model: onnx.ModelProto
+    nodes: list  # compute NodeProtos in execution order
+    params: list[int]
+    macs: list[int]
+    flash: list[int]
+    live: list[list[str]]  # live[p]: tensors crossing a cut before node p (p = 0 … N)
+    cross_bytes: list[int]
+
+
+def plan_layerwise(path: Path | str, devices: int, budgets: DeviceBudget | list[DeviceBudget],
+                   input_shape: tuple[int, ...] | None = None) -> LayerwisePlan:
+    """Choose cut points for ``devices`` devices; raises BudgetError naming the device that
+    cannot be served. ``budgets`` is one budget for every device or one per device."""
+    chain = _build_chain(path, input_shape)
+    budgets = _per_device(budgets, devices)
+    n = len(chain.nodes)
+    if devices > n:
+        raise UsageError(f"Cannot split a model of {n} compute nodes across {devices} devices.",
+                         hint=f"Use --devices {n} or fewer.")
+    pre = {k: _prefix(getattr(chain, k)) for k in ("params", "macs", "flash")}
+
+    def fits(k: int, a: int, b: int) -> bool:
+        return not _overruns(budgets[k], {key: p[b] - p[a] for key, p in pre.items()})
+
+    _check_feasible(chain, budgets, fits)
+    inf = math.inf
+    # best[k][b]: fewest bytes sent when devices 0..k hold nodes [0, b); prev[k][b]: its last cut.
+    best = [[inf] * (n + 1) for _ in range(devices)]
+    prev = [[-1] * (n + 1) for _ in range(devices)]
+    for b in range(1, n + 1):
+        if fits(0, 0, b):
+            best[0][b] = 0
+    for k in range(1, devices):
+        for b in range(k + 1, n + 1):
+            for a in range(k, b):
+                if best[k - 1][a] < inf and fits(k, a, b):
+                    cost = best[k - 1][a] + chain.cross_bytes[a]
+                    if cost < best[k][b]:
+                        best[k][b], prev[k][b] = cost, a
+    if best[devices - 1][n] == inf:
+        _explain_no_split(chain, budgets, fits)
+    cuts, b = [n], n
+    for k in range(devices - 1, 0, -1):
+        b = prev[k][b]
+        cuts.append(b)
+    cuts = [0, *reversed(cuts)]
+    pieces = [_piece(chain, k + 1, cuts[k], cuts[k + 1], pre) for k in range(devices)]
+    return LayerwisePlan(pieces=pieces, bytes_per_inference=sum(p.bytes_out for p in pieces[:-1]))
+
+
+def _build_chain(path, input_shape) -> _Chain:
+    from onnx import numpy_helper
+
+    from edgec.graph_stats import analyze_onnx, load_onnx
+    from edgec.memory import constant_tensors, tensor_infos
+
+    model = load_onnx(Path(path))
+    graph = model.graph
+    stats = {layer.name: layer for layer in analyze_onnx(Path(path), input_shape).layers}
+    infos = tensor_infos(model, input_shape)
+    const = constant_tensors(graph)
+    nodes = [nd for nd in graph.node if not all(o in const for o in nd.output)]
+    producer_of = {o: i for i, nd in enumerate(nodes) for o in nd.output}
+    last_use = {}
+    for i, nd in enumerate(nodes):
+        for name in reads(nd):
+            if name and name not in const:
+                last_use[name] = i
+    n = len(nodes)
+    for out in graph.output:
+        last_use[out.name] = n  # outputs travel to the end of the chain
+    inits = {t.name: numpy_helper.to_array(t).nbytes for t in graph.initializer}
+    const_producers = {o: nd for nd in graph.node for o in nd.output if o in const}
+    seen: set[str] = set()
+    flash = []
+    for nd in nodes:  # a weight shared by several nodes is counted once, at its first reader
+        names = _weights_of(nd, const_producers, inits) - seen
+        seen |= names
+        flash.append(sum(inits[w] for w in names))
+    live = [[] for _ in range(n + 1)]
+    graph_inputs = [i.name for i in graph.input if i.name not in inits]
+    for name, end in last_use.items():
+        start = producer_of[name] + 1 if name in producer_of else 0
+        if name not in producer_of and name not in graph_inputs:
+            continue
+        for p in range(start, end + 1):
+            live[p].append(name)
+    cross = []
+    for names in live:
+        sizes = [infos[t].nbytes if t in infos else None for t in names]
+        if any(s is None for s in sizes):
+            unknown = [t for t, s in zip(names, sizes, strict=True) if s is None]
+            raise UsageError(f"The size of tensor(s) {', '.join(unknown[:3])} is unknown after "
+                             "shape inference, so the traffic of a cut cannot be counted.",
+                             hint="Give a fixed --input-shape, or export the model with static shapes.")
+        cross.append(sum(sizes))
+    key = [nd.name or nd.output[0] for nd in nodes]
+    return _Chain(model=model, nodes=nodes,
+                  params=[stats[k].params if k in stats else 0 for k in key],
+                  macs=[stats[k].macs if k in stats else 0 for k in key],
+                  flash=flash, live=[sorted(v) for v in live], cross_bytes=cross)
+
+
+def reads(node) -> list[str]:
+    """Tensors a node reads, including those its subgraphs (If/Loop bodies) take from outside."""
+    names = list(node.input)
+    for attr in node.attribute:
+        for g in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+            for inner in g.node:
+                names.extend(reads(inner))
+    return names
+
+
+def _weights_of(node, const_producers: dict, inits: dict) -> set[str]:
+    """Initializers a node reads, directly or through nodes fed only by weights."""
+    found, stack, seen = set(), list(reads(node)), set()
+    while stack:
+        name = stack.pop()
+        if name in seen or not name:
+            continue
+        seen.add(name)
+        if name in inits:
+            found.add(name)
+        elif name in const_producers:
+            stack.extend(reads(const_producers[name]))
+    return found
+
+
+def _per_device(budgets, devices: int) -> list[DeviceBudget]:
+    if devices < 1:
+        raise UsageError(f"--devices must be at least 1, not {devices}.")
+    if isinstance(budgets, DeviceBudget):
+        return [budgets] * devices
+    if len(budgets) != devices:
+        raise UsageError(f"{len(budgets)} device budgets given for {devices} devices.",
+                         hint="Give one budget for all devices, or exactly one per device.")
+    return list(budgets)
+
+
+def _prefix(values: list[int]) -> list[int]:
+    out = [0]
+    for v in values:
+        out.append(out[-1] + v)
+    return out
+
+
+def _overruns(budget: DeviceBudget, cost: dict) -> list[str]:
+    limits = {"params": budget.max_params, "macs": budget.max_macs,
+              "flash": budget.max_flash_kb * 1024 if budget.max_flash_kb else None}
+    return [k for k, lim in limits.items() if lim is not None and cost[k] > lim]
+
+
+def _describe(cost: dict, budget: DeviceBudget) -> str:
+    parts = []
+    for k in _overruns(budget, cost):
+        lim = {"params": budget.max_params, "macs": budget.max_macs,
+               "flash": budget.max_flash_kb}[k]
+        lim = int(lim) if float(lim).is_integer() else lim
+        got = cost[k] / 1024 if k == "flash" else cost[k]
+        unit = " KiB" if k == "flash" else ""
+        parts.append(f"{k} {got:,.0f}{unit} > {lim:,}{unit}")
+    return ", ".join(parts)
+
+
+def _check_feasible(chain: _Chain, budgets: list[DeviceBudget], fits) -> None:
+    """Greedy fill: optimal for deciding feasibility, as every cost only grows with a piece."""
+    n, a = len(chain.nodes), 0
+    for k, budget in enumerate(budgets):
+        if a == n:
+            return
+        if not fits(k, a, a + 1):
+            node = chain.nodes[a]
+            cost = {"params": chain.params[a], "macs": chain.macs[a], "flash": chain.flash[a]}
+            raise BudgetError(
+                f"Device {k + 1} of {len(budgets)} cannot hold even one layer: node "
+                f"'{node.name or node.output[0]}' ({node.op_type}) alone needs "
+                f"{_describe(cost, budget)}. Raise device {k + 1}'s budget or compress that layer first.")
+        b = a + 1
+        while b < n and fits(k, a, b + 1):
+            b += 1
+        a = b
+    if a < n:
+        rest = {key: sum(getattr(chain, key)[a:]) for key in ("params", "macs", "flash")}
+        raise BudgetError(
+            f"Device {len(budgets)} of {len(budgets)} (the last) would have to hold the remaining "
+            f"{n - a} nodes from '{chain.nodes[a].name or chain.nodes[a].output[0]}' on, needing "
+            f"{_describe(rest, budgets[-1])} even when every earlier device is filled to its budget. "
+            "Use more devices, larger budgets, or compress the model first.")
+
+
+def _explain_no_split(chain: _Chain, budgets: list[DeviceBudget], fits) -> None:
+    """The forward fill succeeded but no split gives every device a node: fill from the back to
+    find the device that cannot take even the layer it must hold."""
+    b = len(chain.nodes)
+    for k in range(len(budgets) - 1, -1, -1):
+        if b == 0:
+            raise BudgetError(f"The model fits on {len(budgets) - k - 1} of the devices from the "
+                              f"end, so device {k + 1} would hold nothing. Use --devices "
+                              f"{len(budgets) - k - 1}.")
+        if not fits(k, b - 1, b):
+            node = chain.nodes[b - 1]
+            cost = {"params": chain.params[b - 1], "macs": chain.macs[b - 1],
+                    "flash": chain.flash[b - 1]}
+            raise BudgetError(
+                f"Device {k + 1} of {len(budgets)} cannot hold the layer it must take in any "
+                f"split: node '{node.name or node.output[0]}' ({node.op_type}) needs "
+                f"{_describe(cost, budgets[k])}. Raise device {k + 1}'s budget.")
+        a = b - 1
+        while a > 0 and fits(k, a - 1, b):
+            a -= 1
+        b = a
+    raise BudgetError(f"No split of the model into exactly {len(budgets)} non-empty pieces meets "
+                      "the budgets; use fewer devices or larger budgets.")
+
+
+def _piece(chain: _Chain, device: int, a: int, b: int, pre: dict) -> Piece:
+    return Piece(
+        device=device, nodes=[nd.name or nd.output[0] for nd in chain.nodes[a:b]],
+        inputs=chain.live[a], outputs=chain.live[b],
+        params=pre["params"][b] - pre["params"][a], macs=pre["macs"][b] - pre["macs"][a],
+        flash_bytes=pre["flash"][b] - pre["flash"][a],
+        bytes_in=chain.cross_bytes[a], bytes_out=chain.cross_bytes[b] if b < len(chain.nodes) else 0,
+    )
