@@ -121,3 +121,26 @@ def test_residual_cnn_split_runs_device_by_device(tmp_path):
         feed.update(zip([o.name for o in sess.get_outputs()],
                         sess.run(None, {i.name: feed[i.name] for i in sess.get_inputs()}), strict=True))
     np.testing.assert_allclose(feed["output"], model(x).detach().numpy(), atol=1e-5)
+
+
+def test_cli_partition_writes_pieces_and_exits_1_naming_the_device(mlp, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from edgec.cli import cli
+
+    out = tmp_path / "parts"
+    ok = CliRunner().invoke(cli, ["partition", str(mlp), "--devices", "2", "--max-params", "21000",
+                                  "-o", str(out), "--link-mbps", "1"])
+    assert ok.exit_code == 0, ok.output
+    assert "bytes sent between devices per inference: 64" in ok.output
+    saved = json.loads((out / "partition.json").read_text())
+    assert saved["bytes_per_inference"] == 64 and len(saved["pieces"]) == 2
+    assert (out / "device_1.onnx").is_file() and (out / "device_2.onnx").is_file()
+    bad = CliRunner().invoke(cli, ["partition", str(mlp), "--devices", "2", "--max-params", "10000",
+                                   "-o", str(tmp_path / "bad")])
+    assert bad.exit_code == 1
+    assert "Device 1 of 2" in bad.output and "mm0" in bad.output
+    usage = CliRunner().invoke(cli, ["partition", str(tmp_path / "missing.onnx"), "--devices", "2"])
+    assert usage.exit_code == 2
