@@ -71,6 +71,15 @@ def test_per_device_budgets_and_macs(mlp):
         plan_layerwise(mlp, 2, [DeviceBudget(max_params=1)])
 
 
+def test_ram_budget_uses_the_busiest_step(mlp):
+    # relu0 reads mm0 and writes relu0 (1024 B each): 2 KiB live, the most of any step.
+    plan = plan_layerwise(mlp, 2, DeviceBudget(max_ram_kb=2))
+    assert plan.bytes_per_inference == 64
+    assert [p.ram_bound_bytes for p in plan.pieces] == [2048, 1024]
+    with pytest.raises(BudgetError, match=r"Device 2 of 2 .*'relu0'.*ram 2 KiB > 1.5 KiB"):
+        plan_layerwise(mlp, 2, DeviceBudget(max_ram_kb=1.5))
+
+
 def test_infeasible_budget_names_the_device(mlp):
     with pytest.raises(BudgetError, match=r"Device 1 of 2 .*'mm0'"):
         plan_layerwise(mlp, 2, DeviceBudget(max_params=10000))
@@ -137,6 +146,8 @@ def test_cli_partition_writes_pieces_and_exits_1_naming_the_device(mlp, tmp_path
     assert "bytes sent between devices per inference: 64" in ok.output
     saved = json.loads((out / "partition.json").read_text())
     assert saved["bytes_per_inference"] == 64 and len(saved["pieces"]) == 2
+    assert all(p["compute_ms"] > 0 for p in saved["pieces"])
+    assert saved["estimated_latency_ms"] > 64 * 8 / 1e3  # 64 B at 1 Mbit/s is 0.512 ms
     assert (out / "device_1.onnx").is_file() and (out / "device_2.onnx").is_file()
     bad = CliRunner().invoke(cli, ["partition", str(mlp), "--devices", "2", "--max-params", "10000",
                                    "-o", str(tmp_path / "bad")])

@@ -27,7 +27,7 @@ def partition_model(source: Path, devices: int, budget: DeviceBudget, out_dir: P
                     link_mbps: float | None = None) -> LayerwisePlan:
     """Plan, export and verify a layer-wise split of ``source`` (.onnx or recipe .yaml)."""
     from edgec.partition_layerwise import plan_layerwise
-    from edgec.partition_pieces import export_pieces, verify_pieces
+    from edgec.partition_pieces import export_pieces, measure_pieces, verify_pieces
 
     out_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = _onnx_of(source, out_dir)
@@ -38,13 +38,26 @@ def partition_model(source: Path, devices: int, budget: DeviceBudget, out_dir: P
         raise ExportError(f"The {devices} pieces of '{onnx_path}' run device by device differ from "
                           f"the whole model by {diff:.2e} (> {_PARITY_ATOL}).",
                           hint="This is a bug in the partitioner; run with --debug and report it.")
+    measure_pieces(plan, link_mbps=link_mbps)
     if link_mbps:
-        plan.notes.append(f"transfer per inference at {link_mbps:g} Mbit/s: "
-                          f"{plan.bytes_per_inference * 8 / (link_mbps * 1e3):.3f} ms")
+        plan.notes.append(f"estimated latency at {link_mbps:g} Mbit/s: {plan.estimated_latency_ms:.3f} ms "
+                          f"(transfers {plan.bytes_per_inference * 8 / (link_mbps * 1e3):.3f} ms + "
+                          "compute on this host)")
     (out_dir / "partition.json").write_text(json.dumps(
         {"source": str(source), "method": "layerwise", "devices": devices,
          "budget": budget.model_dump(), **plan.to_dict()}, indent=2))
     return plan
+
+
+def budget_with_target(budget: DeviceBudget, target: str) -> DeviceBudget:
+    """Fill the limits not given explicitly from a target profile. Its RAM budget is an
+    activation budget only when the runtime reads weights in place from flash."""
+    from edgec.targets import load_target
+
+    profile = load_target(target)
+    ram = profile.peak_activation_kb or (None if profile.weights_in_ram else profile.ram_kb)
+    return budget.model_copy(update={"max_flash_kb": budget.max_flash_kb or profile.flash_kb,
+                                     "max_ram_kb": budget.max_ram_kb or ram})
 
 
 def _onnx_of(source: Path, out_dir: Path) -> Path:
@@ -68,12 +81,14 @@ def _onnx_of(source: Path, out_dir: Path) -> Path:
 def format_plan(plan: LayerwisePlan) -> str:
     """A plain-text table, one row per device, then the traffic per inference."""
     rows = [f"{'device':>6} {'nodes':>5} {'params':>10} {'MACs':>12} {'flash KiB':>10} "
-            f"{'peak act KiB':>12} {'sends B':>9}  file"]
+            f"{'act KiB':>8} {'ms':>7} {'sends B':>9}  file"]
     for p in plan.pieces:
         peak = f"{p.peak_activation_bytes / 1024:.1f}" if p.peak_activation_bytes is not None else "?"
+        ms = f"{p.compute_ms:.3f}" if p.compute_ms is not None else "?"
         rows.append(f"{p.device:>6} {len(p.nodes):>5} {p.params:>10,} {p.macs:>12,} "
-                    f"{p.flash_bytes / 1024:>10.1f} {peak:>12} {p.bytes_out:>9,}  {p.onnx_path}")
-    rows.append(f"bytes sent between devices per inference: {plan.bytes_per_inference:,}")
+                    f"{p.flash_bytes / 1024:>10.1f} {peak:>8} {ms:>7} {p.bytes_out:>9,}  {p.onnx_path}")
+    rows.append(f"bytes sent between devices per inference: {plan.bytes_per_inference:,}; "
+                "act KiB: estimated peak activations of the piece; ms: median compute on this host")
     if plan.max_abs_diff is not None:
         rows.append(f"assembled pieces vs whole model (onnxruntime): max |diff| {plan.max_abs_diff:.2e}")
     rows.extend(plan.notes)

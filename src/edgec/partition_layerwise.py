@@ -33,6 +33,9 @@ class DeviceBudget(ConfigModel):
     max_params: int | None = Field(None, gt=0, description="Parameters stored on the device.")
     max_flash_kb: float | None = Field(None, gt=0, description="Weight bytes on the device, KiB.")
     max_macs: int | None = Field(None, gt=0, description="Multiply-accumulates per inference.")
+    max_ram_kb: float | None = Field(
+        None, gt=0, description="Peak activation KiB: the tensors live at one step, received and "
+        "sent ones included, without buffer reuse (an upper bound). Weights count in max_flash_kb.")
 
 
 @dataclass
@@ -48,8 +51,10 @@ class Piece:
     flash_bytes: int  # weight bytes of this piece (its initializers; file overhead excluded)
     bytes_in: int
     bytes_out: int
+    ram_bound_bytes: int  # activations live at the piece's busiest step, no buffer reuse
     onnx_path: str | None = None
-    peak_activation_bytes: int | None = None
+    peak_activation_bytes: int | None = None  # memory.py's estimate of the exported piece
+    compute_ms: float | None = None  # median onnxruntime time of the piece on this host, 1 thread
 
 
 @dataclass
@@ -57,6 +62,8 @@ class LayerwisePlan:
     pieces: list[Piece]
     bytes_per_inference: int  # sum over the cuts of the activation bytes sent (batch 1)
     max_abs_diff: float | None = None  # assembled pieces vs the whole model, onnxruntime
+    link_mbps: float | None = None
+    estimated_latency_ms: float | None = None  # compute of every piece + every transfer, in turn
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -74,6 +81,38 @@ class _Chain:
     flash: list[int]
     live: list[list[str]]  # live[p]: tensors crossing a cut before node p (p = 0 … N)
     cross_bytes: list[int]
+    step_bytes: list[int]  # activation bytes live while node i runs (its inputs and outputs too)
+
+    def costs(self) -> _Costs:
+        return _Costs({k: _prefix(getattr(self, k)) for k in ("params", "macs", "flash")},
+                      _RangeMax(self.step_bytes))
+
+
+class _RangeMax:
+    """Maximum of values[a:b] in O(1) after O(n log n) set-up (a sparse table)."""
+
+    def __init__(self, values: list[int]):
+        self.table = [list(values)]
+        width = 1
+        while 2 * width <= len(values):
+            prev = self.table[-1]
+            self.table.append([max(prev[i], prev[i + width]) for i in range(len(prev) - width)])
+            width *= 2
+
+    def __call__(self, a: int, b: int) -> int:
+        level = (b - a).bit_length() - 1
+        row = self.table[level]
+        return max(row[a], row[b - (1 << level)])
+
+
+@dataclass
+class _Costs:
+    sums: dict[str, list[int]]
+    ram: _RangeMax
+
+    def __call__(self, a: int, b: int) -> dict:
+        """What a piece holding nodes [a, b) needs: params, MACs, flash bytes, RAM bytes."""
+        return {**{k: p[b] - p[a] for k, p in self.sums.items()}, "ram": self.ram(a, b)}
 
 
 def plan_layerwise(path: Path | str, devices: int, budgets: DeviceBudget | list[DeviceBudget],
@@ -86,12 +125,12 @@ def plan_layerwise(path: Path | str, devices: int, budgets: DeviceBudget | list[
     if devices > n:
         raise UsageError(f"Cannot split a model of {n} compute nodes across {devices} devices.",
                          hint=f"Use --devices {n} or fewer.")
-    pre = {k: _prefix(getattr(chain, k)) for k in ("params", "macs", "flash")}
+    cost = chain.costs()
 
     def fits(k: int, a: int, b: int) -> bool:
-        return not _overruns(budgets[k], {key: p[b] - p[a] for key, p in pre.items()})
+        return not _overruns(budgets[k], cost(a, b))
 
-    _check_feasible(chain, budgets, fits)
+    _check_feasible(chain, budgets, fits, cost)
     inf = math.inf
     # best[k][b]: fewest bytes sent when devices 0..k hold nodes [0, b); prev[k][b]: its last cut.
     best = [[inf] * (n + 1) for _ in range(devices)]
@@ -103,17 +142,17 @@ def plan_layerwise(path: Path | str, devices: int, budgets: DeviceBudget | list[
         for b in range(k + 1, n + 1):
             for a in range(k, b):
                 if best[k - 1][a] < inf and fits(k, a, b):
-                    cost = best[k - 1][a] + chain.cross_bytes[a]
-                    if cost < best[k][b]:
-                        best[k][b], prev[k][b] = cost, a
+                    sent = best[k - 1][a] + chain.cross_bytes[a]
+                    if sent < best[k][b]:
+                        best[k][b], prev[k][b] = sent, a
     if best[devices - 1][n] == inf:
-        _explain_no_split(chain, budgets, fits)
+        _explain_no_split(chain, budgets, fits, cost)
     cuts, b = [n], n
     for k in range(devices - 1, 0, -1):
         b = prev[k][b]
         cuts.append(b)
     cuts = [0, *reversed(cuts)]
-    pieces = [_piece(chain, k + 1, cuts[k], cuts[k + 1], pre) for k in range(devices)]
+    pieces = [_piece(chain, k + 1, cuts[k], cuts[k + 1], cost) for k in range(devices)]
     return LayerwisePlan(pieces=pieces, bytes_per_inference=sum(p.bytes_out for p in pieces[:-1]))
 
 
@@ -154,7 +193,7 @@ def _build_chain(path, input_shape) -> _Chain:
             continue
         for p in range(start, end + 1):
             live[p].append(name)
-    cross = []
+    cross, size = [], {}
     for names in live:
         sizes = [infos[t].nbytes if t in infos else None for t in names]
         if any(s is None for s in sizes):
@@ -163,11 +202,13 @@ def _build_chain(path, input_shape) -> _Chain:
                              "shape inference, so the traffic of a cut cannot be counted.",
                              hint="Give a fixed --input-shape, or export the model with static shapes.")
         cross.append(sum(sizes))
+        size.update(zip(names, sizes, strict=True))
     key = [nd.name or nd.output[0] for nd in nodes]
     return _Chain(model=model, nodes=nodes,
                   params=[stats[k].params if k in stats else 0 for k in key],
                   macs=[stats[k].macs if k in stats else 0 for k in key],
-                  flash=flash, live=[sorted(v) for v in live], cross_bytes=cross)
+                  flash=flash, live=[sorted(v) for v in live], cross_bytes=cross,
+                  step_bytes=[sum(size[t] for t in set(live[i]) | set(live[i + 1])) for i in range(n)])
 
 
 def reads(node) -> list[str]:
@@ -215,7 +256,8 @@ def _prefix(values: list[int]) -> list[int]:
 
 def _overruns(budget: DeviceBudget, cost: dict) -> list[str]:
     limits = {"params": budget.max_params, "macs": budget.max_macs,
-              "flash": budget.max_flash_kb * 1024 if budget.max_flash_kb else None}
+              "flash": budget.max_flash_kb * 1024 if budget.max_flash_kb else None,
+              "ram": budget.max_ram_kb * 1024 if budget.max_ram_kb else None}
     return [k for k, lim in limits.items() if lim is not None and cost[k] > lim]
 
 
@@ -223,15 +265,15 @@ def _describe(cost: dict, budget: DeviceBudget) -> str:
     parts = []
     for k in _overruns(budget, cost):
         lim = {"params": budget.max_params, "macs": budget.max_macs,
-               "flash": budget.max_flash_kb}[k]
+               "flash": budget.max_flash_kb, "ram": budget.max_ram_kb}[k]
         lim = int(lim) if float(lim).is_integer() else lim
-        got = cost[k] / 1024 if k == "flash" else cost[k]
-        unit = " KiB" if k == "flash" else ""
+        got = cost[k] / 1024 if k in ("flash", "ram") else cost[k]
+        unit = " KiB" if k in ("flash", "ram") else ""
         parts.append(f"{k} {got:,.0f}{unit} > {lim:,}{unit}")
     return ", ".join(parts)
 
 
-def _check_feasible(chain: _Chain, budgets: list[DeviceBudget], fits) -> None:
+def _check_feasible(chain: _Chain, budgets: list[DeviceBudget], fits, cost) -> None:
     """Greedy fill: optimal for deciding feasibility, as every cost only grows with a piece."""
     n, a = len(chain.nodes), 0
     for k, budget in enumerate(budgets):
@@ -239,17 +281,17 @@ def _check_feasible(chain: _Chain, budgets: list[DeviceBudget], fits) -> None:
             return
         if not fits(k, a, a + 1):
             node = chain.nodes[a]
-            cost = {"params": chain.params[a], "macs": chain.macs[a], "flash": chain.flash[a]}
             raise BudgetError(
                 f"Device {k + 1} of {len(budgets)} cannot hold even one layer: node "
                 f"'{node.name or node.output[0]}' ({node.op_type}) alone needs "
-                f"{_describe(cost, budget)}. Raise device {k + 1}'s budget or compress that layer first.")
+                f"{_describe(cost(a, a + 1), budget)}. Raise device {k + 1}'s budget or "
+                "compress that layer first.")
         b = a + 1
         while b < n and fits(k, a, b + 1):
             b += 1
         a = b
     if a < n:
-        rest = {key: sum(getattr(chain, key)[a:]) for key in ("params", "macs", "flash")}
+        rest = cost(a, n)
         raise BudgetError(
             f"Device {len(budgets)} of {len(budgets)} (the last) would have to hold the remaining "
             f"{n - a} nodes from '{chain.nodes[a].name or chain.nodes[a].output[0]}' on, needing "
@@ -257,7 +299,7 @@ def _check_feasible(chain: _Chain, budgets: list[DeviceBudget], fits) -> None:
             "Use more devices, larger budgets, or compress the model first.")
 
 
-def _explain_no_split(chain: _Chain, budgets: list[DeviceBudget], fits) -> None:
+def _explain_no_split(chain: _Chain, budgets: list[DeviceBudget], fits, cost) -> None:
     """The forward fill succeeded but no split gives every device a node: fill from the back to
     find the device that cannot take even the layer it must hold."""
     b = len(chain.nodes)
@@ -268,12 +310,10 @@ def _explain_no_split(chain: _Chain, budgets: list[DeviceBudget], fits) -> None:
                               f"{len(budgets) - k - 1}.")
         if not fits(k, b - 1, b):
             node = chain.nodes[b - 1]
-            cost = {"params": chain.params[b - 1], "macs": chain.macs[b - 1],
-                    "flash": chain.flash[b - 1]}
             raise BudgetError(
                 f"Device {k + 1} of {len(budgets)} cannot hold the layer it must take in any "
                 f"split: node '{node.name or node.output[0]}' ({node.op_type}) needs "
-                f"{_describe(cost, budgets[k])}. Raise device {k + 1}'s budget.")
+                f"{_describe(cost(b - 1, b), budgets[k])}. Raise device {k + 1}'s budget.")
         a = b - 1
         while a > 0 and fits(k, a - 1, b):
             a -= 1
@@ -282,11 +322,11 @@ def _explain_no_split(chain: _Chain, budgets: list[DeviceBudget], fits) -> None:
                       "the budgets; use fewer devices or larger budgets.")
 
 
-def _piece(chain: _Chain, device: int, a: int, b: int, pre: dict) -> Piece:
+def _piece(chain: _Chain, device: int, a: int, b: int, cost: _Costs) -> Piece:
+    c = cost(a, b)
     return Piece(
         device=device, nodes=[nd.name or nd.output[0] for nd in chain.nodes[a:b]],
-        inputs=chain.live[a], outputs=chain.live[b],
-        params=pre["params"][b] - pre["params"][a], macs=pre["macs"][b] - pre["macs"][a],
-        flash_bytes=pre["flash"][b] - pre["flash"][a],
+        inputs=chain.live[a], outputs=chain.live[b], params=c["params"], macs=c["macs"],
+        flash_bytes=c["flash"], ram_bound_bytes=c["ram"],
         bytes_in=chain.cross_bytes[a], bytes_out=chain.cross_bytes[b] if b < len(chain.nodes) else 0,
     )

@@ -67,6 +67,35 @@ def verify_pieces(path: Path | str, plan: LayerwisePlan, samples: int = 2, seed:
     return worst
 
 
+def measure_pieces(plan: LayerwisePlan, runs: int = 20, link_mbps: float | None = None) -> None:
+    """Median compute time of each piece (onnxruntime, 1 thread, random inputs); with a link
+    speed, the latency of one inference as the chain runs it: each device, then its transfer."""
+    import statistics
+    import time
+
+    import numpy as np
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = opts.inter_op_num_threads = 1
+    rng = np.random.default_rng(0)
+    for piece in plan.pieces:
+        sess = ort.InferenceSession(piece.onnx_path, opts, providers=["CPUExecutionProvider"])
+        feed = {i.name: rng.standard_normal([d if isinstance(d, int) else 1 for d in i.shape])
+                .astype(np.float32) for i in sess.get_inputs()}
+        sess.run(None, feed)  # warm-up: the first run allocates the arena
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            sess.run(None, feed)
+            times.append((time.perf_counter() - start) * 1e3)
+        piece.compute_ms = statistics.median(times)
+    if link_mbps:
+        plan.link_mbps = link_mbps
+        transfer_ms = plan.bytes_per_inference * 8 / (link_mbps * 1e3)
+        plan.estimated_latency_ms = sum(p.compute_ms for p in plan.pieces) + transfer_ms
+
+
 def _submodel(model: onnx.ModelProto, piece: Piece) -> onnx.ModelProto:
     """The piece as a standalone model: its nodes, the weight-only nodes and initializers they
     read, the live-in tensors as inputs and the live-out tensors as outputs."""
