@@ -155,3 +155,26 @@ def test_cli_partition_writes_pieces_and_exits_1_naming_the_device(mlp, tmp_path
     assert "Device 1 of 2" in bad.output and "mm0" in bad.output
     usage = CliRunner().invoke(cli, ["partition", str(tmp_path / "missing.onnx"), "--devices", "2"])
     assert usage.exit_code == 2
+
+
+def test_qdq_model_is_cut_where_the_int8_tensor_crosses(mlp, tmp_path):
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
+
+    from edgec.partition import partition_model
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            rng = np.random.default_rng(0)
+            self.items = iter([{"input": rng.standard_normal((1, 64)).astype(np.float32)}
+                               for _ in range(4)])
+
+        def get_next(self):
+            return next(self.items, None)
+
+    qdq = tmp_path / "mlp_qdq.onnx"
+    quantize_static(str(mlp), str(qdq), Reader(), quant_format=QuantFormat.QDQ)
+    plan = partition_model(qdq, 2, DeviceBudget(max_params=21000), tmp_path / "parts")
+    # the 16-wide activation crosses as int8 (16 B), the device after dequantizes it
+    assert plan.bytes_per_inference == 16
+    assert plan.max_abs_diff is not None and plan.max_abs_diff < 1e-5
+    assert all(p.compute_ms is not None for p in plan.pieces)

@@ -207,7 +207,8 @@ def _build_chain(path, input_shape) -> _Chain:
     return _Chain(model=model, nodes=nodes,
                   params=[stats[k].params if k in stats else 0 for k in key],
                   macs=[stats[k].macs if k in stats else 0 for k in key],
-                  flash=flash, live=[sorted(v) for v in live], cross_bytes=cross,
+                  flash=flash, live=[sorted(v) for v in live[:n]] + [[o.name for o in graph.output]],
+                  cross_bytes=cross,
                   step_bytes=[sum(size[t] for t in set(live[i]) | set(live[i + 1])) for i in range(n)])
 
 

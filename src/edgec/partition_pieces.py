@@ -81,8 +81,7 @@ def measure_pieces(plan: LayerwisePlan, runs: int = 20, link_mbps: float | None 
     rng = np.random.default_rng(0)
     for piece in plan.pieces:
         sess = ort.InferenceSession(piece.onnx_path, opts, providers=["CPUExecutionProvider"])
-        feed = {i.name: rng.standard_normal([d if isinstance(d, int) else 1 for d in i.shape])
-                .astype(np.float32) for i in sess.get_inputs()}
+        feed = {i.name: _random_input(rng, i) for i in sess.get_inputs()}
         sess.run(None, feed)  # warm-up: the first run allocates the arena
         times = []
         for _ in range(runs):
@@ -94,6 +93,20 @@ def measure_pieces(plan: LayerwisePlan, runs: int = 20, link_mbps: float | None 
         plan.link_mbps = link_mbps
         transfer_ms = plan.bytes_per_inference * 8 / (link_mbps * 1e3)
         plan.estimated_latency_ms = sum(p.compute_ms for p in plan.pieces) + transfer_ms
+
+
+def _random_input(rng, arg):
+    """Random data of an onnxruntime input's shape and type: a cut after a QuantizeLinear
+    receives int8, not float."""
+    import numpy as np
+
+    shape = [d if isinstance(d, int) else 1 for d in arg.shape]
+    dtype = np.dtype({"tensor(float)": "float32", "tensor(float16)": "float16",
+                      "tensor(double)": "float64"}.get(arg.type, arg.type[7:-1]))
+    if dtype.kind == "f":
+        return rng.standard_normal(shape).astype(dtype)
+    low = 0 if dtype.kind in "ub" else -8
+    return rng.integers(low, 8, size=shape).astype(dtype)
 
 
 def _submodel(model: onnx.ModelProto, piece: Piece) -> onnx.ModelProto:
