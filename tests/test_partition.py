@@ -149,6 +149,7 @@ def test_cli_partition_writes_pieces_and_exits_1_naming_the_device(mlp, tmp_path
     assert all(p["compute_ms"] > 0 for p in saved["pieces"])
     assert saved["estimated_latency_ms"] > 64 * 8 / 1e3  # 64 B at 1 Mbit/s is 0.512 ms
     assert (out / "device_1.onnx").is_file() and (out / "device_2.onnx").is_file()
+    assert (out / "partition.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     bad = CliRunner().invoke(cli, ["partition", str(mlp), "--devices", "2", "--max-params", "10000",
                                    "-o", str(tmp_path / "bad")])
     assert bad.exit_code == 1

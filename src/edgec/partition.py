@@ -3,7 +3,8 @@
 This is the entry point the CLI delegates to: take an ONNX file (or a recipe, whose model is
 exported first), plan a layer-wise split (partition_layerwise), write one ONNX per device
 (partition_pieces), check that the pieces run device by device to the model's own output, and
-write partition.json. Only `method: layerwise` exists so far; the NoNN students are to follow.
+write partition.json and a diagram, partition.png. Only `method: layerwise` exists so far;
+the NoNN students are to follow.
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ def partition_model(source: Path, devices: int, budget: DeviceBudget, out_dir: P
         plan.notes.append(f"estimated latency at {link_mbps:g} Mbit/s: {plan.estimated_latency_ms:.3f} ms "
                           f"(transfers {plan.bytes_per_inference * 8 / (link_mbps * 1e3):.3f} ms + "
                           "compute on this host)")
+    from edgec.partition_diagram import draw_partition
+
+    draw_partition(plan, out_dir / "partition.png", title=f"{source.name}: layer-wise, {devices} devices")
     (out_dir / "partition.json").write_text(json.dumps(
         {"source": str(source), "method": "layerwise", "devices": devices,
          "budget": budget.model_dump(), **plan.to_dict()}, indent=2))
