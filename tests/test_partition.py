@@ -97,6 +97,22 @@ def test_pieces_equal_the_whole_model(mlp, tmp_path):
     assert verify_pieces(mlp, plan) < 1e-5
 
 
+def test_duplicate_node_names_are_split_by_position(mlp, tmp_path):
+    import onnx
+
+    model = onnx.load(str(mlp))
+    for node in model.graph.node:
+        node.name = "layer"  # legal for the ONNX checker (onnxruntime refuses to run it)
+    path = tmp_path / "same_names.onnx"
+    onnx.save(model, str(path))
+    plan = plan_layerwise(path, 2, DeviceBudget(max_params=21000))
+    paths = export_pieces(path, plan, tmp_path / "pieces")
+    assert [p.node_range for p in plan.pieces] == [(0, 3), (3, 7)]
+    assert [p.params for p in plan.pieces] == [PARAMS[0] + PARAMS[1], PARAMS[2] + PARAMS[3]]
+    assert [[n.op_type for n in onnx.load(str(p)).graph.node] for p in paths] == [
+        ["MatMul", "Relu", "MatMul"], ["Relu", "MatMul", "Relu", "MatMul"]]
+
+
 def test_residual_cnn_split_runs_device_by_device(tmp_path):
     import torch
     import torch.nn as nn

@@ -44,6 +44,7 @@ class Piece:
 
     device: int  # 1-based, in chain order
     nodes: list[str]
+    node_range: tuple[int, int]  # [first, end) in compute_nodes(graph): node names need not be unique
     inputs: list[str]  # tensors received from the previous device (the model input for device 1)
     outputs: list[str]  # tensors sent to the next device (the model output for the last one)
     params: int
@@ -159,15 +160,21 @@ def plan_layerwise(path: Path | str, devices: int, budgets: DeviceBudget | list[
 def _build_chain(path, input_shape) -> _Chain:
     from onnx import numpy_helper
 
+    from edgec.graph_stats import _COMPUTE as COMPUTE_OPS
     from edgec.graph_stats import analyze_onnx, load_onnx
     from edgec.memory import constant_tensors, tensor_infos
 
     model = load_onnx(Path(path))
     graph = model.graph
-    stats = {layer.name: layer for layer in analyze_onnx(Path(path), input_shape).layers}
+    # analyze_onnx lists one layer per compute op, in graph order: match by position, since
+    # node names need not be unique
+    layers = iter(analyze_onnx(Path(path), input_shape).layers)
+    all_nodes = list(graph.node)
+    stats = {i: next(layers) for i, nd in enumerate(all_nodes) if nd.op_type in COMPUTE_OPS}
     infos = tensor_infos(model, input_shape)
     const = constant_tensors(graph)
-    nodes = [nd for nd in graph.node if not all(o in const for o in nd.output)]
+    positions = compute_positions(graph)
+    nodes = [all_nodes[i] for i in positions]
     producer_of = {o: i for i, nd in enumerate(nodes) for o in nd.output}
     last_use = {}
     for i, nd in enumerate(nodes):
@@ -203,13 +210,21 @@ def _build_chain(path, input_shape) -> _Chain:
                              hint="Give a fixed --input-shape, or export the model with static shapes.")
         cross.append(sum(sizes))
         size.update(zip(names, sizes, strict=True))
-    key = [nd.name or nd.output[0] for nd in nodes]
     return _Chain(model=model, nodes=nodes,
-                  params=[stats[k].params if k in stats else 0 for k in key],
-                  macs=[stats[k].macs if k in stats else 0 for k in key],
+                  params=[stats[i].params if i in stats else 0 for i in positions],
+                  macs=[stats[i].macs if i in stats else 0 for i in positions],
                   flash=flash, live=[sorted(v) for v in live[:n]] + [[o.name for o in graph.output]],
                   cross_bytes=cross,
                   step_bytes=[sum(size[t] for t in set(live[i]) | set(live[i + 1])) for i in range(n)])
+
+
+def compute_positions(graph) -> list[int]:
+    """The chain, as positions in graph.node: every node except those fed only by weights
+    (copied into each piece that reads them instead)."""
+    from edgec.memory import constant_tensors
+
+    const = constant_tensors(graph)
+    return [i for i, nd in enumerate(graph.node) if not all(o in const for o in nd.output)]
 
 
 def reads(node) -> list[str]:
@@ -326,7 +341,7 @@ def _explain_no_split(chain: _Chain, budgets: list[DeviceBudget], fits, cost) ->
 def _piece(chain: _Chain, device: int, a: int, b: int, cost: _Costs) -> Piece:
     c = cost(a, b)
     return Piece(
-        device=device, nodes=[nd.name or nd.output[0] for nd in chain.nodes[a:b]],
+        device=device, nodes=[nd.name or nd.output[0] for nd in chain.nodes[a:b]], node_range=(a, b),
         inputs=chain.live[a], outputs=chain.live[b], params=c["params"], macs=c["macs"],
         flash_bytes=c["flash"], ram_bound_bytes=c["ram"],
         bytes_in=chain.cross_bytes[a], bytes_out=chain.cross_bytes[b] if b < len(chain.nodes) else 0,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from edgec.partition_layerwise import compute_positions
 from edgec.partition_layerwise import reads as _reads
 
 if TYPE_CHECKING:
@@ -118,23 +119,23 @@ def _submodel(model: onnx.ModelProto, piece: Piece) -> onnx.ModelProto:
 
     graph = model.graph
     infos = tensor_infos(model)
-    wanted = set(piece.nodes)
-    compute = [nd for nd in graph.node if (nd.name or nd.output[0]) in wanted]
-    compute_ids = {id(nd) for nd in compute}
+    # positions, not node objects: protobuf may hand out a new wrapper on every access
+    all_nodes = list(graph.node)
+    chosen = set(compute_positions(graph)[slice(*piece.node_range)])
     inits = {t.name: t for t in graph.initializer}
-    producers = {o: nd for nd in graph.node for o in nd.output}
-    need, stack = set(), [r for nd in compute for r in _reads(nd)]
+    producers = {o: i for i, nd in enumerate(all_nodes) for o in nd.output}
+    need, stack = set(), [r for i in sorted(chosen) for r in _reads(all_nodes[i])]
     while stack:  # pull in weights and the weight-only nodes feeding this piece
         name = stack.pop()
         if not name or name in need or name in piece.inputs:
             continue
         need.add(name)
         src = producers.get(name)
-        if src is not None and id(src) not in compute_ids:
-            stack.extend(_reads(src))
+        if src is not None and src not in chosen:
+            stack.extend(_reads(all_nodes[src]))
     # keep execution order; weight-only nodes are copied into every piece that reads them
-    nodes = [nd for nd in graph.node
-             if id(nd) in compute_ids or any(o in need for o in nd.output)]
+    nodes = [nd for i, nd in enumerate(all_nodes)
+             if i in chosen or any(o in need for o in nd.output)]
 
     def vi(name: str):
         info = infos[name]
