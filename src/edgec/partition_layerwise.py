@@ -291,7 +291,7 @@ def _describe(cost: dict, budget: DeviceBudget) -> str:
 
 def _check_feasible(chain: _Chain, budgets: list[DeviceBudget], fits, cost) -> None:
     """Greedy fill: optimal for deciding feasibility, as every cost only grows with a piece."""
-    n, a = len(chain.nodes), 0
+    n, a, start = len(chain.nodes), 0, 0
     for k, budget in enumerate(budgets):
         if a == n:
             return
@@ -302,17 +302,17 @@ def _check_feasible(chain: _Chain, budgets: list[DeviceBudget], fits, cost) -> N
                 f"'{node.name or node.output[0]}' ({node.op_type}) alone needs "
                 f"{_describe(cost(a, a + 1), budget)}. Raise device {k + 1}'s budget or "
                 "compress that layer first.")
-        b = a + 1
+        start, b = a, a + 1
         while b < n and fits(k, a, b + 1):
             b += 1
         a = b
     if a < n:
-        rest = cost(a, n)
+        first = chain.nodes[start]
         raise BudgetError(
-            f"Device {len(budgets)} of {len(budgets)} (the last) would have to hold the remaining "
-            f"{n - a} nodes from '{chain.nodes[a].name or chain.nodes[a].output[0]}' on, needing "
-            f"{_describe(rest, budgets[-1])} even when every earlier device is filled to its budget. "
-            "Use more devices, larger budgets, or compress the model first.")
+            f"Device {len(budgets)} of {len(budgets)} (the last) would have to hold the last "
+            f"{n - start} nodes, from '{first.name or first.output[0]}' on, needing "
+            f"{_describe(cost(start, n), budgets[-1])} even when every earlier device is filled to "
+            "its budget. Use more devices, larger budgets, or compress the model first.")
 
 
 def _explain_no_split(chain: _Chain, budgets: list[DeviceBudget], fits, cost) -> None:
