@@ -6,8 +6,8 @@ included, so a cut inside a block pays for both tensors). Weights and the nodes 
 weights (shape constants, DequantizeLinear of a weight) are not part of the chain: each piece gets
 its own copy of the ones it reads. Dynamic programming over cut positions picks the K-1 cuts that
 minimise the bytes sent per inference such that piece k fits device k's budget. Params, MACs and
-weight bytes are additive over nodes, so checking a piece is a prefix-sum difference, and the
-greedy fill (each device takes as many nodes as fit) decides feasibility and names the device that
+weight bytes are additive over nodes (a prefix-sum difference per piece), peak activations a range
+maximum (a sparse table), so checking a piece is O(1); the greedy fill (each device takes as many nodes as fit) decides feasibility and names the device that
 cannot be served.
 """
 
@@ -18,24 +18,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import Field
-
-from edgec.config import ConfigModel
-from edgec.errors import BudgetError, UsageError
+from edgec.errors import UsageError
+from edgec.partition_budget import DeviceBudget, check_feasible, explain_no_split, overruns
 
 if TYPE_CHECKING:
     import onnx
-
-
-class DeviceBudget(ConfigModel):
-    """What one device can hold and compute. Limits left out (null) are not checked."""
-
-    max_params: int | None = Field(None, gt=0, description="Parameters stored on the device.")
-    max_flash_kb: float | None = Field(None, gt=0, description="Weight bytes on the device, KiB.")
-    max_macs: int | None = Field(None, gt=0, description="Multiply-accumulates per inference.")
-    max_ram_kb: float | None = Field(
-        None, gt=0, description="Peak activation KiB: the tensors live at one step, received and "
-        "sent ones included, without buffer reuse (an upper bound). Weights count in max_flash_kb.")
 
 
 @dataclass
@@ -129,9 +116,9 @@ def plan_layerwise(path: Path | str, devices: int, budgets: DeviceBudget | list[
     cost = chain.costs()
 
     def fits(k: int, a: int, b: int) -> bool:
-        return not _overruns(budgets[k], cost(a, b))
+        return not overruns(budgets[k], cost(a, b))
 
-    _check_feasible(chain, budgets, fits, cost)
+    check_feasible(chain.nodes, budgets, fits, cost)
     inf = math.inf
     # best[k][b]: fewest bytes sent when devices 0..k hold nodes [0, b); prev[k][b]: its last cut.
     best = [[inf] * (n + 1) for _ in range(devices)]
@@ -147,7 +134,7 @@ def plan_layerwise(path: Path | str, devices: int, budgets: DeviceBudget | list[
                     if sent < best[k][b]:
                         best[k][b], prev[k][b] = sent, a
     if best[devices - 1][n] == inf:
-        _explain_no_split(chain, budgets, fits, cost)
+        explain_no_split(chain.nodes, budgets, fits, cost)
     cuts, b = [n], n
     for k in range(devices - 1, 0, -1):
         b = prev[k][b]
@@ -268,74 +255,6 @@ def _prefix(values: list[int]) -> list[int]:
     for v in values:
         out.append(out[-1] + v)
     return out
-
-
-def _overruns(budget: DeviceBudget, cost: dict) -> list[str]:
-    limits = {"params": budget.max_params, "macs": budget.max_macs,
-              "flash": budget.max_flash_kb * 1024 if budget.max_flash_kb else None,
-              "ram": budget.max_ram_kb * 1024 if budget.max_ram_kb else None}
-    return [k for k, lim in limits.items() if lim is not None and cost[k] > lim]
-
-
-def _describe(cost: dict, budget: DeviceBudget) -> str:
-    parts = []
-    for k in _overruns(budget, cost):
-        lim = {"params": budget.max_params, "macs": budget.max_macs,
-               "flash": budget.max_flash_kb, "ram": budget.max_ram_kb}[k]
-        lim = int(lim) if float(lim).is_integer() else lim
-        got = cost[k] / 1024 if k in ("flash", "ram") else cost[k]
-        unit = " KiB" if k in ("flash", "ram") else ""
-        parts.append(f"{k} {got:,.0f}{unit} > {lim:,}{unit}")
-    return ", ".join(parts)
-
-
-def _check_feasible(chain: _Chain, budgets: list[DeviceBudget], fits, cost) -> None:
-    """Greedy fill: optimal for deciding feasibility, as every cost only grows with a piece."""
-    n, a, start = len(chain.nodes), 0, 0
-    for k, budget in enumerate(budgets):
-        if a == n:
-            return
-        if not fits(k, a, a + 1):
-            node = chain.nodes[a]
-            raise BudgetError(
-                f"Device {k + 1} of {len(budgets)} cannot hold even one layer: node "
-                f"'{node.name or node.output[0]}' ({node.op_type}) alone needs "
-                f"{_describe(cost(a, a + 1), budget)}. Raise device {k + 1}'s budget or "
-                "compress that layer first.")
-        start, b = a, a + 1
-        while b < n and fits(k, a, b + 1):
-            b += 1
-        a = b
-    if a < n:
-        first = chain.nodes[start]
-        raise BudgetError(
-            f"Device {len(budgets)} of {len(budgets)} (the last) would have to hold the last "
-            f"{n - start} nodes, from '{first.name or first.output[0]}' on, needing "
-            f"{_describe(cost(start, n), budgets[-1])} even when every earlier device is filled to "
-            "its budget. Use more devices, larger budgets, or compress the model first.")
-
-
-def _explain_no_split(chain: _Chain, budgets: list[DeviceBudget], fits, cost) -> None:
-    """The forward fill succeeded but no split gives every device a node: fill from the back to
-    find the device that cannot take even the layer it must hold."""
-    b = len(chain.nodes)
-    for k in range(len(budgets) - 1, -1, -1):
-        if b == 0:
-            raise BudgetError(f"The model fits on {len(budgets) - k - 1} of the devices from the "
-                              f"end, so device {k + 1} would hold nothing. Use --devices "
-                              f"{len(budgets) - k - 1}.")
-        if not fits(k, b - 1, b):
-            node = chain.nodes[b - 1]
-            raise BudgetError(
-                f"Device {k + 1} of {len(budgets)} cannot hold the layer it must take in any "
-                f"split: node '{node.name or node.output[0]}' ({node.op_type}) needs "
-                f"{_describe(cost(b - 1, b), budgets[k])}. Raise device {k + 1}'s budget.")
-        a = b - 1
-        while a > 0 and fits(k, a - 1, b):
-            a -= 1
-        b = a
-    raise BudgetError(f"No split of the model into exactly {len(budgets)} non-empty pieces meets "
-                      "the budgets; use fewer devices or larger budgets.")
 
 
 def _piece(chain: _Chain, device: int, a: int, b: int, cost: _Costs) -> Piece:
