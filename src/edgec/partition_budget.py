@@ -1,8 +1,8 @@
 """Per-device budgets of a partition, and the messages that name the device a split cannot serve.
 
-Costs of a piece (params, MACs, weight bytes, peak activations) only grow as it takes more nodes, so filling the
-devices greedily in chain order decides whether any split exists; when none does, the device
-where the fill breaks down is the one to name, with what it would need.
+Costs of a piece (params, MACs, weight bytes, peak activations) only grow as it takes more
+nodes, so filling the devices greedily in chain order decides whether any split exists; when none
+does, the device where the fill breaks down is the one to name, with what it would need.
 """
 
 from __future__ import annotations

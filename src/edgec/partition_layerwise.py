@@ -6,9 +6,9 @@ included, so a cut inside a block pays for both tensors). Weights and the nodes 
 weights (shape constants, DequantizeLinear of a weight) are not part of the chain: each piece gets
 its own copy of the ones it reads. Dynamic programming over cut positions picks the K-1 cuts that
 minimise the bytes sent per inference such that piece k fits device k's budget. Params, MACs and
-weight bytes are additive over nodes (a prefix-sum difference per piece), peak activations a range
-maximum (a sparse table), so checking a piece is O(1); the greedy fill (each device takes as many nodes as fit) decides feasibility and names the device that
-cannot be served.
+weight bytes are additive over nodes (a prefix-sum difference per piece), peak activations a
+range maximum (a sparse table), so checking a piece is O(1); the greedy fill (each device takes as
+many nodes as fit) decides feasibility and names the device that cannot be served.
 """
 
 from __future__ import annotations
