@@ -472,6 +472,7 @@ Exit codes:
   0  every device's piece fits its budget; pieces verified against the whole model
   1  a device's budget cannot be met by any split (the device is named)
   2  invalid option, model or recipe
+  3  loading, export, or the check of the pieces against the whole model failed
 """)
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--devices", required=True, type=click.IntRange(1), help="Devices in the chain (K).")
