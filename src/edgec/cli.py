@@ -466,5 +466,47 @@ def init(path: Path, model: str | None, data: str | None, force: bool) -> None:
     click.echo(f"wrote {path} ({model} model, {data} data). Next: edgec validate {path}")
 
 
+@cli.command(epilog="""
+\b
+Exit codes:
+  0  every device's piece fits its budget; pieces verified against the whole model
+  1  a device's budget cannot be met by any split (the device is named)
+  2  invalid option, model or recipe
+  3  loading, export, or the check of the pieces against the whole model failed
+""")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--devices", required=True, type=click.IntRange(1), help="Devices in the chain (K).")
+@click.option("--max-params", type=click.IntRange(1), help="Parameters per device.")
+@click.option("--max-flash-kb", type=click.FloatRange(0, min_open=True), help="Weight KiB per device.")
+@click.option("--max-macs", type=click.IntRange(1), help="Multiply-accumulates per device per inference.")
+@click.option("--max-ram-kb", type=click.FloatRange(0, min_open=True),
+              help="Peak activation KiB per device (tensors live at one step, an upper bound).")
+@click.option("--target", "target_name", metavar="NAME|PATH",
+              help="Take --max-flash-kb / --max-ram-kb from a target profile (if not given).")
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Folder for device_K.onnx and partition.json (default: runs/partition-NAME).")
+@click.option("--input-shape", help="Fix a dynamic input shape, e.g. 1,3,224,224.")
+@click.option("--link-mbps", type=click.FloatRange(0, min_open=True),
+              help="Link speed, to estimate the transfer time per inference.")
+@click.option("--json", "as_json", is_flag=True, help="Print partition.json to stdout.")
+def partition(model: Path, devices: int, max_params, max_flash_kb, max_macs, max_ram_kb, target_name, output,
+              input_shape, link_mbps, as_json: bool) -> None:
+    """Split ONNX MODEL (or a recipe's model) layer by layer across --devices devices, each within
+    its budget, cutting where the fewest bytes cross between devices."""
+    from edgec.partition import budget_with_target, format_plan, partition_model
+    from edgec.partition_layerwise import DeviceBudget
+
+    budget = DeviceBudget(max_params=max_params, max_flash_kb=max_flash_kb, max_macs=max_macs,
+                          max_ram_kb=max_ram_kb)
+    if target_name:
+        budget = budget_with_target(budget, target_name)
+    out = output or Path("runs") / f"partition-{model.stem}"
+    plan = partition_model(model, devices, budget, out, _shape(input_shape), link_mbps)
+    if as_json:
+        click.echo((out / "partition.json").read_text())
+    else:
+        click.echo(format_plan(plan))
+
+
 def main() -> None:
     cli(prog_name="edgec")

@@ -1,0 +1,92 @@
+"""Per-device budgets of a partition, and the messages that name the device a split cannot serve.
+
+Costs of a piece (params, MACs, weight bytes, peak activations) only grow as it takes more
+nodes, so filling the devices greedily in chain order decides whether any split exists; when none
+does, the device where the fill breaks down is the one to name, with what it would need.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from edgec.config import ConfigModel
+from edgec.errors import BudgetError
+
+
+class DeviceBudget(ConfigModel):
+    """What one device can hold and compute. Limits left out (null) are not checked."""
+
+    max_params: int | None = Field(None, gt=0, description="Parameters stored on the device.")
+    max_flash_kb: float | None = Field(None, gt=0, description="Weight bytes on the device, KiB.")
+    max_macs: int | None = Field(None, gt=0, description="Multiply-accumulates per inference.")
+    max_ram_kb: float | None = Field(
+        None, gt=0, description="Peak activation KiB: the tensors live at one step, received and "
+        "sent ones included, without buffer reuse (an upper bound). Weights count in max_flash_kb.")
+
+
+def overruns(budget: DeviceBudget, cost: dict) -> list[str]:
+    limits = {"params": budget.max_params, "macs": budget.max_macs,
+              "flash": budget.max_flash_kb * 1024 if budget.max_flash_kb else None,
+              "ram": budget.max_ram_kb * 1024 if budget.max_ram_kb else None}
+    return [k for k, lim in limits.items() if lim is not None and cost[k] > lim]
+
+
+def _describe(cost: dict, budget: DeviceBudget) -> str:
+    parts = []
+    for k in overruns(budget, cost):
+        lim = {"params": budget.max_params, "macs": budget.max_macs,
+               "flash": budget.max_flash_kb, "ram": budget.max_ram_kb}[k]
+        lim = int(lim) if float(lim).is_integer() else lim
+        got = cost[k] / 1024 if k in ("flash", "ram") else cost[k]
+        unit = " KiB" if k in ("flash", "ram") else ""
+        parts.append(f"{k} {got:,.0f}{unit} > {lim:,}{unit}")
+    return ", ".join(parts)
+
+
+def check_feasible(nodes: list, budgets: list[DeviceBudget], fits, cost) -> None:
+    """Greedy fill: optimal for deciding feasibility, as every cost only grows with a piece."""
+    n, a, start = len(nodes), 0, 0
+    for k, budget in enumerate(budgets):
+        if a == n:
+            return
+        if not fits(k, a, a + 1):
+            node = nodes[a]
+            raise BudgetError(
+                f"Device {k + 1} of {len(budgets)} cannot hold even one layer: node "
+                f"'{node.name or node.output[0]}' ({node.op_type}) alone needs "
+                f"{_describe(cost(a, a + 1), budget)}. Raise device {k + 1}'s budget or "
+                "compress that layer first.")
+        start, b = a, a + 1
+        while b < n and fits(k, a, b + 1):
+            b += 1
+        a = b
+    if a < n:
+        first = nodes[start]
+        raise BudgetError(
+            f"Device {len(budgets)} of {len(budgets)} (the last) would have to hold the last "
+            f"{n - start} nodes, from '{first.name or first.output[0]}' on, needing "
+            f"{_describe(cost(start, n), budgets[-1])} even when every earlier device is filled to "
+            "its budget. Use more devices, larger budgets, or compress the model first.")
+
+
+def explain_no_split(nodes: list, budgets: list[DeviceBudget], fits, cost) -> None:
+    """The forward fill succeeded but no split gives every device a node: fill from the back to
+    find the device that cannot take even the layer it must hold."""
+    b = len(nodes)
+    for k in range(len(budgets) - 1, -1, -1):
+        if b == 0:
+            raise BudgetError(f"The model fits on {len(budgets) - k - 1} of the devices from the "
+                              f"end, so device {k + 1} would hold nothing. Use --devices "
+                              f"{len(budgets) - k - 1}.")
+        if not fits(k, b - 1, b):
+            node = nodes[b - 1]
+            raise BudgetError(
+                f"Device {k + 1} of {len(budgets)} cannot hold the layer it must take in any "
+                f"split: node '{node.name or node.output[0]}' ({node.op_type}) needs "
+                f"{_describe(cost(b - 1, b), budgets[k])}. Raise device {k + 1}'s budget.")
+        a = b - 1
+        while a > 0 and fits(k, a - 1, b):
+            a -= 1
+        b = a
+    raise BudgetError(f"No split of the model into exactly {len(budgets)} non-empty pieces meets "
+                      "the budgets; use fewer devices or larger budgets.")
