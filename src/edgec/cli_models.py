@@ -1,0 +1,173 @@
+"""Commands on ONNX files: bench, inspect, check, check-budgets, doctor, partition.
+
+Each is a thin layer: parse options, call one library function, print. Registered on the group
+by the import at the end of cli.py.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from edgec.cli import EXIT_CODES_HELP, _finish, _shape, ci_options, cli
+from edgec.errors import EXIT_BUDGET, UsageError
+
+
+@cli.command("check-budgets", epilog=EXIT_CODES_HELP)
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--budgets", "budgets_file", required=True, type=click.Path(path_type=Path),
+              help="YAML with the budgets (a bare mapping, or a recipe with a budgets: section).")
+@click.option("--baseline", type=click.Path(path_type=Path),
+              help="Reference ONNX model, measured side by side (needed by min_speedup, "
+              "min_size_reduction).")
+@click.option("--input-shape", help="e.g. 1,3,224,224 (default: from the model, batch 1).")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1))
+@click.option("--runs", default=200, show_default=True, type=click.IntRange(1))
+@click.option("--warmup", default=20, show_default=True, type=click.IntRange(0))
+@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
+              help="Override a budget, e.g. --set max_size_kb=150 (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@ci_options
+def check_budgets_command(model: Path, budgets_file: Path, baseline, input_shape, threads: int, runs: int,
+                  warmup: int, overrides, as_json: bool, junit, summary_md, against,
+                  fail_on_inconclusive):
+    """Gate an existing ONNX MODEL on a budgets file, without re-running compression."""
+    from edgec.benchmark import BenchmarkConfig
+    from edgec.budget_check import check_onnx, load_budgets
+    from edgec.ci_outputs import write_ci_outputs
+    from edgec.progress import Progress, progress_wanted
+    from edgec.regression import load_against
+
+    overrides = (*overrides, "inconclusive=fail") if fail_on_inconclusive else overrides
+    budgets = load_budgets(budgets_file, overrides)
+    stored = load_against(against) if against else None
+    config = BenchmarkConfig(threads=threads, runs=runs, warmup=warmup)
+    report = check_onnx(model, budgets, config, baseline=baseline, input_shape=_shape(input_shape),
+                        against=stored, progress=Progress(enabled=progress_wanted(as_json)))
+    write_ci_outputs(report, junit, summary_md, title=f"edgec check-budgets {Path(model).name}")
+    _finish(report, as_json)
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--vs", "others", multiple=True, type=click.Path(path_type=Path),
+              help="Another ONNX model to measure side by side (repeatable).")
+@click.option("--input-shape", help="e.g. 1,3,224,224 (default: from the model, batch 1).")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1))
+@click.option("--runs", default=200, show_default=True, type=click.IntRange(1))
+@click.option("--warmup", default=20, show_default=True, type=click.IntRange(0))
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+def bench(model: Path, others, input_shape, threads: int, runs: int, warmup: int, as_json: bool):
+    """Measure ONNX MODEL (and --vs others) side by side, interleaved, on random inputs."""
+    from edgec.benchmark import BenchmarkConfig, bench_files
+    from edgec.progress import Progress, progress_wanted
+    from edgec.report_text import print_metrics
+
+    config = BenchmarkConfig(threads=threads, runs=runs, warmup=warmup)
+    metrics = bench_files([model, *others], _shape(input_shape), config,
+                          progress=Progress(enabled=progress_wanted(as_json)))
+    if as_json:
+        click.echo(json.dumps({name: m.to_dict() for name, m in metrics.items()}, indent=2))
+    else:
+        print_metrics(metrics, threads)
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--input-shape", help="Fix a dynamic input shape, e.g. 1,3,224,224.")
+@click.option("--json", "as_json", is_flag=True, help="Print the statistics as JSON.")
+def inspect(model: Path, input_shape, as_json: bool) -> None:
+    """Show params, MACs/FLOPs and a per-layer table of ONNX MODEL."""
+    from edgec.graph_stats import analyze_onnx
+    from edgec.report_text import print_layers
+
+    if not model.is_file():
+        raise UsageError(f"ONNX file '{model}' does not exist.")
+    stats = analyze_onnx(model, _shape(input_shape))
+    if as_json:
+        click.echo(json.dumps(stats.to_dict(), indent=2))
+    else:
+        print_layers(model, stats)
+
+
+@cli.command(epilog="""
+\b
+Exit codes:
+  0  the model fits the target (ops, dtypes, opset, flash and RAM budgets)
+  1  it does not: each problem is printed with its nodes and a fix
+  2  unknown target, invalid profile or unreadable model
+""")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--target", "target_name", required=True, metavar="NAME|PATH",
+              help="Built-in target (mcu, npu, rpi, host) or the path of a profile .yaml.")
+@click.option("--input-shape", help="Fix a dynamic input shape, e.g. 1,3,224,224.")
+@click.option("--measure", is_flag=True, help="Also measure onnxruntime's RSS (a subprocess).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def check(model: Path, target_name: str, input_shape, measure: bool, as_json: bool) -> None:
+    """Can ONNX MODEL run on a target? Ops, dtypes, opset, flash/RAM budgets. Exit 1 if not."""
+    from edgec.check import run_check
+
+    if not run_check(model, target_name, _shape(input_shape), measure, as_json):
+        sys.exit(EXIT_BUDGET)
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--input-shape", help="Fix a dynamic input shape, e.g. 1,3,224,224.")
+@click.option("--runs", default=20, show_default=True, type=click.IntRange(0),
+              help="Profiled inferences (0: only read the graph).")
+@click.option("--json", "as_json", is_flag=True, help="Print the diagnosis as JSON.")
+def doctor(model: Path, input_shape, runs: int, as_json: bool) -> None:
+    """Explain why quantized ONNX MODEL is (or is not) fast on this CPU, and how to fix it."""
+    from edgec.doctor import diagnose, print_diagnosis
+
+    found = diagnose(model, _shape(input_shape), runs)
+    if as_json:
+        click.echo(json.dumps(found.to_dict(), indent=2))
+    else:
+        print_diagnosis(found)
+
+
+@cli.command(epilog="""
+\b
+Exit codes:
+  0  every device's piece fits its budget; pieces verified against the whole model
+  1  a device's budget cannot be met by any split (the device is named)
+  2  invalid option, model or recipe
+  3  loading, export, or the check of the pieces against the whole model failed
+""")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--devices", required=True, type=click.IntRange(1), help="Devices in the chain (K).")
+@click.option("--max-params", type=click.IntRange(1), help="Parameters per device.")
+@click.option("--max-flash-kb", type=click.FloatRange(0, min_open=True), help="Weight KiB per device.")
+@click.option("--max-macs", type=click.IntRange(1), help="Multiply-accumulates per device per inference.")
+@click.option("--max-ram-kb", type=click.FloatRange(0, min_open=True),
+              help="Peak activation KiB per device (tensors live at one step, an upper bound).")
+@click.option("--target", "target_name", metavar="NAME|PATH",
+              help="Take --max-flash-kb / --max-ram-kb from a target profile (if not given).")
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Folder for device_K.onnx and partition.json (default: runs/partition-NAME).")
+@click.option("--input-shape", help="Fix a dynamic input shape, e.g. 1,3,224,224.")
+@click.option("--link-mbps", type=click.FloatRange(0, min_open=True),
+              help="Link speed, to estimate the transfer time per inference.")
+@click.option("--json", "as_json", is_flag=True, help="Print partition.json to stdout.")
+def partition(model: Path, devices: int, max_params, max_flash_kb, max_macs, max_ram_kb, target_name, output,
+              input_shape, link_mbps, as_json: bool) -> None:
+    """Split ONNX MODEL (or a recipe's model) layer by layer across --devices devices, each within
+    its budget, cutting where the fewest bytes cross between devices."""
+    from edgec.partition import budget_with_target, format_plan, partition_model
+    from edgec.partition_layerwise import DeviceBudget
+
+    budget = DeviceBudget(max_params=max_params, max_flash_kb=max_flash_kb, max_macs=max_macs,
+                          max_ram_kb=max_ram_kb)
+    if target_name:
+        budget = budget_with_target(budget, target_name)
+    out = output or Path("runs") / f"partition-{model.stem}"
+    plan = partition_model(model, devices, budget, out, _shape(input_shape), link_mbps)
+    if as_json:
+        click.echo((out / "partition.json").read_text())
+    else:
+        click.echo(format_plan(plan))

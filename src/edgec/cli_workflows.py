@@ -1,0 +1,165 @@
+"""Recipe-level workflows and listings: sweep, sensitivity, metadata, passes, plugins, compare, init.
+
+Each is a thin layer: parse options, call one library function, print. Registered on the group
+by the import at the end of cli.py.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from edgec.cli import EXIT_CODES_HELP, _set_option, cli
+
+
+@cli.command(epilog="""
+\b
+Exit codes:
+  0  every variant ran (see results.csv for budgets and the Pareto front)
+  1  every variant ran, but none meets the recipe's budgets
+  2  invalid recipe, grid or option (nothing was run)
+  3  at least one variant failed (the others' results are kept)
+  130 interrupted; finished variants are kept and reused on the next run
+""")
+@click.argument("recipe", type=click.Path(path_type=Path))
+@click.option("--grid", "grid", multiple=True, metavar="PATH=V1,V2,...",
+              help="Values to sweep for a recipe field, e.g. --grid passes.0.mode=static,dynamic "
+              "(repeatable; adds to the recipe's sweep.grid).")
+@click.option("--mode", type=click.Choice(["product", "zip"]),
+              help="Combine grid paths as a product (default) or zip them.")
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Sweep folder (default: runs/<recipe name>-sweep).")
+@_set_option
+@click.option("--jobs", type=click.IntRange(1), help="Variants in parallel (default: sweep.jobs).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Local processes, or Ray (pip install 'edgec[ray]').")
+@click.option("--ray", "use_ray", is_flag=True, help="Same as --executor ray.")
+@click.option("--address", help="Ray cluster address (default: start a local Ray instance).")
+@click.option("--axes", help="Pareto axes, comma separated, e.g. size_kb,speedup,accuracy.")
+@click.option("--rerun", is_flag=True, help="Run every variant again instead of reusing finished ones.")
+@click.option("--json", "as_json", is_flag=True, help="Print results.json to stdout.")
+@click.option("-q", "--quiet", is_flag=True, help="No status lines.")
+def sweep(recipe: Path, grid, mode, output, overrides, jobs, executor, use_ray, address, axes,
+          rerun: bool, as_json: bool, quiet: bool):
+    """Run variants of RECIPE (a grid of --set values), tabulate them, find the Pareto front."""
+    from edgec.progress import Progress
+    from edgec.sweep import plan, run_sweep
+    from edgec.sweep_report import finish_sweep
+
+    variants, config = plan(recipe, grid, mode, overrides)
+    result = run_sweep(
+        recipe, variants, output or Path("runs") / f"{recipe.stem}-sweep",
+        axes.split(",") if axes else list(config.axes), jobs=jobs or config.jobs,
+        executor="ray" if use_ray else executor, address=address, rerun=rerun,
+        progress=Progress(enabled=False, verbose=not quiet and not as_json),
+    )
+    sys.exit(finish_sweep(result, as_json))
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.argument("recipe", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="Where to write the metadata (.npz).")
+@click.option("--clusters", default=4, show_default=True, type=click.IntRange(1, 64),
+              help="k-means clusters per class.")
+@click.option("--components", default=8, show_default=True, type=click.IntRange(1, 256),
+              help="Principal components kept per cluster.")
+@_set_option
+def metadata(recipe: Path, output: Path, clusters: int, components: int, overrides) -> None:
+    """Summarize RECIPE's model activations on its training data for data-free distillation
+    (distill synthetic method: dream). Run where the data lives; no images are stored."""
+    from edgec.passes.distill_metadata import metadata_from_recipe
+
+    meta = metadata_from_recipe(recipe, overrides, output, clusters, components)
+    click.echo(f"{output}: {len(meta.centroids)} clusters over {len(set(meta.classes.tolist()))} "
+               f"classes of '{meta.layer}' inputs ({meta.centroids.shape[1]} values each)")
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.argument("recipe", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Folder for sensitivity.csv/.json/.png (default: runs/<recipe name>-sensitivity).")
+@click.option("--ratios", default="0.25,0.5,0.75", show_default=True,
+              help="Fractions of channels (weights) removed from each layer alone, comma-separated.")
+@click.option("--max-drop", default=0.01, show_default=True, type=click.FloatRange(0, 1),
+              help="Accuracy drop per layer the suggestion allows (0.01 = one point).")
+@_set_option
+@click.option("--force", is_flag=True, help="Replace an existing output folder.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars or status lines.")
+def sensitivity(recipe: Path, output: Path | None, ratios: str, max_drop: float, overrides,
+                force: bool, quiet: bool) -> None:
+    """Prune each layer of RECIPE's model alone at several ratios, measure the accuracy drop,
+    write sensitivity.csv/.json/.png and suggest per-layer prune settings."""
+    from edgec.progress import Progress, progress_wanted
+    from edgec.sensitivity import parse_ratios, run_sensitivity
+    from edgec.sensitivity_output import print_result
+
+    progress = Progress(enabled=progress_wanted(quiet), verbose=not quiet)
+    result, folder = run_sensitivity(recipe, overrides, output, parse_ratios(ratios), max_drop,
+                                     force, progress)
+    print_result(result)
+    click.echo(f"results in {folder}/ (sensitivity.csv, sensitivity.json, sensitivity.png)")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the catalog as JSON.")
+def passes(as_json: bool) -> None:
+    """List every pass (built-in and plugin) with its fields, defaults and descriptions."""
+    from edgec.pass_catalog import describe_passes, print_passes
+
+    docs = describe_passes()
+    if as_json:
+        click.echo(json.dumps([d.to_dict() for d in docs], indent=2))
+    else:
+        print_passes(docs)
+
+
+@cli.command()
+def plugins() -> None:
+    """List installed plugins (entry points edgec.passes, edgec.models, edgec.targets)."""
+    from edgec.pass_catalog import print_plugins
+
+    print_plugins()
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("compare.md"),
+              show_default=True, help="Also write the table here (.md, .csv or .json).")
+def compare(runs, output: Path) -> None:
+    """Show several run folders side by side (from their report.json files)."""
+    from edgec.compare import compare_table, print_comparison, write_comparison
+
+    header, rows = compare_table(list(runs))
+    write_comparison(header, rows, output)  # first: a bad file name fails before any output
+    print_comparison(header, rows)
+    click.echo(f"written to {output}")
+
+
+def _ask(value: str | None, prompt: str, choices: tuple[str, ...], default: str) -> str:
+    """A flag's value; else a prompt on a terminal; else the default (scripts never hang)."""
+    if value is not None:
+        return value
+    if sys.stdin.isatty():
+        return click.prompt(prompt, type=click.Choice(choices), default=default)
+    return default
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.argument("path", type=click.Path(path_type=Path), default=Path("recipe.yaml"))
+@click.option("--model", "model", type=click.Choice(["zoo", "torchvision", "python", "checkpoint"]),
+              help="Model source (asked on a terminal; default zoo).")
+@click.option("--data", "data", type=click.Choice(["digits", "npz", "imagefolder", "synthetic"]),
+              help="Data kind (asked on a terminal; default digits).")
+@click.option("--force", is_flag=True, help="Replace an existing file.")
+def init(path: Path, model: str | None, data: str | None, force: bool) -> None:
+    """Write a commented starter recipe to PATH (default recipe.yaml)."""
+    from edgec.init_recipe import write_starter
+
+    model = _ask(model, "Model source", ("zoo", "torchvision", "python", "checkpoint"), "zoo")
+    data = _ask(data, "Data", ("digits", "npz", "imagefolder", "synthetic"), "digits")
+    write_starter(path, model, data, force)
+    click.echo(f"wrote {path} ({model} model, {data} data). Next: edgec validate {path}")
