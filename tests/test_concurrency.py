@@ -56,3 +56,36 @@ def test_second_writer_of_the_same_run_is_refused(tmp_path):
         with pytest.raises(UsageError, match="Another edgec process"), RunFolder(target, force=True):
             pass
     assert target.is_dir()
+
+
+ZOO_RECIPE = """\
+version: 1
+model: {source: zoo, name: digits_cnn, input_shape: [1, 1, 8, 8]}
+data: {source: digits}
+passes:
+  - {type: quantize, mode: static, samples: 32}
+benchmark: {threads: 1, runs: 3, warmup: 0}
+"""
+
+
+@pytest.mark.slow  # three processes each train the zoo model into one fresh cache at once
+def test_runs_and_a_sweep_share_one_fresh_zoo_cache(write_recipe, tmp_path):
+    recipe = write_recipe(ZOO_RECIPE)
+    cache = tmp_path / "cache"
+    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1", "EDGEC_CACHE_DIR": str(cache)}
+    edgec = [sys.executable, "-m", "edgec"]
+    commands = [
+        [*edgec, "compress", str(recipe), "-o", str(tmp_path / "run0"), "-q"],
+        [*edgec, "compress", str(recipe), "-o", str(tmp_path / "run1"), "-q"],
+        [*edgec, "sweep", str(recipe), "-o", str(tmp_path / "sweep"), "-q",
+         "--grid", "passes.0.samples=16,32"],
+    ]
+    procs = [subprocess.Popen(c, env=env, stderr=subprocess.PIPE, text=True) for c in commands]
+    errors = [p.communicate(timeout=900)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], errors
+    cached = [p.name for p in (cache / "zoo").iterdir()]
+    assert cached == ["digits_cnn-v1.pt"]  # one complete file, no temporaries left behind
+    models = {(tmp_path / r / "baseline.onnx").read_bytes() for r in ("run0", "run1")}
+    assert len(models) == 1  # every process trained (or read) the same weights
+    results = json.loads((tmp_path / "sweep" / "results.json").read_text())
+    assert results["variants"] == 2 and results["failed"] == 0
