@@ -1,6 +1,6 @@
 """Latency with onnxruntime on the host CPU, measured side by side.
 
-Models are timed *interleaved* — one run of each per round, the order rotating every round — so a
+Models are timed *interleaved* — one run of each per round, in a fresh seeded random order every round — so a
 noisy neighbour, frequency scaling or thermal drift hits all models alike and their ratio stays
 stable even when absolute times wander (the property CI gates rely on). Sessions are configured
 identically: the given intra-op thread count, one inter-op thread, sequential execution, all graph
@@ -105,10 +105,14 @@ def measure_latency_interleaved(
     for name in names:  # first run allocates arenas and can fail: keep it out of the timings
         run_session(sessions[name], feeds[name], name)
     samples: dict[str, list[float]] = {n: [] for n in names}
+    import numpy as np
+
+    rng = np.random.default_rng(0)
     with (progress or Progress()).task("latency", warmup + runs) as advance:
         for r in range(warmup + runs):
-            shift = r % len(names)
-            for name in names[shift:] + names[:shift]:  # rotate so no model always runs first
+            # A fresh seeded order each round: rotating a fixed order would keep every model's
+            # predecessor the same, and a heavy predecessor (cache, frequency) biases the ratio.
+            for name in rng.permutation(names).tolist():
                 session, feed = sessions[name], feeds[name]
                 t0 = time.perf_counter_ns()
                 session.run(None, feed)
