@@ -28,48 +28,6 @@ import numpy as np
 SEED = 0
 
 
-def build_digits_cnn():
-    import torch.nn as nn
-
-    def block(cin, cout):
-        return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
-
-    return nn.Sequential(
-        *block(1, 32), *block(32, 64), nn.MaxPool2d(2), *block(64, 128),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, 10),
-    )
-
-
-def build_resnet20(in_channels: int = 1, classes: int = 10):
-    import torch.nn as nn
-    import torch.nn.functional as F
-
-    class Basic(nn.Module):
-        def __init__(self, cin, cout, stride):
-            super().__init__()
-            self.c1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-            self.b1 = nn.BatchNorm2d(cout)
-            self.c2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-            self.b2 = nn.BatchNorm2d(cout)
-            self.short = nn.Sequential()
-            if stride != 1 or cin != cout:  # option B shortcut: exports cleanly, quantizes as Conv
-                self.short = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
-                                           nn.BatchNorm2d(cout))
-
-        def forward(self, x):
-            y = F.relu(self.b1(self.c1(x)))
-            return F.relu(self.b2(self.c2(y)) + self.short(x))
-
-    layers = [nn.Conv2d(in_channels, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU()]
-    cin = 16
-    for cout, stride in ((16, 1), (32, 2), (64, 2)):
-        for i in range(3):
-            layers.append(Basic(cin, cout, stride if i == 0 else 1))
-            cin = cout
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, classes)]
-    return nn.Sequential(*layers)
-
-
 def digits_splits(size: int):
     """Fixed seeded splits: train (first 256 of it also calibrate) and a held-out eval set."""
     import torch
@@ -269,6 +227,7 @@ def main() -> None:
     import torch
 
     from edgec.cpu import cpu_flags, cpu_name
+    from edgec.zoo_nets import digits_cnn, resnet20
 
     torch.set_num_threads(2)
     torch.manual_seed(SEED)
@@ -280,12 +239,12 @@ def main() -> None:
     rows = []
     t0 = time.time()
     x_tr, y_tr, x_ev, y_ev = digits_splits(8)
-    cnn = train(build_digits_cnn(), x_tr, y_tr, epochs=15, lr=3e-3)
+    cnn = train(digits_cnn(), x_tr, y_tr, epochs=15, lr=3e-3)
     print(f"digits CNN trained in {time.time() - t0:.0f}s", file=sys.stderr)
     rows += measure("digits CNN", cnn, (1, 1, 8, 8), x_tr, y_tr, x_ev, y_ev, args.runs, args.quick)
     t0 = time.time()
     x_tr, y_tr, x_ev, y_ev = digits_splits(32)
-    resnet = train(build_resnet20(), x_tr, y_tr, epochs=6, lr=3e-3)
+    resnet = train(resnet20(), x_tr, y_tr, epochs=6, lr=3e-3)
     print(f"ResNet-20 trained in {time.time() - t0:.0f}s", file=sys.stderr)
     rows += measure("ResNet-20", resnet, (1, 1, 32, 32), x_tr, y_tr, x_ev, y_ev, args.runs,
                     args.quick)

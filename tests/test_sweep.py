@@ -4,6 +4,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
+from conftest import TINY_RECIPE
 
 from edgec.cli import cli
 from edgec.errors import RecipeError, UsageError
@@ -77,7 +78,6 @@ def test_invalid_variant_is_refused_before_any_work(write_recipe, tmp_path):
 
 
 def test_recipe_sweep_section_is_ignored_by_compress_validation(write_recipe):
-    from conftest import TINY_RECIPE
 
     recipe = write_recipe(TINY_RECIPE + "sweep: {grid: {passes.0.per_channel: [true, false]}}\n")
     assert run("validate", recipe).exit_code == 0
@@ -85,13 +85,7 @@ def test_recipe_sweep_section_is_ignored_by_compress_validation(write_recipe):
     assert run("validate", bad).exit_code == 2
 
 
-SWEEP_RECIPE = """\
-version: 1
-model: {source: python, callable: "tiny_models.py:tiny_cnn", input_shape: [1, 1, 8, 8]}
-data: {source: digits}
-passes:
-  - {type: quantize, mode: static, samples: 32}
-benchmark: {threads: 1, runs: 10, warmup: 2}
+SWEEP_RECIPE = TINY_RECIPE + """\
 budgets: {max_size_kb: 1000}
 sweep:
   grid:

@@ -39,18 +39,9 @@ class DeviceStage:
             load_target(recipe.target, recipe_dir) if recipe.target else None)
         record.update(target=self.target.model_dump() if self.target else None, checks=[], memory={})
 
-    def before_compression(self, baseline) -> None:
-        """Export the baseline and check it now, before any (slow) pass runs."""
-        if self.target is None:
-            return
-        from edgec.export import export_onnx
-
-        path = self.workdir / "target-check.onnx"
-        export_onnx(baseline, self.input_shape, path, self.recipe.export)
-        try:
-            self.after_step("baseline (before compression)", path, [p.type for p in self.recipe.passes])
-        finally:
-            path.unlink(missing_ok=True)
+    def before_compression(self, baseline_onnx: Path) -> None:
+        """Check the exported baseline now, before any (slow) pass runs."""
+        self.after_step("baseline (before compression)", baseline_onnx, [p.type for p in self.recipe.passes])
 
     def after_step(self, step: str, path: Path, remaining_passes: list[str]) -> None:
         """Check the ONNX model a step produced; raises TargetError on a problem that is final."""

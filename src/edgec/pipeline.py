@@ -142,9 +142,6 @@ class _Run:
         self._write_resolved_recipe()
         self.device = DeviceStage(self.recipe, self.recipe_dir, self.workdir, self.report.device)
         baseline, data = self._load()
-        if self.device.target:
-            self._enter(f"target check ({self.device.target.name})")
-            self.device.before_compression(baseline)
         ctx = PassContext(
             data=data, baseline=baseline, input_shape=tuple(self.recipe.model.input_shape),
             seed=self.recipe.seed, run_dir=self.workdir, recipe_dir=self.recipe_dir,
@@ -154,8 +151,13 @@ class _Run:
         onnx_cfgs = [c for c in self.recipe.passes if PASSES[c.type].stage == "onnx"]
         exported = self._restore_export(len(torch_cfgs))
         if exported is None:
+            self._export_baseline(baseline, data)
+        if self.device.target:  # on the exported baseline, before any (slow) pass runs
+            self._enter(f"target check ({self.device.target.name})")
+            self.device.before_compression(self.workdir / "baseline.onnx")
+        if exported is None:
             model = self._run_torch_passes(baseline, torch_cfgs, ctx)
-            exported = self._export(baseline, model, data, changed=bool(torch_cfgs))
+            exported = self._export_compressed(model, data, changed=bool(torch_cfgs))
         if torch_cfgs:
             self.device.after_step("export", exported, [c.type for c in onnx_cfgs])
         final = self._run_onnx_passes(exported, onnx_cfgs, ctx)
@@ -252,24 +254,30 @@ class _Run:
         self.progress.log("edgec: export: done before, restored (--resume)")
         return self.workdir / info["file"]
 
-    def _export(self, baseline, model, data, changed: bool) -> Path:
+    def _export_baseline(self, baseline, data) -> None:
         from edgec.export import check_parity, export_onnx
 
         cfg = self.recipe.export
-        inputs = data.eval.x[: cfg.parity_samples]
         self._enter("export baseline")
-        export_onnx(baseline, tuple(self.recipe.model.input_shape), self.workdir / "baseline.onnx", cfg)
-        parity = {"baseline": check_parity(baseline, self.workdir / "baseline.onnx", inputs,
-                                           cfg.parity_atol).to_dict()}
+        path = self.workdir / "baseline.onnx"
+        export_onnx(baseline, tuple(self.recipe.model.input_shape), path, cfg)
+        parity = check_parity(baseline, path, data.eval.x[: cfg.parity_samples], cfg.parity_atol)
+        self.report.export = {"exporter": cfg.exporter, "opset": cfg.opset,
+                              "dynamic_batch": cfg.dynamic_batch, "parity": {"baseline": parity.to_dict()}}
+
+    def _export_compressed(self, model, data, changed: bool) -> Path:
+        """Export the model the torch passes made (the baseline file when there were none)."""
+        from edgec.export import check_parity, export_onnx
+
+        cfg = self.recipe.export
         exported = self.workdir / "baseline.onnx"
         if changed:
             self._enter("export compressed")
             exported = self.workdir / "exported.onnx"
             export_onnx(model, tuple(self.recipe.model.input_shape), exported, cfg)
             atol = max(cfg.parity_atol, getattr(model, "edgec_parity_atol", 0.0))  # QAT: int8 steps
-            parity["compressed"] = check_parity(model, exported, inputs, atol).to_dict()
-        self.report.export = {"exporter": cfg.exporter, "opset": cfg.opset,
-                              "dynamic_batch": cfg.dynamic_batch, "parity": parity}
+            parity = check_parity(model, exported, data.eval.x[: cfg.parity_samples], atol)
+            self.report.export["parity"]["compressed"] = parity.to_dict()
         self.checkpoints.save("export", {"export": self.report.export, "file": exported.name},
                               [self.workdir / "baseline.onnx", exported])
         return exported
