@@ -69,6 +69,11 @@ BAD_RECIPES = [
      "export: {opset: 9}\n", ["export.opset", "must be >= 13"]),
     ("version: 1\nmodel: {source: zoo, name: digits_cnn, input_shape: [1,1,8,8]\n",
      ["not valid YAML", "line"]),
+    ("version: 1\nmodel: {source: zoo, name: digits_cnn, input_shape: [1,1,8,8]}\n"
+     "benchmark: {runs: yes}\n", ["benchmark", "runs: expected a number", "got the boolean true"]),
+    ("version: 1\nmodel: {source: zoo, name: digits_cnn, input_shape: [1,1,8,8]}\n"
+     "data: {source: digits}\npasses:\n  - {type: quantize, samples: on}\n",
+     ["passes[0]", "samples: expected a number"]),
     ("- just\n- a list\n", ["must be a mapping"]),
     ("", ["recipe is empty"]),
 ]
