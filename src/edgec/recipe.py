@@ -197,6 +197,7 @@ class Recipe(ConfigModel):
                     "ONNX model; move it before"
                 )
         problems += _qat_order_problems([p.type for p in self.passes], stages)
+        problems += _cluster_order_problems(self.passes)
         synthetic = self.data.source == "synthetic"
         calibration_made = False  # by an earlier pass (data-free distillation)
         for i, p in enumerate(self.passes):
@@ -227,6 +228,17 @@ def _qat_order_problems(types: list[str], stages: list[str]) -> list[str]:
     return [f"passes[{j}] ({types[j]}) comes after passes[{i}] (qat), which produces the final "
             f"int8 model; {'move it before qat' if stages[j] == 'torch' else 'remove it'}"
             for j in range(i + 1, len(types))]
+
+
+def _cluster_order_problems(passes) -> list[str]:
+    """Training after weight clustering moves every weight on its own, off the shared values."""
+    if not any(p.type == "cluster" for p in passes):
+        return []
+    i = next(j for j, p in enumerate(passes) if p.type == "cluster")
+    return [f"passes[{j}] ({passes[j].type}) trains the weights after passes[{i}] (cluster), which "
+            "would scatter the shared values again; move it before cluster, or fine-tune inside "
+            "the cluster pass (finetune: {epochs: N})"
+            for j in range(i + 1, len(passes)) if passes[j].trains_weights()]
 
 
 def validate_recipe(raw: Any, *, source: str = "<recipe>", lines=None) -> Recipe:
