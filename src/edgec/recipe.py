@@ -169,19 +169,20 @@ class Recipe(ConfigModel):
     seed: int = Field(0, ge=0, description="Seed for every random choice in the run.")
     sweep: SweepConfig | None = Field(None, description="Variants for `edgec sweep`.")
     target: str | None = Field(
-        None, description="Device the model must run on: a built-in profile (mcu, npu, rpi, host) "
-        "or the path of a profile YAML. Adds its flash/RAM budgets and op-support checks.",
+        None, description="Device the model must run on: a built-in profile (mcu, npu, rpi, host), "
+        "a plugin's profile (`edgec targets` lists both) or the path of a profile YAML. Adds its "
+        "flash/RAM budgets and op-support checks.",
     )
 
     @field_validator("target")
     @classmethod
     def _known_target(cls, value: str | None) -> str | None:
-        from edgec.targets import builtin_targets
+        from edgec.targets import target_names
 
-        names = builtin_targets()
+        names = target_names()
         if value is not None and value not in names and not value.endswith((".yaml", ".yml")):
-            raise ValueError(f"unknown target '{value}'; built-in targets: {', '.join(names)}, or "
-                             "the path of a profile .yaml")
+            raise ValueError(f"unknown target '{value}'; known targets: {', '.join(names)} "
+                             "(`edgec targets`), or the path of a profile .yaml")
         return value
 
     @model_validator(mode="after")
