@@ -112,10 +112,11 @@ def test_finetuning_moves_the_centroids_but_keeps_the_sharing(data, tmp_path):
         before, after = torch.unique(weight_layers(kmeans)[name].weight), torch.unique(m.weight)
         assert len(after) <= 4
         assert not torch.equal(before, after)  # the shared values trained
-        # every weight still sits in the cluster it was assigned to: same partition
-        assign_before = torch.searchsorted(before, weight_layers(kmeans)[name].weight.detach())
-        assign_after = torch.searchsorted(after, m.weight.detach())
-        assert torch.equal(assign_before, assign_after)
+        # every weight still sits in the cluster it was assigned to (centroids may swap order):
+        # weights that shared a value before share one after, and only those
+        pairs = torch.stack([weight_layers(kmeans)[name].weight.detach().flatten(),
+                             m.weight.detach().flatten()])
+        assert torch.unique(pairs, dim=1).shape[1] == len(before) == len(after)
     assert [e["epoch"] for e in p.details["epochs"]] == [1, 2]
     assert p.details["eval_accuracy_finetuned"] is not None
     assert any("after 2 epochs of centroid fine-tuning" in n for n in p.notes)

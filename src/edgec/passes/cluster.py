@@ -35,14 +35,22 @@ class ClusterFinetuneConfig(TrainingConfig):
     epochs: int = Field(0, ge=0, le=1000, description="Epochs of fine-tuning with the weights tied "
                         "to their centroids, on the recipe's training data (0: none).")
     # A centroid's gradient is the SUM of its weights' gradients (thousands of them in a big
-    # layer), so plain SGD at a weight-sized lr overshoots; Adam's per-parameter scaling does not
-    # care about that sum. Measured on digits_cnn (benchmarks/cluster_targets.py).
+    # layer), so SGD at a weight-sized lr overshoots (ResNet-20 digits, 16 clusters: SGD at 1e-3
+    # fell to chance); Adam's per-parameter scaling does not care about that sum. 3 epochs of Adam
+    # there: lr 1e-4 → 98.33%, 3e-4 → 98.70%, from 93.88% after k-means (fp32: 99.26%).
     optimizer: Literal["sgd", "adam", "adamw"] = Field(
         "adam", description="adam (default: insensitive to the size of a centroid's summed "
         "gradient), adamw, or sgd with momentum (then use a much lower lr).",
     )
-    lr: float = Field(1e-4, gt=0, le=10, description="Peak learning rate of the centroids (and "
+    lr: float = Field(3e-4, gt=0, le=10, description="Peak learning rate of the centroids (and "
                       "of biases and norms, which train with them).")
+    # The model starts close to converged, so the hold-out slice of the training data sits at
+    # 100% from the first epoch and cannot pick an epoch (ties keep the first); the last epoch,
+    # at the end of the cosine schedule, measured better.
+    val_fraction: float = Field(
+        0.0, ge=0, lt=0.5, description="Fraction of the training split held out to pick the best "
+        "epoch. 0 (default): train on everything and keep the last epoch.",
+    )
     weight_decay: float = Field(0.0, ge=0, le=1, description="L2 penalty; 0 by default, as decay "
                                 "would pull every shared value towards zero at once.")
 
