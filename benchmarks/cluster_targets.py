@@ -7,7 +7,7 @@ onnxruntime's on the digits eval split (539 samples: one sample = 0.19 point). L
 point here (clustering keeps every shape and dtype), so only a few runs are timed.
 
     PYTHONPATH=src python benchmarks/cluster_targets.py [--models digits_cnn,resnet20_digits]
-        [--clusters 16,32,256] [--epochs 2]
+        [--clusters 16,32,256] [--epochs 3]
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="digits_cnn", help="comma-separated zoo models")
     parser.add_argument("--clusters", default="16,32,256")
-    parser.add_argument("--epochs", type=int, default=2, help="centroid fine-tuning epochs")
+    parser.add_argument("--epochs", type=int, default=3, help="centroid fine-tuning epochs")
     args = parser.parse_args()
     logging.disable(logging.WARNING)
     warnings.filterwarnings("ignore")
