@@ -93,7 +93,7 @@ def test_check_command_exit_codes(tmp_path):
     data = json.loads(res.output)
     assert data["ok"] is False and data["ops"]["problems"][0]["nodes"] == ["gelu"]
     res = runner.invoke(cli, ["check", str(bad), "--target", "no-such-device"])
-    assert res.exit_code == 2 and "Built-in targets" in res.output
+    assert res.exit_code == 2 and "Known targets" in res.output
     res = runner.invoke(cli, ["check", str(tmp_path / "missing.onnx"), "--target", "mcu"])
     assert res.exit_code == 2
 

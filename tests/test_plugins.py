@@ -97,6 +97,19 @@ def test_plugins_command_lists_every_group(site):
     assert "flash_kb" in text
 
 
+def test_plugin_target_profile_is_usable_by_name(site, tmp_path):
+    listed = edgec_cli(site, "targets")
+    assert listed.returncode == 0, listed.stderr
+    assert "example_board" in listed.stdout and "plugin edgec-example-plugin 0.1.0" in listed.stdout
+    assert "max_flash_kb 2048, max_ram_kb 1024" in listed.stdout
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("version: 1\nmodel: {source: zoo, name: digits_cnn, input_shape: [1, 1, 8, 8]}\n"
+                      "target: example_board\n")
+    assert edgec_cli(site, "validate", recipe).returncode == 0
+    without = edgec_cli(None, "validate", recipe)  # no plugin: an unknown name, exit 2
+    assert without.returncode == 2 and "unknown target 'example_board'" in without.stderr
+
+
 def test_broken_plugin_is_a_clean_error_naming_the_package(tmp_path):
     dist = tmp_path / "broken_plugin-1.0.dist-info"
     dist.mkdir()
@@ -189,3 +202,38 @@ def test_model_source_plugin_joins_the_model_union(fake_entry_points):
     union = typing.get_args(typing.get_args(plugins.model_spec_union())[0])
     assert ToyConfig in union and len(union) == 5
     assert plugins.plugin_target("board") == {"flash_kb": 1}
+
+
+def test_plugin_targets_follow_the_builtins(fake_entry_points):
+    from edgec.recipe import validate_recipe
+    from edgec.targets import load_target, target_names
+
+    fake_entry_points(_FakeEntryPoint("board", "edgec.targets", lambda: {"flash_kb": 8, "ram_kb": 2}))
+    plugins.load_plugins()
+    assert target_names()["board"].startswith("plugin") and target_names()["mcu"] == "built-in"
+    board = load_target("board")  # a mapping from a callable; its name defaults to the entry point's
+    assert board.name == "board" and board.budgets() == {"max_flash_kb": 8, "max_ram_kb": 2}
+    raw = {"version": 1, "model": {"source": "zoo", "name": "digits_cnn", "input_shape": [1, 1, 8, 8]}}
+    assert validate_recipe({**raw, "target": "board"}).target == "board"
+
+
+def test_plugin_cannot_replace_a_builtin_target(fake_entry_points):
+    fake_entry_points(_FakeEntryPoint("mcu", "edgec.targets", {"flash_kb": 1}))
+    with pytest.raises(plugins.PluginError, match="'mcu' is a built-in profile"):
+        plugins.load_plugins()
+
+
+@pytest.mark.parametrize(("obj", "message"), [
+    (lambda: 1 / 0, "could not be built: ZeroDivisionError"),
+    (lambda: {"flash_kb": -1}, "flash_kb: must be > 0"),
+    ("/no/such/board.yaml", "does not exist"),
+])
+def test_broken_plugin_target_is_a_clean_error(fake_entry_points, obj, message):
+    from edgec.errors import EdgecError
+    from edgec.targets import load_target
+
+    fake_entry_points(_FakeEntryPoint("board", "edgec.targets", obj))
+    plugins.load_plugins()
+    with pytest.raises(EdgecError, match=message) as info:
+        load_target("board")
+    assert info.value.exit_code == 2 and "board" in str(info.value)

@@ -116,7 +116,8 @@ def ci_options(func):
 @click.option("--json", "as_json", is_flag=True, help="Print report.json to stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or status lines.")
 @click.option("--target", "target_name", metavar="NAME|PATH",
-              help="Device target (mcu, npu, rpi, host or a profile .yaml); same as --set target=NAME.")
+              help="Device target (mcu, npu, rpi, host, a plugin's profile — see `edgec targets` — or a "
+              "profile .yaml); same as --set target=NAME.")
 @click.option("--mlflow", "use_mlflow", is_flag=True,
               help="Log to MLflow (as an empty mlflow: section would; needs edgec[mlflow]).")
 @ci_options

@@ -102,7 +102,7 @@ Exit codes:
 """)
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--target", "target_name", required=True, metavar="NAME|PATH",
-              help="Built-in target (mcu, npu, rpi, host) or the path of a profile .yaml.")
+              help="Built-in or plugin target (`edgec targets`) or the path of a profile .yaml.")
 @click.option("--input-shape", help="Fix a dynamic input shape, e.g. 1,3,224,224.")
 @click.option("--measure", is_flag=True, help="Also measure onnxruntime's RSS (a subprocess).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")

@@ -1,4 +1,5 @@
-"""Recipe-level workflows and listings: sweep, sensitivity, metadata, passes, plugins, compare, init.
+"""Recipe-level workflows and listings: sweep, sensitivity, metadata, passes, plugins, targets,
+compare, init.
 
 Each is a thin layer: parse options, call one library function, print. Registered on the group
 by the import at the end of cli.py.
@@ -123,6 +124,25 @@ def plugins() -> None:
     from edgec.pass_catalog import print_plugins
 
     print_plugins()
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.option("--show", metavar="NAME", help="Print one profile's fields as YAML (a starting point "
+              "for your own profile file).")
+def targets(show: str | None) -> None:
+    """List the device targets a recipe can name (built-in and plugin), or --show one."""
+    import yaml
+
+    from edgec.targets import load_target, target_names
+
+    if show:
+        profile = load_target(show)
+        click.echo(yaml.safe_dump(profile.model_dump(mode="json"), sort_keys=False), nl=False)
+        return
+    for name, origin in target_names().items():
+        profile = load_target(name)
+        limits = ", ".join(f"{k} {v:g}" for k, v in profile.budgets().items()) or "no budgets"
+        click.echo(f"{name:<14} {origin:<28} {limits}\n{'':<14} {profile.description}")
 
 
 @cli.command(epilog=EXIT_CODES_HELP)

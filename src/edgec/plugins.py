@@ -8,6 +8,7 @@ A package declares what it adds in its pyproject.toml (see examples/plugin/):
     tiny = "edgec_clip.models:TinyModelConfig"   # a ModelSourceConfig subclass, source: Literal["tiny"]
     [project.entry-points."edgec.targets"]
     board = "edgec_clip.targets:BOARD"           # a target profile: a YAML path, a dict, or a callable
+                                                 # (used as `target: board`, after the built-ins)
 
 Plugin passes go into the same registry as the built-ins and plugin model sources into the same
 union, so both join recipe validation, `edgec schema` and `edgec passes` with no special case.
@@ -148,6 +149,10 @@ def _add_model_source(name: str, obj: Any, before: set[str]) -> tuple[str, ...]:
 def _add_target(name: str, obj: Any, before: set[str]) -> tuple[str, ...]:
     if not (isinstance(obj, (str, Path, dict)) or callable(obj)):
         raise TypeError(f"a target must be a YAML path, a dict or a callable, not {type(obj).__name__}")
+    from edgec.targets import builtin_targets
+
+    if name in builtin_targets():  # same rule as passes: a plugin adds, never silently replaces
+        raise ValueError(f"target '{name}' is a built-in profile; give the plugin's another name")
     if name in TARGETS:
         raise ValueError(f"target '{name}' is provided twice")
     TARGETS[name] = obj
@@ -160,6 +165,14 @@ def plugin_target(name: str) -> Path | dict | None:
     if obj is not None and callable(obj):
         obj = obj()
     return Path(obj) if isinstance(obj, str) else obj
+
+
+def target_origin(name: str) -> str:
+    """'plugin <package> <version>' for a plugin's target profile."""
+    for info in LOADED:
+        if info.group == "edgec.targets" and name in info.provides:
+            return f"plugin {info.distribution} {info.version}"
+    return "plugin"
 
 
 def model_spec_union():

@@ -169,19 +169,20 @@ class Recipe(ConfigModel):
     seed: int = Field(0, ge=0, description="Seed for every random choice in the run.")
     sweep: SweepConfig | None = Field(None, description="Variants for `edgec sweep`.")
     target: str | None = Field(
-        None, description="Device the model must run on: a built-in profile (mcu, npu, rpi, host) "
-        "or the path of a profile YAML. Adds its flash/RAM budgets and op-support checks.",
+        None, description="Device the model must run on: a built-in profile (mcu, npu, rpi, host), "
+        "a plugin's profile (`edgec targets` lists both) or the path of a profile YAML. Adds its "
+        "flash/RAM budgets and op-support checks.",
     )
 
     @field_validator("target")
     @classmethod
     def _known_target(cls, value: str | None) -> str | None:
-        from edgec.targets import builtin_targets
+        from edgec.targets import target_names
 
-        names = builtin_targets()
+        names = target_names()
         if value is not None and value not in names and not value.endswith((".yaml", ".yml")):
-            raise ValueError(f"unknown target '{value}'; built-in targets: {', '.join(names)}, or "
-                             "the path of a profile .yaml")
+            raise ValueError(f"unknown target '{value}'; known targets: {', '.join(names)} "
+                             "(`edgec targets`), or the path of a profile .yaml")
         return value
 
     @model_validator(mode="after")
@@ -197,6 +198,7 @@ class Recipe(ConfigModel):
                     "ONNX model; move it before"
                 )
         problems += _qat_order_problems([p.type for p in self.passes], stages)
+        problems += _cluster_order_problems(self.passes)
         synthetic = self.data.source == "synthetic"
         calibration_made = False  # by an earlier pass (data-free distillation)
         for i, p in enumerate(self.passes):
@@ -227,6 +229,17 @@ def _qat_order_problems(types: list[str], stages: list[str]) -> list[str]:
     return [f"passes[{j}] ({types[j]}) comes after passes[{i}] (qat), which produces the final "
             f"int8 model; {'move it before qat' if stages[j] == 'torch' else 'remove it'}"
             for j in range(i + 1, len(types))]
+
+
+def _cluster_order_problems(passes) -> list[str]:
+    """Training after weight clustering moves every weight on its own, off the shared values."""
+    if not any(p.type == "cluster" for p in passes):
+        return []
+    i = next(j for j, p in enumerate(passes) if p.type == "cluster")
+    return [f"passes[{j}] ({passes[j].type}) trains the weights after passes[{i}] (cluster), which "
+            "would scatter the shared values again; move it before cluster, or fine-tune inside "
+            "the cluster pass (finetune: {epochs: N})"
+            for j in range(i + 1, len(passes)) if passes[j].trains_weights()]
 
 
 def validate_recipe(raw: Any, *, source: str = "<recipe>", lines=None) -> Recipe:

@@ -109,8 +109,10 @@ def to_markdown(report: Report) -> str:
                 lines += [f"- {k}: {v}" for k, v in p.details.items() if not isinstance(v, (list, dict))]
                 lines.append("")
                 lines += _pass_sections(p.details)
+    from edgec.passes.cluster_report import markdown_sections as cluster_sections
     from edgec.passes.prune_report import markdown_sections  # per-layer channels of prune passes
-    lines += markdown_sections(report)
+
+    lines += markdown_sections(report) + cluster_sections(report)
     if report.export:
         lines += ["## Export", ""] + [f"- {k}: {v}" for k, v in report.export.items()] + [""]
     env = report.environment

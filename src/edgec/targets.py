@@ -2,8 +2,12 @@
 
 A profile names a class of device, not one board: its flash budget (bytes of the deployed model),
 its RAM budget (activations, plus the weights when the runtime copies them into RAM), the operator
-set of its runtime with dtype and opset limits, and optionally a latency budget. Built-in profiles
-live in configs/targets/<name>.yaml; any other YAML file with the same fields works by path.
+set of its runtime with dtype and opset limits, and optionally a latency budget.
+
+A name is looked up in this order: a built-in profile (src/edgec/target_profiles/<name>.yaml,
+shipped inside the package so it works from a wheel; configs/targets links there for a source
+checkout), then a profile from an installed plugin (entry point group ``edgec.targets``; a plugin
+cannot reuse a built-in name, see plugins.py), then a YAML file by path.
 """
 
 from __future__ import annotations
@@ -16,8 +20,8 @@ from pydantic import Field, ValidationError, model_validator
 from edgec.config import ConfigModel
 from edgec.errors import RecipeError
 
-# Shipped next to the package sources (a source checkout or editable install).
-BUILTIN_DIR = Path(__file__).resolve().parents[2] / "configs" / "targets"
+# Package data (pyproject.toml: [tool.setuptools.package-data]), so a wheel install has them too.
+BUILTIN_DIR = Path(__file__).resolve().with_name("target_profiles")
 
 DType = Literal["float32", "float16", "bfloat16", "float64", "int8", "uint8", "int16", "uint16",
                 "int32", "int4", "uint4"]
@@ -82,25 +86,41 @@ def builtin_targets() -> dict[str, Path]:
     return {p.stem: p for p in sorted(BUILTIN_DIR.glob("*.yaml"))}
 
 
-def load_target(name_or_path: str | Path, base_dir: Path | None = None) -> TargetProfile:
-    """A built-in profile by name, or a profile YAML by path (relative to ``base_dir``)."""
-    from edgec.recipe_errors import describe_validation_error
-    from edgec.recipe_yaml import parse_yaml
+def target_names() -> dict[str, str]:
+    """Every profile a recipe can name → where it comes from ('built-in' or 'plugin <package>')."""
+    from edgec.plugins import TARGETS, load_plugins, target_origin
 
+    load_plugins()
+    names = dict.fromkeys(builtin_targets(), "built-in")
+    names.update({name: target_origin(name) for name in TARGETS if name not in names})
+    return names
+
+
+def load_target(name_or_path: str | Path, base_dir: Path | None = None) -> TargetProfile:
+    """A profile by name (built-in, then plugin) or a profile YAML by path (relative to
+    ``base_dir``)."""
     text = str(name_or_path)
-    builtin = builtin_targets()
-    if text in builtin:
-        path = builtin[text]
-    else:
+    names = target_names()
+    if names.get(text, "built-in") != "built-in":
+        return _plugin_profile(text, names[text])
+    path = builtin_targets().get(text)
+    if path is None:
         path = Path(text)
         if not path.is_absolute() and base_dir is not None and not path.is_file():
             path = base_dir / path
         if not path.is_file():
             raise RecipeError(
-                f"Unknown target '{text}': not a built-in profile and no such file.",
-                hint=f"Built-in targets: {', '.join(builtin) or 'none found'}; or give the path "
-                "to a profile YAML (see configs/targets/mcu.yaml for the fields).",
+                f"Unknown target '{text}': not a built-in or plugin profile and no such file.",
+                hint=f"Known targets: {', '.join(names) or 'none found'} (`edgec targets` lists "
+                "them); or give the path to a profile YAML (see `edgec targets --show mcu` for "
+                "the fields).",
             )
+    return _read_profile(path)
+
+
+def _read_profile(path: Path) -> TargetProfile:
+    from edgec.recipe_yaml import parse_yaml
+
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -108,8 +128,35 @@ def load_target(name_or_path: str | Path, base_dir: Path | None = None) -> Targe
     raw, lines = parse_yaml(text, str(path))
     if not isinstance(raw, dict):
         raise RecipeError(f"Target profile '{path}' must be a mapping with at least 'name:'.")
+    return _validate(raw, str(path), lines)
+
+
+def _validate(raw: dict, source: str, lines=None) -> TargetProfile:
+    from edgec.recipe_errors import describe_validation_error
+
     try:
         return TargetProfile.model_validate(raw)
     except ValidationError as exc:
-        problems = describe_validation_error(exc, raw, TargetProfile, lines)
-        raise RecipeError(f"{path}: invalid target profile:", problems=problems) from None
+        problems = describe_validation_error(exc, raw, TargetProfile, lines or {})
+        raise RecipeError(f"{source}: invalid target profile:", problems=problems) from None
+
+
+def _plugin_profile(name: str, origin: str) -> TargetProfile:
+    """A plugin's profile: a YAML file, or a mapping (its name defaults to the entry point's)."""
+    from edgec.plugins import PluginError, plugin_target
+
+    hint = "Fix or update the plugin, or set EDGEC_NO_PLUGINS=1 to run edgec without plugins."
+    try:
+        obj = plugin_target(name)
+    except Exception as exc:  # the plugin's own code failed
+        raise PluginError(f"Target '{name}' ({origin}) could not be built: {type(exc).__name__}: "
+                          f"{exc}", hint=hint) from exc
+    if isinstance(obj, Path):
+        if not obj.is_file():
+            raise PluginError(f"Target '{name}' ({origin}) points to {obj}, which does not exist.",
+                              hint=hint)
+        return _read_profile(obj)
+    if isinstance(obj, dict):
+        return _validate({"name": name, **obj}, f"target '{name}' ({origin})")
+    raise PluginError(f"Target '{name}' ({origin}) gave a {type(obj).__name__}; a profile is a YAML "
+                      "path or a mapping.", hint=hint)

@@ -5,6 +5,7 @@ import the module below. Tests parametrized over ``PASSES`` pick it up automatic
 """
 
 from edgec.passes import (  # noqa: F401  (registers)
+    cluster,
     distill,
     finetune,
     prune,

@@ -41,6 +41,11 @@ class PassConfig(ConfigModel):
         """What real (non-synthetic) data this configuration needs, or None. Checked at load."""
         return None
 
+    def trains_weights(self) -> bool:
+        """Whether this pass moves weights by gradient descent: after weight clustering that
+        would scatter the shared values again, so the recipe refuses it."""
+        return False
+
     def provides_calibration(self) -> bool:
         """Whether this pass hands later passes calibration inputs of its own making (data-free
         distillation does), so a static quantization after it needs no real data."""

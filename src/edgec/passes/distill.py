@@ -89,6 +89,9 @@ class DistillConfig(PassConfig, TrainingConfig):
     def provides_calibration(self) -> bool:
         return self.data != "real" and self.use_synthetic_for_calibration is not False
 
+    def trains_weights(self) -> bool:
+        return True
+
     def data_requirement(self) -> str | None:
         if self.data != "real":
             return None  # data-free distillation makes its own inputs

@@ -27,6 +27,9 @@ class FinetuneConfig(PassConfig, TrainingConfig):
     def data_requirement(self) -> str | None:
         return "labelled training data (fine-tuning is supervised)"
 
+    def trains_weights(self) -> bool:
+        return True
+
 
 @register_pass
 class FinetunePass(TorchPass):

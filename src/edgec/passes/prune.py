@@ -129,6 +129,9 @@ class PruneConfig(PassConfig):
             raise ValueError(f"{k} {v} exceeds max_per_layer {self.max_per_layer}; raise max_per_layer")
         return self
 
+    def trains_weights(self) -> bool:
+        return self.schedule.finetune_epochs > 0
+
     def data_requirement(self) -> str | None:
         if self.importance == "taylor":
             return "labelled training data (importance: taylor scores by loss gradients)"

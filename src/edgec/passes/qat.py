@@ -82,6 +82,9 @@ class QatConfig(PassConfig, TrainingConfig):
     def data_requirement(self) -> str | None:
         return "labelled training data (QAT fine-tunes the model)"
 
+    def trains_weights(self) -> bool:
+        return True
+
 
 @register_pass
 class QatPass(TorchPass):
