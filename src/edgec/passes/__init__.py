@@ -7,6 +7,7 @@ import the module below. Tests parametrized over ``PASSES`` pick it up automatic
 from edgec.passes import (  # noqa: F401  (registers)
     distill,
     finetune,
+    partition,
     prune,
     qat,
     quantize,
