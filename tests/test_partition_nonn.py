@@ -172,6 +172,18 @@ def test_nonn_students_fit_their_budgets_and_run_device_by_device(teacher, data,
     assert "bytes sent between devices per inference" in format_nonn(plan)
 
 
+def test_without_training_data_the_students_learn_from_synthetic_inputs(teacher, data, tmp_path):
+    from edgec.data import DataSplits
+    from edgec.partition_nonn import run_nonn
+
+    no_train = DataSplits(train=None, calib=data.calib, eval=data.eval, num_classes=10)
+    settings = NonnSettings(epochs=1, alpha=1.0,
+                            synthetic={"images": 32, "iterations": 2, "batch_size": 16})
+    plan = run_nonn(teacher, no_train, (1, 1, 8, 8), 2, DeviceBudget(max_params=2000), settings, tmp_path)
+    assert plan.training["data"] == "synthetic" and plan.training["train_samples"] < 32
+    assert plan.max_abs_diff < 1e-4
+
+
 def _student_params(path: str) -> int:
     from pathlib import Path
 

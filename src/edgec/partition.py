@@ -89,7 +89,7 @@ def _partition_nonn(source: Path, devices: int, budget, out_dir: Path, link_mbps
     data = load_data(recipe.data, shape, base)
     out_dir.mkdir(parents=True, exist_ok=True)
     return run_nonn(teacher, data, shape, devices, budget, settings or NonnSettings(), out_dir,
-                    seed=recipe.seed, link_mbps=link_mbps, progress=progress)
+                    seed=recipe.seed, link_mbps=link_mbps, progress=progress, base_dir=base)
 
 
 def _dump(budget) -> dict | list[dict]:

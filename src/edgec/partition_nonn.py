@@ -79,8 +79,10 @@ class NonnPlan:
 
 def run_nonn(teacher: nn.Module, data: DataSplits, input_shape: tuple[int, ...], devices: int,
              budgets: DeviceBudget | list[DeviceBudget], settings: NonnSettings, out_dir: Path, *,
-             seed: int = 0, link_mbps: float | None = None, progress: Progress | None = None) -> NonnPlan:
-    """Build, train, export and verify a NoNN system; writes partition.json and partition.png."""
+             seed: int = 0, link_mbps: float | None = None, progress: Progress | None = None,
+             base_dir: Path | None = None) -> NonnPlan:
+    """Build, train, export and verify a NoNN system; writes partition.json and partition.png.
+    ``base_dir``: where relative paths in ``settings`` (synthesis metadata) resolve."""
     import numpy as np
     import torch
 
@@ -98,7 +100,8 @@ def run_nonn(teacher: nn.Module, data: DataSplits, input_shape: tuple[int, ...],
     for p in teacher.parameters():
         p.requires_grad_(False)
     start = time.perf_counter()
-    train_split, val, source = _training_inputs(teacher, data, input_shape, settings, seed, progress)
+    train_split, val, source = _training_inputs(teacher, data, input_shape, settings, seed, progress,
+                                               base_dir or Path.cwd())
     layer = feature_layer(teacher, input_shape, settings.feature_layer)
     view = teacher_view(teacher, train_split.x, layer)
     graph = coactivation_graph(view.activations)
@@ -133,7 +136,7 @@ def run_nonn(teacher: nn.Module, data: DataSplits, input_shape: tuple[int, ...],
 
 
 def _training_inputs(teacher, data: DataSplits, input_shape, settings: NonnSettings, seed: int,
-                     progress) -> tuple[Split, Split | None, str]:
+                     progress, base_dir: Path) -> tuple[Split, Split | None, str]:
     """(train, hold-out, "real" | "synthetic"). A synthetic hold-out is labelled with the teacher's
     predictions, so the best epoch is the one that agrees with the teacher most."""
     import numpy as np
@@ -156,7 +159,12 @@ def _training_inputs(teacher, data: DataSplits, input_shape, settings: NonnSetti
 
     with torch.no_grad():
         classes = int(teacher(torch.zeros((1, *input_shape[1:]))).shape[1])
-    made = synthesize(teacher, input_shape, classes, settings.synthetic, seed, progress)
+    metadata = None
+    if settings.synthetic.method == "dream":
+        from edgec.passes.distill_metadata import Metadata
+
+        metadata = Metadata.load(base_dir / settings.synthetic.metadata)
+    made = synthesize(teacher, input_shape, classes, settings.synthetic, seed, progress, metadata)
     train_split, val = holdout(Split(made.x, made.y), settings.val_fraction, seed)
     if val is not None:
         with torch.no_grad():

@@ -95,7 +95,8 @@ class PartitionPass(TorchPass):
         from edgec.partition_nonn import run_nonn
 
         plan = run_nonn(model, ctx.data, ctx.input_shape, cfg.devices, budgets, cfg.nonn, folder,
-                        seed=ctx.seed, link_mbps=cfg.link_mbps, progress=ctx.progress)
+                        seed=ctx.seed, link_mbps=cfg.link_mbps, progress=ctx.progress,
+                        base_dir=ctx.recipe_dir)
         self.details["partition"] = {"method": "nonn", **_summary(plan.to_dict())}
         acc = (f"; accuracy {plan.accuracy:.2%} (teacher {plan.teacher_accuracy:.2%})"
                if plan.accuracy is not None and plan.teacher_accuracy is not None else "")
@@ -126,3 +127,28 @@ def _summary(plan: dict) -> dict:
     for piece in out.get("pieces", []):
         piece["nodes"] = len(piece["nodes"])
     return out
+
+
+def partition_markdown(details: dict) -> list[str]:
+    """report.md: the per-device table of a partition pass (nothing for other passes)."""
+    part = details.get("partition")
+    if not isinstance(part, dict):
+        return []
+    rows = part.get("devices") or part.get("pieces") or []
+    lines = [f"#### Devices ({part['method']}; files in `{part.get('folder', '')}/`)", "",
+             "| device | params | MACs | weights KiB | peak activations KiB | ms on this host | sends B |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        peak = r.get("peak_activation_bytes")
+        ms = r.get("compute_ms")
+        lines.append(f"| {r['device']} | {r['params']:,} | {r['macs']:,} | {r['flash_bytes'] / 1024:.1f} | "
+                     f"{'?' if peak is None else f'{peak / 1024:.1f}'} | "
+                     f"{'?' if ms is None else f'{ms:.3f}'} | {r['bytes_out']:,} |")
+    summary = f"Bytes sent between devices per inference: {part['bytes_per_inference']:,}"
+    if part.get("accuracy") is not None and part.get("teacher_accuracy") is not None:
+        summary += (f"; accuracy of the assembled files {part['accuracy']:.2%} (teacher "
+                    f"{part['teacher_accuracy']:.2%})")
+    if part.get("estimated_latency_ms") is not None:
+        summary += (f"; estimated latency {part['estimated_latency_ms']:.2f} ms at "
+                    f"{part['link_mbps']:g} Mbit/s")
+    return [*lines, "", summary + ".", ""]

@@ -22,9 +22,9 @@ class NonnSettings(TrainingConfig):
     temperature: float = Field(4.0, gt=0, le=100, description="Softmax temperature of the KD loss.")
     alpha: float = Field(0.9, ge=0, le=1, description="Weight of the KD loss against cross-entropy "
                          "on the labels (1: soft targets only, no labels needed).")
-    attention_weight: float = Field(10.0, ge=0, le=1e6, description="Weight of attention transfer "
+    attention_weight: float = Field(1.0, ge=0, le=1e6, description="Weight of attention transfer "
                                     "from each student's community of teacher filters.")
-    feature_weight: float = Field(1.0, ge=0, le=1e6, description="Weight of the MSE between each "
+    feature_weight: float = Field(0.1, ge=0, le=1e6, description="Weight of the MSE between each "
                                   "student's features (through a 1×1 adapter) and its filters.")
     feature_layer: str | None = Field(None, description="Teacher module whose output holds the final "
                                       "conv filters (default: the last one with a spatial map).")
