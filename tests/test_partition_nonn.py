@@ -170,6 +170,7 @@ def test_nonn_students_fit_their_budgets_and_run_device_by_device(teacher, data,
     assert saved["method"] == "nonn" and saved["devices"][1]["onnx_path"] == "device_2.onnx"
     assert (tmp_path / "partition.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "bytes sent between devices per inference" in format_nonn(plan)
+    assert all(p.requires_grad for p in teacher.parameters())  # handed back as it came
 
 
 def test_without_training_data_the_students_learn_from_synthetic_inputs(teacher, data, tmp_path):

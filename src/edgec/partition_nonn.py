@@ -82,7 +82,17 @@ def run_nonn(teacher: nn.Module, data: DataSplits, input_shape: tuple[int, ...],
              seed: int = 0, link_mbps: float | None = None, progress: Progress | None = None,
              base_dir: Path | None = None) -> NonnPlan:
     """Build, train, export and verify a NoNN system; writes partition.json and partition.png.
-    ``base_dir``: where relative paths in ``settings`` (synthesis metadata) resolve."""
+    ``base_dir``: where relative paths in ``settings`` (synthesis metadata) resolve. The teacher
+    is frozen meanwhile and handed back as it came (a pass after this one may still train it)."""
+    from edgec.passes.distill_datafree import frozen
+
+    with frozen(teacher):
+        return _run_nonn(teacher, data, input_shape, devices, budgets, settings, out_dir, seed,
+                         link_mbps, progress, base_dir)
+
+
+def _run_nonn(teacher, data, input_shape, devices, budgets, settings, out_dir, seed, link_mbps,
+              progress, base_dir) -> NonnPlan:
     import numpy as np
     import torch
 
@@ -96,9 +106,6 @@ def run_nonn(teacher: nn.Module, data: DataSplits, input_shape: tuple[int, ...],
 
     progress = progress or Progress(enabled=False)
     budgets = per_device(budgets, devices)
-    teacher = teacher.float().eval()
-    for p in teacher.parameters():
-        p.requires_grad_(False)
     start = time.perf_counter()
     train_split, val, source = _training_inputs(teacher, data, input_shape, settings, seed, progress,
                                                base_dir or Path.cwd())
