@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edgec.errors import BudgetError, DataError
+from edgec.errors import BudgetError, DataError, UsageError
 from edgec.partition_budget import DeviceBudget, describe_overruns, overruns, per_device
 from edgec.passes.partition_settings import NonnSettings
 
@@ -107,14 +107,18 @@ def _run_nonn(teacher, data, input_shape, devices, budgets, settings, out_dir, s
     progress = progress or Progress(enabled=False)
     budgets = per_device(budgets, devices)
     start = time.perf_counter()
+    # sizing first: a device that cannot be served fails before any synthesis or training
+    layer, feature_shape, num_classes = feature_layer(teacher, input_shape, settings.feature_layer)
+    if not 1 <= devices <= feature_shape[1]:
+        raise UsageError(f"NoNN gives each device at least one of the teacher's {feature_shape[1]} "
+                         f"final filters ('{layer}'), so it needs 1 to {feature_shape[1]} devices, "
+                         f"not {devices}.", hint="Use fewer devices, or method: layerwise.")
+    students = _sized_students(feature_shape[2], budgets, input_shape, num_classes, settings, seed)
     train_split, val, source = _training_inputs(teacher, data, input_shape, settings, seed, progress,
                                                base_dir or Path.cwd())
-    layer = feature_layer(teacher, input_shape, settings.feature_layer)
     view = teacher_view(teacher, train_split.x, layer)
     graph = coactivation_graph(view.activations)
     communities = balanced_communities(graph, devices)
-    num_classes = view.logits.shape[1]
-    students = _sized_students(view, communities, budgets, input_shape, num_classes, settings, seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         head = NonnHead([s.feature_dim for s in students], num_classes)
@@ -179,7 +183,7 @@ def _training_inputs(teacher, data: DataSplits, input_shape, settings: NonnSetti
     return train_split, val, "synthetic"
 
 
-def _sized_students(view, communities, budgets: list[DeviceBudget], input_shape, num_classes: int,
+def _sized_students(feature_size: int, budgets: list[DeviceBudget], input_shape, num_classes: int,
                     settings: NonnSettings, seed: int) -> list:
     """One student per device, each the widest its budget holds. Devices 2..K first: device 1's
     budget must also hold the head, whose input is every device's vector."""
@@ -187,7 +191,7 @@ def _sized_students(view, communities, budgets: list[DeviceBudget], input_shape,
 
     from edgec.partition_students import NonnStudent, combine, downsample_steps, fit_width, head_cost
 
-    steps = downsample_steps(input_shape[2], view.features.shape[2])
+    steps = downsample_steps(input_shape[2], feature_size)
     k_total = len(budgets)
 
     def make(k: int):

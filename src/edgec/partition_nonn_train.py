@@ -49,10 +49,12 @@ class TeacherView:
         return self.features.mean((2, 3))
 
 
-def feature_layer(teacher: nn.Module, input_shape: tuple[int, ...], name: str | None = None) -> str:
+def feature_layer(teacher: nn.Module, input_shape: tuple[int, ...],
+                  name: str | None = None) -> tuple[str, tuple, int]:
     """The teacher module whose output holds its final convolution filters: ``name``, or the
     last module to produce an N×C×H×W map larger than 1×1 (for a ResNet, its last stage after
-    the final residual add and ReLU, i.e. what global pooling reads)."""
+    the final residual add and ReLU, i.e. what global pooling reads). Returns (name, its output
+    shape at batch 1, the teacher's number of classes)."""
     from edgec.passes.distill_losses import unknown_layer_message
 
     modules = dict(teacher.named_modules())
@@ -64,22 +66,25 @@ def feature_layer(teacher: nn.Module, input_shape: tuple[int, ...], name: str | 
              for n, m in modules.items() if n]
     try:
         with torch.no_grad():
-            teacher.eval()(torch.zeros((1, *input_shape[1:])))
+            out = teacher.eval()(torch.zeros((1, *input_shape[1:])))
     finally:
         for h in hooks:
             h.remove()
+    if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[1] < 2:
+        raise PassError(f"partition (nonn): the teacher must be a classifier (logits N×classes), but "
+                        f"it outputs {list(_shape_of(out)) or type(out).__name__}.")
     if name is not None:
         shape = next((s for n, s in seen if n == name), None)
         if shape is None or len(shape) != 4:
             raise PassError(f"partition.feature_layer: '{name}' outputs {list(shape or [])}, not an "
                             "N×C×H×W feature map.", hint="Name a convolutional layer or block.")
-        return name
-    maps = [n for n, s in seen if len(s) == 4 and s[2] * s[3] > 1]
+        return name, shape, int(out.shape[1])
+    maps = [(n, s) for n, s in seen if len(s) == 4 and s[2] * s[3] > 1]
     if not maps:
         raise PassError("partition (nonn): the teacher has no layer with a spatial feature map "
                         "(N×C×H×W), so there are no convolution filters to share among students.",
                         hint="NoNN needs a CNN teacher; use method: layerwise for other models.")
-    return maps[-1]
+    return maps[-1][0], maps[-1][1], int(out.shape[1])
 
 
 def _shape_of(out) -> tuple:
