@@ -1,7 +1,7 @@
 """NoNN vs layer-wise on the digits ResNet-20: K devices that each hold at most 1/4 of the teacher.
 
     PYTHONPATH=src nice -n 15 python benchmarks/partition_nonn.py [--devices 2] [--epochs 30]
-    PYTHONPATH=src nice -n 15 python benchmarks/partition_nonn.py --train-single   # + its accuracy
+    PYTHONPATH=src nice -n 15 python benchmarks/partition_nonn.py --train-single   # + its accuracy (~15 min)
 
 Issue 10's targets, checked at the end: the NoNN system (one student per device + a shared head,
 accuracy measured through the device_K.onnx/head.onnx files in onnxruntime) is within 2 points
