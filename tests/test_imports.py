@@ -3,7 +3,8 @@
 import subprocess
 import sys
 
-HEAVY = ("torch", "onnxruntime", "onnx", "torchvision", "sklearn", "torch_pruning", "matplotlib")
+HEAVY = ("torch", "onnxruntime", "onnx", "torchvision", "sklearn", "torch_pruning", "matplotlib",
+         "networkx")
 
 
 def _modules_after(code: str) -> set[str]:

@@ -134,13 +134,16 @@ def doctor(model: Path, input_shape, runs: int, as_json: bool) -> None:
 @cli.command(epilog="""
 \b
 Exit codes:
-  0  every device's piece fits its budget; pieces verified against the whole model
-  1  a device's budget cannot be met by any split (the device is named)
+  0  every device's model fits its budget; verified device by device in onnxruntime
+  1  a device's budget cannot be met (the device is named)
   2  invalid option, model or recipe
-  3  loading, export, or the check of the pieces against the whole model failed
+  3  loading, training, export, or the check against the whole model failed
 """)
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option("--devices", required=True, type=click.IntRange(1), help="Devices in the chain (K).")
+@click.option("--devices", required=True, type=click.IntRange(1), help="Devices (K).")
+@click.option("--method", type=click.Choice(["layerwise", "nonn"]), default="layerwise", show_default=True,
+              help="layerwise: cut MODEL (.onnx or recipe) into a chain of pieces; nonn: train one "
+              "small student per device from a recipe's model and data, plus a shared head.")
 @click.option("--max-params", type=click.IntRange(1), help="Parameters per device.")
 @click.option("--max-flash-kb", type=click.FloatRange(0, min_open=True), help="Weight KiB per device.")
 @click.option("--max-macs", type=click.IntRange(1), help="Multiply-accumulates per device per inference.")
@@ -150,24 +153,39 @@ Exit codes:
               help="Take --max-flash-kb / --max-ram-kb from a target profile (if not given).")
 @click.option("-o", "--output", type=click.Path(path_type=Path),
               help="Folder for device_K.onnx and partition.json (default: runs/partition-NAME).")
-@click.option("--input-shape", help="Fix a dynamic input shape, e.g. 1,3,224,224.")
+@click.option("--input-shape", help="Fix a dynamic input shape, e.g. 1,3,224,224 (layerwise).")
 @click.option("--link-mbps", type=click.FloatRange(0, min_open=True),
-              help="Link speed, to estimate the transfer time per inference.")
+              help="Link speed, to estimate the latency per inference.")
+@click.option("--epochs", type=click.IntRange(1), help="Training epochs of the NoNN students (nonn).")
 @click.option("--json", "as_json", is_flag=True, help="Print partition.json to stdout.")
-def partition(model: Path, devices: int, max_params, max_flash_kb, max_macs, max_ram_kb, target_name, output,
-              input_shape, link_mbps, as_json: bool) -> None:
-    """Split ONNX MODEL (or a recipe's model) layer by layer across --devices devices, each within
-    its budget, cutting where the fewest bytes cross between devices."""
-    from edgec.partition import budget_with_target, format_plan, partition_model
+def partition(model: Path, devices: int, method: str, max_params, max_flash_kb, max_macs, max_ram_kb,
+              target_name, output, input_shape, link_mbps, epochs, as_json: bool) -> None:
+    """Distribute MODEL across --devices devices, each within its budget: a layer-wise split
+    cutting where the fewest bytes cross, or (--method nonn) a Network of Neural Networks whose
+    devices send only a small feature vector."""
+    from edgec.partition import budget_with_target, partition_model
     from edgec.partition_layerwise import DeviceBudget
+    from edgec.progress import Progress, progress_wanted
 
     budget = DeviceBudget(max_params=max_params, max_flash_kb=max_flash_kb, max_macs=max_macs,
                           max_ram_kb=max_ram_kb)
     if target_name:
         budget = budget_with_target(budget, target_name)
+    settings = None
+    if method == "nonn":
+        from edgec.passes.partition_settings import NonnSettings
+
+        settings = NonnSettings(**({"epochs": epochs} if epochs else {}))
     out = output or Path("runs") / f"partition-{model.stem}"
-    plan = partition_model(model, devices, budget, out, _shape(input_shape), link_mbps)
+    plan = partition_model(model, devices, budget, out, _shape(input_shape), link_mbps, method=method,
+                           settings=settings, progress=Progress(enabled=progress_wanted(as_json)))
     if as_json:
         click.echo((out / "partition.json").read_text())
+    elif method == "nonn":
+        from edgec.partition_nonn import format_nonn
+
+        click.echo(format_nonn(plan))
     else:
+        from edgec.partition import format_plan
+
         click.echo(format_plan(plan))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from edgec.config import ConfigModel
-from edgec.errors import BudgetError
+from edgec.errors import BudgetError, UsageError
 
 
 class DeviceBudget(ConfigModel):
@@ -24,6 +24,18 @@ class DeviceBudget(ConfigModel):
         "sent ones included, without buffer reuse (an upper bound). Weights count in max_flash_kb.")
 
 
+def per_device(budgets: DeviceBudget | list[DeviceBudget], devices: int) -> list[DeviceBudget]:
+    """One budget per device: the same one for all, or exactly one each."""
+    if devices < 1:
+        raise UsageError(f"--devices must be at least 1, not {devices}.")
+    if isinstance(budgets, DeviceBudget):
+        return [budgets] * devices
+    if len(budgets) != devices:
+        raise UsageError(f"{len(budgets)} device budgets given for {devices} devices.",
+                         hint="Give one budget for all devices, or exactly one per device.")
+    return list(budgets)
+
+
 def overruns(budget: DeviceBudget, cost: dict) -> list[str]:
     limits = {"params": budget.max_params, "macs": budget.max_macs,
               "flash": budget.max_flash_kb * 1024 if budget.max_flash_kb else None,
@@ -31,7 +43,8 @@ def overruns(budget: DeviceBudget, cost: dict) -> list[str]:
     return [k for k, lim in limits.items() if lim is not None and cost[k] > lim]
 
 
-def _describe(cost: dict, budget: DeviceBudget) -> str:
+def describe_overruns(cost: dict, budget: DeviceBudget) -> str:
+    """e.g. 'params 7,424 > 5,000, ram 3 KiB > 2 KiB': each limit ``cost`` exceeds."""
     parts = []
     for k in overruns(budget, cost):
         lim = {"params": budget.max_params, "macs": budget.max_macs,
@@ -54,7 +67,7 @@ def check_feasible(nodes: list, budgets: list[DeviceBudget], fits, cost) -> None
             raise BudgetError(
                 f"Device {k + 1} of {len(budgets)} cannot hold even one layer: node "
                 f"'{node.name or node.output[0]}' ({node.op_type}) alone needs "
-                f"{_describe(cost(a, a + 1), budget)}. Raise device {k + 1}'s budget or "
+                f"{describe_overruns(cost(a, a + 1), budget)}. Raise device {k + 1}'s budget or "
                 "compress that layer first.")
         start, b = a, a + 1
         while b < n and fits(k, a, b + 1):
@@ -65,7 +78,7 @@ def check_feasible(nodes: list, budgets: list[DeviceBudget], fits, cost) -> None
         raise BudgetError(
             f"Device {len(budgets)} of {len(budgets)} (the last) would have to hold the last "
             f"{n - start} nodes, from '{first.name or first.output[0]}' on, needing "
-            f"{_describe(cost(start, n), budgets[-1])} even when every earlier device is filled to "
+            f"{describe_overruns(cost(start, n), budgets[-1])} even when every earlier device is filled to "
             "its budget. Use more devices, larger budgets, or compress the model first.")
 
 
@@ -83,7 +96,7 @@ def explain_no_split(nodes: list, budgets: list[DeviceBudget], fits, cost) -> No
             raise BudgetError(
                 f"Device {k + 1} of {len(budgets)} cannot hold the layer it must take in any "
                 f"split: node '{node.name or node.output[0]}' ({node.op_type}) needs "
-                f"{_describe(cost(b - 1, b), budgets[k])}. Raise device {k + 1}'s budget.")
+                f"{describe_overruns(cost(b - 1, b), budgets[k])}. Raise device {k + 1}'s budget.")
         a = b - 1
         while a > 0 and fits(k, a - 1, b):
             a -= 1

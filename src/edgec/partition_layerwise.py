@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgec.errors import UsageError
-from edgec.partition_budget import DeviceBudget, check_feasible, explain_no_split, overruns
+from edgec.partition_budget import DeviceBudget, check_feasible, explain_no_split, overruns, per_device
 
 if TYPE_CHECKING:
     import onnx
@@ -55,7 +55,12 @@ class LayerwisePlan:
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """As in partition.json: file paths relative to its folder, so the folder can move (a
+        run folder is renamed when the run finishes)."""
+        d = asdict(self)
+        for piece in d["pieces"]:
+            piece["onnx_path"] = piece["onnx_path"] and Path(piece["onnx_path"]).name
+        return d
 
 
 @dataclass
@@ -108,7 +113,7 @@ def plan_layerwise(path: Path | str, devices: int, budgets: DeviceBudget | list[
     """Choose cut points for ``devices`` devices; raises BudgetError naming the device that
     cannot be served. ``budgets`` is one budget for every device or one per device."""
     chain = _build_chain(path, input_shape)
-    budgets = _per_device(budgets, devices)
+    budgets = per_device(budgets, devices)
     n = len(chain.nodes)
     if devices > n:
         raise UsageError(f"Cannot split a model of {n} compute nodes across {devices} devices.",
@@ -237,17 +242,6 @@ def _weights_of(node, const_producers: dict, inits: dict) -> set[str]:
         elif name in const_producers:
             stack.extend(reads(const_producers[name]))
     return found
-
-
-def _per_device(budgets, devices: int) -> list[DeviceBudget]:
-    if devices < 1:
-        raise UsageError(f"--devices must be at least 1, not {devices}.")
-    if isinstance(budgets, DeviceBudget):
-        return [budgets] * devices
-    if len(budgets) != devices:
-        raise UsageError(f"{len(budgets)} device budgets given for {devices} devices.",
-                         hint="Give one budget for all devices, or exactly one per device.")
-    return list(budgets)
 
 
 def _prefix(values: list[int]) -> list[int]:

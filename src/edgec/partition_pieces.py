@@ -71,6 +71,17 @@ def verify_pieces(path: Path | str, plan: LayerwisePlan, samples: int = 2, seed:
 def measure_pieces(plan: LayerwisePlan, runs: int = 20, link_mbps: float | None = None) -> None:
     """Median compute time of each piece (onnxruntime, 1 thread, random inputs); with a link
     speed, the latency of one inference as the chain runs it: each device, then its transfer."""
+    for piece in plan.pieces:
+        piece.compute_ms = median_compute_ms(piece.onnx_path, runs)
+    if link_mbps:
+        plan.link_mbps = link_mbps
+        transfer_ms = plan.bytes_per_inference * 8 / (link_mbps * 1e3)
+        plan.estimated_latency_ms = sum(p.compute_ms for p in plan.pieces) + transfer_ms
+
+
+def median_compute_ms(path: Path | str, runs: int = 20) -> float:
+    """Median time of one batch-1 inference of the ONNX file at ``path`` (onnxruntime, 1 thread,
+    random inputs, after a warm-up run)."""
     import statistics
     import time
 
@@ -80,20 +91,15 @@ def measure_pieces(plan: LayerwisePlan, runs: int = 20, link_mbps: float | None 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = opts.inter_op_num_threads = 1
     rng = np.random.default_rng(0)
-    for piece in plan.pieces:
-        sess = ort.InferenceSession(piece.onnx_path, opts, providers=["CPUExecutionProvider"])
-        feed = {i.name: _random_input(rng, i) for i in sess.get_inputs()}
-        sess.run(None, feed)  # warm-up: the first run allocates the arena
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            sess.run(None, feed)
-            times.append((time.perf_counter() - start) * 1e3)
-        piece.compute_ms = statistics.median(times)
-    if link_mbps:
-        plan.link_mbps = link_mbps
-        transfer_ms = plan.bytes_per_inference * 8 / (link_mbps * 1e3)
-        plan.estimated_latency_ms = sum(p.compute_ms for p in plan.pieces) + transfer_ms
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    feed = {i.name: _random_input(rng, i) for i in sess.get_inputs()}
+    sess.run(None, feed)  # warm-up: the first run allocates the arena
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        sess.run(None, feed)
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
 
 
 def _random_input(rng, arg):

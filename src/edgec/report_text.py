@@ -127,9 +127,10 @@ def to_markdown(report: Report) -> str:
 
 
 def _pass_sections(details: dict) -> list[str]:
+    from edgec.passes.partition import partition_markdown  # per-device tables
     from edgec.passes.quantize_report import quantize_markdown  # per-layer quantization tables
 
-    return quantize_markdown(details)
+    return quantize_markdown(details) + partition_markdown(details)
 
 
 def print_console(report: Report, file=None) -> None:

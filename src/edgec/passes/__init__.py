@@ -8,6 +8,7 @@ from edgec.passes import (  # noqa: F401  (registers)
     cluster,
     distill,
     finetune,
+    partition,
     prune,
     qat,
     quantize,
