@@ -116,15 +116,18 @@ def _train_shared_models(recipe: Path, variants: list[dict], progress) -> None:
     """Train each zoo reference model once, here, before workers start: otherwise every parallel
     worker would find the cache empty and train the same model at the same time."""
     from edgec.recipe import load_recipe
-    from edgec.zoo import load_zoo_model
+    from edgec.zoo import zoo_cache_path
 
     names = set()
     for v in variants:
         spec = load_recipe(recipe, v["overrides"]).model
-        if spec.source == "zoo":
-            names.add(spec.name)
-    for name in sorted(names):
-        load_zoo_model(name, progress=progress)
+        if spec.source == "zoo" and not zoo_cache_path(spec.name).is_file():
+            names.add(spec.name)  # only a missing model: loading a cached one costs a torch import
+    if names:
+        from edgec.zoo import load_zoo_model
+
+        for name in sorted(names):
+            load_zoo_model(name, progress=progress)
 
 
 def _reusable(folder: Path, variant: dict) -> dict | None:

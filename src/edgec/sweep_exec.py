@@ -57,14 +57,31 @@ def run_local(tasks: list[dict], jobs: int) -> Iterator[dict]:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    # spawn, not fork: the parent may hold torch/OpenMP thread pools that fork would copy broken
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=_worker_context(multiprocessing))
     try:
         futures = [pool.submit(run_variant, t) for t in tasks]
         for fut in as_completed(futures):
             yield fut.result()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+# What every variant imports; preloaded once in the fork server (see _worker_context).
+_PRELOAD = ["torch", "torch.onnx", "onnx", "onnxruntime", "onnxruntime.quantization",
+            "onnxruntime.tools.symbolic_shape_infer", "sklearn.datasets", "edgec.api",
+            "edgec.pipeline", "edgec.benchmark", "edgec.passes"]
+
+
+def _worker_context(multiprocessing):
+    """Never plain fork: the parent may hold torch/OpenMP thread pools that fork would copy broken.
+    Where available, a fork server (a fresh single-threaded process) imports torch, onnxruntime and
+    edgec once and forks the workers from it: importing them took 5 s per process here, longer
+    than a quickstart variant's whole run, so spawned workers made --jobs 2 no faster than 1."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(_PRELOAD)
+        return ctx
+    return multiprocessing.get_context("spawn")
 
 
 def run_ray(tasks: list[dict], jobs: int, address: str | None) -> Iterator[dict]:
