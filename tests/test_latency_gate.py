@@ -73,3 +73,15 @@ def test_without_samples_falls_back_to_point_ratio():
                         latency_ms=SimpleNamespace(p50=1.0, p90=1.0))
     (row,) = check_budgets(BudgetsConfig(min_speedup=1.2), m, m, {"speedup_p50": 1.3})
     assert row.passed and row.verdict is None and row.actual == 1.3
+
+
+def test_session_drift_widens_the_interval_both_ways():
+    from edgec.latency_gate import SESSION_DRIFT, RatioInterval, decide_at_least, with_session_drift
+
+    ci = RatioInterval(estimate=1.50, low=1.49, high=1.51, confidence=0.95, rounds=200)
+    wide = with_session_drift(ci)
+    assert wide.estimate == 1.50 and wide.rounds == 200
+    assert wide.low == pytest.approx(1.49 * (1 - SESSION_DRIFT))
+    assert wide.high == pytest.approx(1.51 * (1 + SESSION_DRIFT))
+    # a limit 1% above a tight interval is within run-to-run drift: not a failure
+    assert decide_at_least(ci, 1.52) == "fail" and decide_at_least(wide, 1.52) == "inconclusive"
