@@ -15,7 +15,7 @@ from edgec.data import DataSplits, Split, digits_splits
 from edgec.errors import PassError, RecipeError
 from edgec.passes import PASSES
 from edgec.passes.base import PassContext
-from edgec.passes.distill import DistillConfig, DistillPass, agreement
+from edgec.passes.distill import DistillConfig, DistillPass, agreement, distillation_objective
 from edgec.passes.distill_datafree import (
     SynthesisConfig,
     bn_statistics_loss,
@@ -89,6 +89,25 @@ def test_distillation_loss_mixes_hard_labels_by_alpha():
     assert distillation_loss(s, t, None, 4.0, 1.0).item() == pytest.approx(kd.item())
     with pytest.raises(PassError, match="alpha: 1"):
         distillation_loss(s, t, None, 4.0, 0.5)
+
+
+def test_label_smoothing_reaches_the_hard_label_term():
+    # logits (ln 2, 0, 0) → p = (1/2, 1/4, 1/4); label 0 smoothed by 0.3 over 3 classes → q = (0.8,
+    # 0.1, 0.1); CE = −(0.8 ln ½ + 0.2 ln ¼) = 1.2 ln 2 (vs ln 2 unsmoothed). Teacher = student, so
+    # the KD term is 0 and the loss is (1 − alpha) × CE.
+    model = nn.Linear(4, 3)
+    with torch.no_grad():
+        model.weight.zero_()
+        model.bias.copy_(torch.tensor([math.log(2.0), 0.0, 0.0]))
+    logits, y = model(torch.zeros(2, 4)), torch.tensor([0, 0])
+    expected = 0.5 * 1.2 * math.log(2.0)
+    assert distillation_loss(logits, logits, y, 4.0, 0.5, 0.3).item() == pytest.approx(expected)
+    assert distillation_loss(logits, logits, y, 4.0, 0.5).item() == pytest.approx(0.5 * math.log(2.0))
+    # and the pass's objective passes the recipe's label_smoothing through
+    cfg = DistillConfig(alpha=0.5, label_smoothing=0.3)
+    wrapper, loss_fn = distillation_objective(model, copy.deepcopy(model), cfg, (1, 4))
+    assert loss_fn(wrapper, torch.zeros(2, 4), y).item() == pytest.approx(expected)
+    wrapper.release()
 
 
 def test_kd_gradient_scale_does_not_vanish_with_temperature():

@@ -252,7 +252,8 @@ def distillation_objective(student: nn.Module, teacher: nn.Module, cfg: DistillC
         x = jitter_shift(x, jitter, generator)
         with torch.no_grad():
             t_logits = teacher(x)
-        loss = distillation_loss(wrapper.student(x), t_logits, y, cfg.temperature, cfg.alpha)
+        loss = distillation_loss(wrapper.student(x), t_logits, y, cfg.temperature, cfg.alpha,
+                                 cfg.label_smoothing)
         for i, p in enumerate(pairs):
             s, t = s_taps[p.student], t_taps[p.teacher]
             term = attention_loss(s, t) if p.loss == "attention" else feature_mse(s, t, adapters[str(i)])
