@@ -227,6 +227,15 @@ def test_data_free_pass_saves_the_set_and_feeds_calibration(teacher, data, tmp_p
     assert saved["x"].shape == (60, 1, 8, 8) and (tmp_path / "distill-synthetic.png").is_file()
     assert ctx.data.calib.x.shape == (60, 1, 8, 8)  # later passes calibrate on the synthetic set
     assert p.details["student_accuracy_after"] is None and 0 <= p.details["agreement_after"] <= 1
+    assert p.details["train_samples"] == 60 and p.details["best_epoch"] is None  # no hold-out
+
+
+def test_epochs_and_holdout_defaults_depend_on_the_data():
+    real, synthetic = DistillConfig().for_data(False), DistillConfig().for_data(True)
+    assert (real.epochs, real.val_fraction) == (20, 0.1)
+    assert (synthetic.epochs, synthetic.val_fraction) == (60, 0.0)
+    chosen = DistillConfig(epochs=5, val_fraction=0.2).for_data(True)
+    assert (chosen.epochs, chosen.val_fraction) == (5, 0.2)
 
 
 # --- recipes ----------------------------------------------------------------------------------
