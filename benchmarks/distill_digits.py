@@ -10,8 +10,8 @@ do not shrink). "random" students start from a fresh initialization (the fair fr
 comparison); "teacher-init" ones start from the teacher's strongest channels (still no real data:
 only the teacher's weights). Scratch and KD use the same epochs, optimizer, schedule and seed; only
 the loss differs. Data-free rows use the distill pass's defaults for synthetic data unless flags
-override them: the synthesis defaults, and its epochs and hold-out defaults for synthetic data;
-alpha 1 (soft targets only) and T=8, as configs/digits-datafree.yaml.
+override them (synthesis settings; epochs, hold-out and temperature for synthetic data) and alpha 1
+(soft targets only), as configs/digits-datafree.yaml.
 """
 
 from __future__ import annotations
@@ -40,8 +40,7 @@ def main() -> None:
                     help="synthetic images (0: skip data-free)")
     ap.add_argument("--iterations", type=int, default=SynthesisConfig().iterations)
     ap.add_argument("--datafree-epochs", type=int, help="default: the pass's for synthetic data")
-    ap.add_argument("--datafree-temperature", type=float, default=8.0,
-                    help="as in configs/digits-datafree.yaml")
+    ap.add_argument("--datafree-temperature", type=float, help="default: the pass's for synthetic data")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()

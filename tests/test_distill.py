@@ -104,7 +104,7 @@ def test_label_smoothing_reaches_the_hard_label_term():
     assert distillation_loss(logits, logits, y, 4.0, 0.5, 0.3).item() == pytest.approx(expected)
     assert distillation_loss(logits, logits, y, 4.0, 0.5).item() == pytest.approx(0.5 * math.log(2.0))
     # and the pass's objective passes the recipe's label_smoothing through
-    cfg = DistillConfig(alpha=0.5, label_smoothing=0.3)
+    cfg = DistillConfig(alpha=0.5, label_smoothing=0.3).for_data(synthetic=False)
     wrapper, loss_fn = distillation_objective(model, copy.deepcopy(model), cfg, (1, 4))
     assert loss_fn(wrapper, torch.zeros(2, 4), y).item() == pytest.approx(expected)
     wrapper.release()
@@ -161,7 +161,7 @@ def test_width_scaled_copy_halves_channels_and_trains_a_step(teacher):
     assert n_s < 0.4 * n_t
     x = torch.randn(4, 1, 8, 8)
     assert student(x).shape == (4, 10)
-    cfg = DistillConfig(features=[{"teacher": "3", "student": "3", "loss": "mse"}])
+    cfg = DistillConfig(features=[{"teacher": "3", "student": "3", "loss": "mse"}]).for_data(False)
     from edgec.passes.distill import distillation_objective
 
     wrapper, loss_fn = distillation_objective(student, teacher, cfg, (1, 1, 8, 8))
@@ -232,10 +232,10 @@ def test_data_free_pass_saves_the_set_and_feeds_calibration(teacher, data, tmp_p
 
 def test_epochs_and_holdout_defaults_depend_on_the_data():
     real, synthetic = DistillConfig().for_data(False), DistillConfig().for_data(True)
-    assert (real.epochs, real.val_fraction) == (20, 0.1)
-    assert (synthetic.epochs, synthetic.val_fraction) == (60, 0.0)
-    chosen = DistillConfig(epochs=5, val_fraction=0.2).for_data(True)
-    assert (chosen.epochs, chosen.val_fraction) == (5, 0.2)
+    assert (real.epochs, real.val_fraction, real.temperature) == (20, 0.1, 4.0)
+    assert (synthetic.epochs, synthetic.val_fraction, synthetic.temperature) == (60, 0.0, 8.0)
+    chosen = DistillConfig(epochs=5, val_fraction=0.2, temperature=2).for_data(True)
+    assert (chosen.epochs, chosen.val_fraction, chosen.temperature) == (5, 0.2, 2.0)
 
 
 # --- recipes ----------------------------------------------------------------------------------

@@ -59,8 +59,13 @@ class DistillConfig(PassConfig, TrainingConfig):
         "a width-scaled copy of the teacher. Or an architecture spec (source: torchvision | zoo | "
         "python | checkpoint) trained from its initial weights.",
     )
-    temperature: float = Field(4.0, gt=0, le=100, description="Softmax temperature of the soft "
-                               "targets (higher: softer; the KD term is scaled by T²).")
+    temperature: float | None = Field(
+        None, gt=0, le=100, description="Softmax temperature of the soft targets (higher: softer; "
+        "the KD term is scaled by T²). Default: 4 on real data, 8 on synthetic data, whose inputs "
+        "are optimized to be classified confidently, so the teacher's logits on them are peaked "
+        "and need more softening to show the other classes (digits, 3 seeds: data-free student "
+        "96.5% at T=8 vs 95.3% at T=4; on real data T=4 was best).",
+    )
     alpha: float = Field(0.9, ge=0, le=1, description="Weight of the soft-target loss; 1 - alpha "
                          "goes to cross-entropy on the hard labels. 1: no labels needed.")
     features: list[FeaturePairConfig] = Field(
@@ -98,9 +103,10 @@ class DistillConfig(PassConfig, TrainingConfig):
         return self
 
     def for_data(self, synthetic: bool) -> DistillConfig:
-        """This config with the data-dependent defaults (epochs, val_fraction) filled in."""
+        """This config with the data-dependent defaults (epochs, val_fraction, T) filled in."""
         return self.model_copy(update={
             "epochs": self.epochs or (60 if synthetic else 20),
+            "temperature": self.temperature or (8.0 if synthetic else 4.0),
             "val_fraction": (0.0 if synthetic else 0.1) if self.val_fraction is None else self.val_fraction,
         })
 
@@ -217,7 +223,8 @@ class DistillPass(TorchPass):
 
 def distillation_objective(student: nn.Module, teacher: nn.Module, cfg: DistillConfig,
                            input_shape: tuple[int, ...], *, jitter: int = 0, seed: int = 0):
-    """(trainable module, loss_fn) for ``edgec.training.train``.
+    """(trainable module, loss_fn) for ``edgec.training.train``; ``cfg`` with its data-dependent
+    defaults filled in (``cfg.for_data(...)``).
 
     The trainable module wraps the student and the feature adapters, so the optimizer updates both
     and the best-epoch checkpoint restores both; its forward is the student's. ``loss_fn`` runs the
