@@ -188,7 +188,7 @@ def _distil(model, teacher, data, shape, epochs: int, seed: int) -> None:
     from edgec.progress import Progress
     from edgec.training import holdout, train
 
-    cfg = DistillConfig(epochs=epochs)
+    cfg = DistillConfig(epochs=epochs).for_data(synthetic=False)  # real-data defaults (T, hold-out)
     split, val = holdout(data.train, cfg.val_fraction, seed)
     wrapper, loss_fn = distillation_objective(model, teacher, cfg, shape, seed=seed)
     with frozen(teacher):

@@ -15,7 +15,7 @@ from edgec.data import DataSplits, Split, digits_splits
 from edgec.errors import PassError, RecipeError
 from edgec.passes import PASSES
 from edgec.passes.base import PassContext
-from edgec.passes.distill import DistillConfig, DistillPass, agreement
+from edgec.passes.distill import DistillConfig, DistillPass, agreement, distillation_objective
 from edgec.passes.distill_datafree import (
     SynthesisConfig,
     bn_statistics_loss,
@@ -91,6 +91,25 @@ def test_distillation_loss_mixes_hard_labels_by_alpha():
         distillation_loss(s, t, None, 4.0, 0.5)
 
 
+def test_label_smoothing_reaches_the_hard_label_term():
+    # logits (ln 2, 0, 0) → p = (1/2, 1/4, 1/4); label 0 smoothed by 0.3 over 3 classes → q = (0.8,
+    # 0.1, 0.1); CE = −(0.8 ln ½ + 0.2 ln ¼) = 1.2 ln 2 (vs ln 2 unsmoothed). Teacher = student, so
+    # the KD term is 0 and the loss is (1 − alpha) × CE.
+    model = nn.Linear(4, 3)
+    with torch.no_grad():
+        model.weight.zero_()
+        model.bias.copy_(torch.tensor([math.log(2.0), 0.0, 0.0]))
+    logits, y = model(torch.zeros(2, 4)), torch.tensor([0, 0])
+    expected = 0.5 * 1.2 * math.log(2.0)
+    assert distillation_loss(logits, logits, y, 4.0, 0.5, 0.3).item() == pytest.approx(expected)
+    assert distillation_loss(logits, logits, y, 4.0, 0.5).item() == pytest.approx(0.5 * math.log(2.0))
+    # and the pass's objective passes the recipe's label_smoothing through
+    cfg = DistillConfig(alpha=0.5, label_smoothing=0.3).for_data(synthetic=False)
+    wrapper, loss_fn = distillation_objective(model, copy.deepcopy(model), cfg, (1, 4))
+    assert loss_fn(wrapper, torch.zeros(2, 4), y).item() == pytest.approx(expected)
+    wrapper.release()
+
+
 def test_kd_gradient_scale_does_not_vanish_with_temperature():
     torch.manual_seed(0)
     t = torch.randn(8, 10) * 3
@@ -142,7 +161,7 @@ def test_width_scaled_copy_halves_channels_and_trains_a_step(teacher):
     assert n_s < 0.4 * n_t
     x = torch.randn(4, 1, 8, 8)
     assert student(x).shape == (4, 10)
-    cfg = DistillConfig(features=[{"teacher": "3", "student": "3", "loss": "mse"}])
+    cfg = DistillConfig(features=[{"teacher": "3", "student": "3", "loss": "mse"}]).for_data(False)
     from edgec.passes.distill import distillation_objective
 
     wrapper, loss_fn = distillation_objective(student, teacher, cfg, (1, 1, 8, 8))
@@ -208,6 +227,15 @@ def test_data_free_pass_saves_the_set_and_feeds_calibration(teacher, data, tmp_p
     assert saved["x"].shape == (60, 1, 8, 8) and (tmp_path / "distill-synthetic.png").is_file()
     assert ctx.data.calib.x.shape == (60, 1, 8, 8)  # later passes calibrate on the synthetic set
     assert p.details["student_accuracy_after"] is None and 0 <= p.details["agreement_after"] <= 1
+    assert p.details["train_samples"] == 60 and p.details["best_epoch"] is None  # no hold-out
+
+
+def test_epochs_and_holdout_defaults_depend_on_the_data():
+    real, synthetic = DistillConfig().for_data(False), DistillConfig().for_data(True)
+    assert (real.epochs, real.val_fraction, real.temperature) == (20, 0.1, 4.0)
+    assert (synthetic.epochs, synthetic.val_fraction, synthetic.temperature) == (60, 0.0, 8.0)
+    chosen = DistillConfig(epochs=5, val_fraction=0.2, temperature=2).for_data(True)
+    assert (chosen.epochs, chosen.val_fraction, chosen.temperature) == (5, 0.2, 2.0)
 
 
 # --- recipes ----------------------------------------------------------------------------------

@@ -59,13 +59,29 @@ class DistillConfig(PassConfig, TrainingConfig):
         "a width-scaled copy of the teacher. Or an architecture spec (source: torchvision | zoo | "
         "python | checkpoint) trained from its initial weights.",
     )
-    temperature: float = Field(4.0, gt=0, le=100, description="Softmax temperature of the soft "
-                               "targets (higher: softer; the KD term is scaled by T²).")
+    temperature: float | None = Field(
+        None, gt=0, le=100, description="Softmax temperature of the soft targets (higher: softer; "
+        "the KD term is scaled by T²). Default: 4 on real data, 8 on synthetic data, whose inputs "
+        "are optimized to be classified confidently, so the teacher's logits on them are peaked "
+        "and need more softening to show the other classes (digits, 3 seeds: data-free student "
+        "96.5% at T=8 vs 95.3% at T=4; on real data T=4 was best).",
+    )
     alpha: float = Field(0.9, ge=0, le=1, description="Weight of the soft-target loss; 1 - alpha "
                          "goes to cross-entropy on the hard labels. 1: no labels needed.")
     features: list[FeaturePairConfig] = Field(
         default_factory=list, description="Teacher/student layer pairs for feature distillation.")
-    epochs: int = Field(20, ge=1, le=10000, description="Passes over the training inputs.")
+    epochs: int | None = Field(
+        None, ge=1, le=10000, description="Passes over the training inputs. Default: 20 on real "
+        "data, 60 on synthetic (a student needs more passes over a few thousand synthesized inputs "
+        "before it generalizes to real ones; on digits 20 → 60 epochs took data-free KD from ~94% "
+        "to ~98%).",
+    )
+    val_fraction: float | None = Field(
+        None, ge=0, lt=0.5, description="Fraction of the training inputs held out to pick the best "
+        "epoch. Default: 0.1 on real data; 0 (keep the last epoch) on synthetic data, where the "
+        "hold-out is labelled by the teacher and the student agrees with it on nearly all of it "
+        "within a few epochs, so it cannot tell epochs apart and picks a too-early one.",
+    )
     lr: float = Field(0.05, gt=0, le=10, description="Peak learning rate.")
     data: Literal["auto", "real", "synthetic"] = Field(
         "auto", description="Training inputs. real: the recipe's training split; synthetic: "
@@ -85,6 +101,14 @@ class DistillConfig(PassConfig, TrainingConfig):
             raise ValueError("synthetic: settings only apply when data is synthetic or auto; "
                              "remove them or set data: synthetic")
         return self
+
+    def for_data(self, synthetic: bool) -> DistillConfig:
+        """This config with the data-dependent defaults (epochs, val_fraction, T) filled in."""
+        return self.model_copy(update={
+            "epochs": self.epochs or (60 if synthetic else 20),
+            "temperature": self.temperature or (8.0 if synthetic else 4.0),
+            "val_fraction": (0.0 if synthetic else 0.1) if self.val_fraction is None else self.val_fraction,
+        })
 
     def provides_calibration(self) -> bool:
         return self.data != "real" and self.use_synthetic_for_calibration is not False
@@ -109,12 +133,13 @@ class DistillPass(TorchPass):
         from edgec.passes.prune_unstructured import zeros_kept
         from edgec.torch_stats import count_params
 
-        cfg: DistillConfig = self.config  # type: ignore[assignment]
+        synthetic = self.config.data == "synthetic" or (self.config.data == "auto"
+                                                        and _no_training_data(ctx))
+        cfg = self.config.for_data(synthetic)
         teacher = load_teacher(cfg.teacher, ctx)
         student = build_student(cfg.student, model, teacher, ctx)
-        synthetic = cfg.data == "synthetic" or (cfg.data == "auto" and _no_training_data(ctx))
-        train_split, val = (self._synthetic_splits(teacher, ctx) if synthetic
-                            else self._real_splits(ctx))
+        train_split, val = (self._synthetic_splits(cfg, teacher, ctx) if synthetic
+                            else self._real_splits(cfg, ctx))
         eval_x = ctx.data.eval.x
         teacher_acc = _accuracy(teacher, ctx.data.eval)
         before = (_accuracy(student, ctx.data.eval), agreement(student, teacher, eval_x))
@@ -143,8 +168,7 @@ class DistillPass(TorchPass):
         self._summarize(teacher_acc, before, after)
         return student
 
-    def _real_splits(self, ctx: PassContext) -> tuple[Split, Split | None]:
-        cfg: DistillConfig = self.config  # type: ignore[assignment]
+    def _real_splits(self, cfg: DistillConfig, ctx: PassContext) -> tuple[Split, Split | None]:
         if _no_training_data(ctx):
             raise DataError("distill (data: real) needs a training split, but this run's data has "
                             "none. Use data: digits / npz / imagefolder, or set data: synthetic on "
@@ -154,13 +178,13 @@ class DistillPass(TorchPass):
                             "training data has no labels. Set alpha: 1 (soft targets only).")
         return holdout(ctx.data.train, cfg.val_fraction, ctx.seed)
 
-    def _synthetic_splits(self, teacher: nn.Module, ctx: PassContext) -> tuple[Split, Split | None]:
-        """Synthesize inputs; the hold-out is labelled with the teacher's predictions, so picking
-        the best epoch on it means picking the epoch that agrees with the teacher most."""
+    def _synthetic_splits(self, cfg: DistillConfig, teacher: nn.Module,
+                          ctx: PassContext) -> tuple[Split, Split | None]:
+        """Synthesize inputs; a hold-out (none by default) is labelled with the teacher's
+        predictions, so picking the best epoch on it means picking the one that agrees most."""
         from edgec.data import CALIB_MAX, Split
         from edgec.passes.distill_datafree import save_synthetic, synthesize
 
-        cfg: DistillConfig = self.config  # type: ignore[assignment]
         num_classes = _output_classes(teacher, ctx.input_shape)
         metadata = None
         if cfg.synthetic.method == "dream":
@@ -199,7 +223,8 @@ class DistillPass(TorchPass):
 
 def distillation_objective(student: nn.Module, teacher: nn.Module, cfg: DistillConfig,
                            input_shape: tuple[int, ...], *, jitter: int = 0, seed: int = 0):
-    """(trainable module, loss_fn) for ``edgec.training.train``.
+    """(trainable module, loss_fn) for ``edgec.training.train``; ``cfg`` with its data-dependent
+    defaults filled in (``cfg.for_data(...)``).
 
     The trainable module wraps the student and the feature adapters, so the optimizer updates both
     and the best-epoch checkpoint restores both; its forward is the student's. ``loss_fn`` runs the
@@ -252,7 +277,8 @@ def distillation_objective(student: nn.Module, teacher: nn.Module, cfg: DistillC
         x = jitter_shift(x, jitter, generator)
         with torch.no_grad():
             t_logits = teacher(x)
-        loss = distillation_loss(wrapper.student(x), t_logits, y, cfg.temperature, cfg.alpha)
+        loss = distillation_loss(wrapper.student(x), t_logits, y, cfg.temperature, cfg.alpha,
+                                 cfg.label_smoothing)
         for i, p in enumerate(pairs):
             s, t = s_taps[p.student], t_taps[p.teacher]
             term = attention_loss(s, t) if p.loss == "attention" else feature_mse(s, t, adapters[str(i)])

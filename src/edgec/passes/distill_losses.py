@@ -35,8 +35,12 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperat
 
 
 def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
-                      labels: torch.Tensor | None, temperature: float, alpha: float) -> torch.Tensor:
-    """alpha × kd_loss + (1 − alpha) × cross-entropy on ``labels`` (skipped when alpha is 1)."""
+                      labels: torch.Tensor | None, temperature: float, alpha: float,
+                      label_smoothing: float = 0.0) -> torch.Tensor:
+    """alpha × kd_loss + (1 − alpha) × cross-entropy on ``labels`` (skipped when alpha is 1).
+
+    ``label_smoothing`` applies to the hard-label term only, as in plain fine-tuning; the soft
+    targets are already smooth, so smoothing them again would just raise their temperature."""
     import torch.nn.functional as F
 
     loss = kd_loss(student_logits, teacher_logits, temperature)
@@ -45,7 +49,8 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     if labels is None:
         raise PassError("distill: alpha < 1 mixes in the hard-label loss, but the training data "
                         "has no labels. Set alpha: 1 (soft targets only) or use labelled data.")
-    return alpha * loss + (1 - alpha) * F.cross_entropy(student_logits, labels)
+    ce = F.cross_entropy(student_logits, labels, label_smoothing=label_smoothing)
+    return alpha * loss + (1 - alpha) * ce
 
 
 def attention_map(features: torch.Tensor) -> torch.Tensor:
