@@ -74,10 +74,10 @@ def main() -> None:
     seconds: dict[str, float] = {}
     params, pruned = 0, None
     start_all = time.perf_counter()
+    scratch = tempfile.TemporaryDirectory(prefix="edgec-bench-")  # passes may leave artifacts
     for seed in args.seeds:
         ctx = PassContext(data=data, baseline=baseline, input_shape=shape, seed=seed,
-                          run_dir=Path(tempfile.mkdtemp(prefix="edgec-bench-")),
-                          recipe_dir=CONFIGS, progress=progress)
+                          run_dir=Path(scratch.name), recipe_dir=CONFIGS, progress=progress)
         for name, cfg in [("pruned (3 steps × 2 fine-tuning epochs)", prune_cfg), *recoveries]:
             start = time.perf_counter()
             torch.manual_seed(seed + 1)  # as the pipeline seeds before each pass
@@ -90,6 +90,7 @@ def main() -> None:
             seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - start
             print(f"  seed {seed}, {name}: {acc:.2%}", flush=True)
 
+    scratch.cleanup()
     n = len(args.seeds)
     print(f"\nresnet20_digits ({count_params(baseline)[0]:,} params, {base:.2%}) channel-pruned to "
           f"20% MACs ({params:,} params at seed {args.seeds[-1]}); recovery lr {finetune_cfg.lr:g} "

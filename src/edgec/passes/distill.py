@@ -61,10 +61,9 @@ class DistillConfig(PassConfig, TrainingConfig):
     )
     temperature: float | None = Field(
         None, gt=0, le=100, description="Softmax temperature of the soft targets (higher: softer; "
-        "the KD term is scaled by T²). Default: 4 on real data, 8 on synthetic data, whose inputs "
-        "are optimized to be classified confidently, so the teacher's logits on them are peaked "
-        "and need more softening to show the other classes (digits, 3 seeds: data-free student "
-        "96.5% at T=8 vs 95.3% at T=4; on real data T=4 was best).",
+        "the KD term is scaled by T²). Default: 4 on real data; 8 on synthetic data, whose inputs "
+        "are optimized to be classified confidently, so the teacher's peaked logits on them need "
+        "more softening (measured: docs/guide-distill.md).",
     )
     alpha: float = Field(0.9, ge=0, le=1, description="Weight of the soft-target loss; 1 - alpha "
                          "goes to cross-entropy on the hard labels. 1: no labels needed.")
@@ -72,15 +71,14 @@ class DistillConfig(PassConfig, TrainingConfig):
         default_factory=list, description="Teacher/student layer pairs for feature distillation.")
     epochs: int | None = Field(
         None, ge=1, le=10000, description="Passes over the training inputs. Default: 20 on real "
-        "data, 60 on synthetic (a student needs more passes over a few thousand synthesized inputs "
-        "before it generalizes to real ones; on digits 20 → 60 epochs took data-free KD from ~94% "
-        "to ~98%).",
+        "data; 60 on synthetic, as a student needs more passes over a few thousand synthesized "
+        "inputs before it generalizes to real ones.",
     )
     val_fraction: float | None = Field(
         None, ge=0, lt=0.5, description="Fraction of the training inputs held out to pick the best "
-        "epoch. Default: 0.1 on real data; 0 (keep the last epoch) on synthetic data, where the "
-        "hold-out is labelled by the teacher and the student agrees with it on nearly all of it "
-        "within a few epochs, so it cannot tell epochs apart and picks a too-early one.",
+        "epoch. Default: 0.1 on real data; 0 (keep the last epoch) on synthetic data, whose "
+        "hold-out is labelled by the teacher, which the student soon matches on nearly all of it: "
+        "it cannot tell epochs apart and only takes inputs away from training.",
     )
     lr: float = Field(0.05, gt=0, le=10, description="Peak learning rate.")
     data: Literal["auto", "real", "synthetic"] = Field(
