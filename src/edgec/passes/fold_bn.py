@@ -60,20 +60,14 @@ def conv_bn_pairs(model: nn.Module, example: torch.Tensor, convs: set[str]) -> l
 def fold_batchnorms(model: nn.Module, example: torch.Tensor, convs: set[str]) -> tuple[nn.Module, int]:
     """(model with each BN after one of ``convs`` folded into it and replaced by Identity, folds)."""
     import torch
-    import torch.nn as nn
-    from torch.nn.utils.fusion import fuse_conv_bn_weights
+
+    from edgec.passes.qat_modules import fold_batchnorms as fold_pairs  # the one fold loop
 
     pairs = conv_bn_pairs(model, example, convs)
     if not pairs:
         return model, 0
     folded = copy.deepcopy(model)
-    for conv_path, bn_path in pairs:
-        conv, bn = folded.get_submodule(conv_path), folded.get_submodule(bn_path)
-        w, b = fuse_conv_bn_weights(conv.weight, conv.bias, bn.running_mean, bn.running_var,
-                                    bn.eps, bn.weight, bn.bias)
-        conv.weight, conv.bias = w, b
-        parent, _, name = bn_path.rpartition(".")
-        setattr(folded.get_submodule(parent) if parent else folded, name, nn.Identity())
+    fold_pairs(folded, pairs)
     with torch.no_grad():
         before, after = model.eval()(example), folded.eval()(example)
     if not isinstance(before, torch.Tensor):
