@@ -205,3 +205,21 @@ def test_configs_forbid_unknown_keys_and_are_frozen():
     cfg = spec(source="digits")
     with pytest.raises(ValidationError):
         cfg.resize = 3
+
+
+def test_bundled_digits_read_without_sklearn_match_load_digits():
+    import subprocess
+    import sys
+
+    from sklearn.datasets import load_digits
+
+    from edgec.digits_source import digits_arrays
+
+    images, labels = digits_arrays()
+    reference = load_digits()
+    assert np.array_equal(images, reference.images) and np.array_equal(labels, reference.target)
+    assert not images.flags.writeable  # one cached copy: callers must not change it
+    probe = ("import sys; from edgec.data import digits_splits; digits_splits(None); "
+             "print('sklearn' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"  # 0.9 s of scipy imports saved in every process

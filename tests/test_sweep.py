@@ -176,3 +176,32 @@ def test_address_needs_ray_executor(write_recipe, tmp_path):
     result = run("sweep", write_recipe(), "--grid", "seed=1,2", "-o", tmp_path / "s",
                  "--address", "ray://x:10001")
     assert result.exit_code == 2 and "--executor ray" in result.output
+
+
+def test_tables_are_rewritten_without_redrawing_the_plot(swept, tmp_path):
+    """After each variant only the tables are rewritten; the plot and page are drawn at the end."""
+    from edgec.sweep import SweepResult
+    from edgec.sweep_report import write_results
+
+    _, folder = swept
+    doc = json.loads((folder / "sw" / "results.json").read_text())
+    result = SweepResult(tmp_path, doc["rows"], doc["axes"], front=[0], best=0)
+    write_results(result, plots=False)
+    assert json.loads((tmp_path / "results.json").read_text())["rows"] == doc["rows"]
+    assert not (tmp_path / "pareto.png").exists() and not (tmp_path / "index.html").exists()
+    write_results(result)
+    assert (tmp_path / "pareto.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_fork_server_settling_only_happens_in_a_fork_server():
+    import subprocess
+    import sys
+
+    def run(code):
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+
+    ordinary = run("import gc, sys, edgec.sweep_forkserver; print(gc.get_freeze_count()); sys.exit(3)")
+    assert ordinary.returncode == 3 and ordinary.stdout.strip() == "0"
+    server = run("import gc, sys, multiprocessing.forkserver, edgec.sweep_forkserver; "
+                 "print(gc.get_freeze_count() > 0, flush=True); sys.exit(3)")
+    assert server.stdout.strip() == "True" and server.returncode == 0  # left by os._exit(0)

@@ -241,10 +241,11 @@ def check_labels(splits: DataSplits, num_outputs: int | None, source: str) -> No
 def digits_splits(resize: int | None = None, seed: int = 0) -> DataSplits:
     """The digits as N×1×S×S float32 (S = resize or 8), normalized, split as the module doc says."""
     import numpy as np
-    from sklearn.datasets import load_digits
 
-    digits = load_digits()
-    x = digits.images.astype(np.float32)[:, None] / 16.0
+    from edgec.digits_source import digits_arrays
+
+    images, labels = digits_arrays()
+    x = images.astype(np.float32)[:, None] / 16.0
     if resize and resize != 8:
         import torch
         import torch.nn.functional as F
@@ -252,7 +253,7 @@ def digits_splits(resize: int | None = None, seed: int = 0) -> DataSplits:
         x = F.interpolate(torch.from_numpy(x), size=(resize, resize), mode="bilinear",
                           align_corners=False).numpy()
     x = ((x - DIGITS_MEAN) / DIGITS_STD).astype(np.float32)
-    return _make_splits(x, digits.target.astype(np.int64), EVAL_FRACTION, seed, num_classes=10)
+    return _make_splits(x, labels, EVAL_FRACTION, seed, num_classes=10)
 
 
 def _make_splits(x: np.ndarray, y: np.ndarray | None, eval_fraction: float, seed: int,

@@ -101,13 +101,15 @@ def run_sweep(
     if tasks and (jobs > 1 or executor == "ray"):
         _train_shared_models(recipe, variants, progress)
     try:
-        for outcome in make_executor(executor, jobs, address)(tasks):
+        from edgec.sweep_report import load_plotting
+
+        for outcome in make_executor(executor, jobs, address, meanwhile=load_plotting)(tasks):
             finished[outcome["name"]] = outcome
             _write_variant_meta(folder, by_name[outcome["name"]], outcome)
             log(f"  {outcome['name']} {_label(by_name[outcome['name']]['values'])}: "
                 f"{outcome['status']}" + (f" ({outcome['error']})" if outcome["error"] else ""))
-            _tabulate(result, variants, finished, time.perf_counter() - t0)
-    finally:
+            _tabulate(result, variants, finished, time.perf_counter() - t0, plots=False)
+    finally:  # also on Ctrl-C or a crash: the page and plot show what finished
         _tabulate(result, variants, finished, time.perf_counter() - t0)
     return result
 
@@ -151,7 +153,8 @@ def _write_variant_meta(folder: Path, variant: dict, outcome: dict) -> None:
     write_text_atomic(folder / "variants" / f"{variant['name']}.json", json.dumps(meta, indent=2))
 
 
-def _tabulate(result: SweepResult, variants: list[dict], finished: dict, seconds: float) -> None:
+def _tabulate(result: SweepResult, variants: list[dict], finished: dict, seconds: float,
+              plots: bool = True) -> None:
     """Rows for finished variants (in variant order), front, best; rewrite the result files."""
     from edgec.pareto import best_index, pareto_front
     from edgec.sweep_report import write_results
@@ -167,7 +170,7 @@ def _tabulate(result: SweepResult, variants: list[dict], finished: dict, seconds
     result.best = best_index(rows, result.axes, passing)
     for i, row in enumerate(rows):
         row["best"] = i == result.best
-    write_results(result)
+    write_results(result, plots)
 
 
 def result_row(variant: dict, outcome: dict, folder: Path) -> dict:

@@ -48,8 +48,10 @@ def torch_threads_per_job(jobs: int) -> int:
     return max(1, (os.cpu_count() or 1) // jobs)
 
 
-def run_local(tasks: list[dict], jobs: int) -> Iterator[dict]:
-    """Sequentially in-process for one job; else a pool of spawned processes."""
+def run_local(tasks: list[dict], jobs: int, meanwhile: Callable[[], None] | None = None
+              ) -> Iterator[dict]:
+    """Sequentially in-process for one job; else a pool of worker processes. ``meanwhile`` runs
+    here once the workers are starting (they spend seconds importing torch, this process idles)."""
     if jobs == 1 or len(tasks) == 1:
         for task in tasks:
             yield run_variant(task)
@@ -60,6 +62,8 @@ def run_local(tasks: list[dict], jobs: int) -> Iterator[dict]:
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=_worker_context(multiprocessing))
     try:
         futures = [pool.submit(run_variant, t) for t in tasks]
+        if meanwhile is not None:
+            meanwhile()
         for fut in as_completed(futures):
             yield fut.result()
     finally:
@@ -68,8 +72,8 @@ def run_local(tasks: list[dict], jobs: int) -> Iterator[dict]:
 
 # What every variant imports; preloaded once in the fork server (see _worker_context).
 _PRELOAD = ["torch", "torch.onnx", "onnx", "onnxruntime", "onnxruntime.quantization",
-            "onnxruntime.tools.symbolic_shape_infer", "sklearn.datasets", "edgec.api",
-            "edgec.pipeline", "edgec.benchmark", "edgec.passes"]
+            "onnxruntime.tools.symbolic_shape_infer", "edgec.api",
+            "edgec.pipeline", "edgec.benchmark", "edgec.passes", "edgec.sweep_forkserver"]
 
 
 def _worker_context(multiprocessing):
@@ -108,9 +112,10 @@ def run_ray(tasks: list[dict], jobs: int, address: str | None) -> Iterator[dict]
             ray.shutdown()
 
 
-def executor(kind: str, jobs: int, address: str | None) -> Callable[[list[dict]], Iterator[dict]]:
+def executor(kind: str, jobs: int, address: str | None, meanwhile: Callable[[], None] | None = None
+             ) -> Callable[[list[dict]], Iterator[dict]]:
     if kind == "ray":
         return lambda tasks: run_ray(tasks, jobs, address)
     if address:
         raise UsageError("--address is for --executor ray (a Ray cluster address).")
-    return lambda tasks: run_local(tasks, jobs)
+    return lambda tasks: run_local(tasks, jobs, meanwhile)

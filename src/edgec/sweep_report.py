@@ -17,7 +17,9 @@ if TYPE_CHECKING:
     from edgec.sweep import SweepResult
 
 
-def write_results(result: SweepResult) -> None:
+def write_results(result: SweepResult, plots: bool = True) -> None:
+    """The tables always; the plot and the HTML page only when ``plots`` (drawing them took
+    0.5 s a time, longer than a quickstart variant, so the sweep draws them once, at the end)."""
     from edgec.report import write_text_atomic
 
     folder = result.folder
@@ -33,6 +35,8 @@ def write_results(result: SweepResult) -> None:
            "pareto": [result.rows[i]["variant"] for i in result.front], "best": best,
            "rows": result.rows}
     write_text_atomic(folder / "results.json", json.dumps(doc, indent=2, default=str) + "\n")
+    if not plots:
+        return
     png = plot_png(result)
     if png is not None:
         (folder / "pareto.png").write_bytes(png)
@@ -46,6 +50,14 @@ def _columns(rows: list[dict]) -> list[str]:
     return columns
 
 
+def load_plotting() -> None:
+    """Import matplotlib (0.5 s), e.g. while worker processes start, before the plot needs it."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on CI runners
+    import matplotlib.pyplot
+
+
 def plot_png(result: SweepResult) -> bytes | None:
     """Scatter of the first axis against each other axis; the front joined and highlighted."""
     from edgec.pareto import AXES
@@ -53,9 +65,7 @@ def plot_png(result: SweepResult) -> bytes | None:
     ok = [i for i, r in enumerate(result.rows) if r["status"] == "ok"]
     if not ok or len(result.axes) < 2:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display on CI runners
+    load_plotting()
     import matplotlib.pyplot as plt
 
     x_axis, others = result.axes[0], result.axes[1:]
