@@ -102,7 +102,8 @@ def prune_settings(recipe: Recipe, ratios: tuple[float, ...]) -> PruneConfig:
     """The recipe's first prune pass (its amount is irrelevant here), or the defaults."""
     from edgec.passes.prune import PruneConfig
 
-    cfg = next((p for p in recipe.passes if p.type == "prune"), None)
+    # Per-layer ratios mean channels or weights; a block-pruning pass is not what to scan.
+    cfg = next((p for p in recipe.passes if p.type == "prune" and p.structure != "block"), None)
     if cfg is None:
         return PruneConfig(amount=0.5, max_per_layer=max(0.9, max(ratios)))
     if max(ratios) > cfg.max_per_layer:

@@ -51,19 +51,22 @@ class PruneConfig(PassConfig):
     model_config = ConfigDict(serialize_by_alias=True)  # `global` is a Python keyword
 
     type: Literal["prune"] = "prune"
-    structure: Literal["channel", "unstructured"] = Field(
+    structure: Literal["channel", "unstructured", "block"] = Field(
         "channel", description="channel: physically remove filters and everything coupled to them "
         "(smaller and faster). unstructured: zero single weights (smaller when compressed, not "
-        "faster: onnxruntime's CPU kernels are dense).",
+        "faster: onnxruntime's CPU kernels are dense). block: remove whole residual blocks "
+        "(x + f(x) becomes x): fewer nodes and MACs where channels can shrink no further.",
     )
-    importance: Literal["l1", "l2", "taylor", "bn_scale", "random"] = Field(
+    importance: Literal["l1", "l2", "taylor", "bn_scale", "influence", "random"] = Field(
         "l2", description="What to remove first: smallest l1/l2 weight norm, smallest |weight × "
         "gradient| on training data (taylor), smallest BatchNorm scale (bn_scale, channel only), "
-        "or random (a baseline).",
+        "the block that changes its input least on training data (influence: block only, and its "
+        "default), or random (a baseline).",
     )
     amount: float | None = Field(
-        None, gt=0, lt=1, description="Fraction of channels (or weights) removed from each layer, "
-        "or from all layers together with global: true. Channel MACs fall by about 1-(1-a)².",
+        None, gt=0, lt=1, description="Fraction of channels (or weights, or residual blocks) "
+        "removed from each layer, or from all layers together with global: true. Channel MACs "
+        "fall by about 1-(1-a)².",
     )
     target_macs: TargetValue | None = Field(
         None, description="Prune until MACs (batch 1) are at most this: an absolute count (> 1) "
@@ -99,8 +102,9 @@ class PruneConfig(PassConfig):
     schedule: PruneScheduleConfig = Field(
         default_factory=PruneScheduleConfig, description="One-shot, or iterative with fine-tuning."
     )
-    taylor_samples: int = Field(256, ge=1, description="Training samples whose loss gradients "
-                                "score importance: taylor.")
+    taylor_samples: int = Field(256, ge=1, description="Training samples that score "
+                                "importance: taylor (loss gradients) and influence (block input "
+                                "vs output).")
 
     @model_validator(mode="after")
     def _check(self) -> PruneConfig:
@@ -109,6 +113,10 @@ class PruneConfig(PassConfig):
             raise ValueError(f"give one of amount, target_macs, target_params (got {', '.join(how)})")
         if not how and not self.layers:
             raise ValueError("say how much to prune: amount, target_macs, target_params or layers")
+        if self.structure == "block":
+            _check_block(self)
+        elif self.importance == "influence":
+            raise ValueError("importance: influence ranks residual blocks: structure: block only")
         if self.structure == "unstructured":
             wrong = {"importance: bn_scale": self.importance == "bn_scale",
                      "target_macs (sparsity does not change MACs on dense kernels)":
@@ -133,11 +141,27 @@ class PruneConfig(PassConfig):
         return self.schedule.finetune_epochs > 0
 
     def data_requirement(self) -> str | None:
+        if self.structure == "block" and self.importance == "influence":
+            return "training data (importance: influence compares each block's input and output)"
         if self.importance == "taylor":
             return "labelled training data (importance: taylor scores by loss gradients)"
         if self.schedule.finetune_epochs:
             return "labelled training data (schedule.finetune_epochs fine-tunes between steps)"
         return None
+
+
+def _check_block(cfg: PruneConfig) -> None:
+    """Block pruning ranks blocks by influence (its default) or at random; per-channel options
+    mean nothing to it and are refused rather than ignored."""
+    if "importance" not in cfg.model_fields_set:
+        object.__setattr__(cfg, "importance", "influence")  # frozen model: set once, here
+    if cfg.importance not in ("influence", "random"):
+        raise ValueError(f"importance: {cfg.importance} ranks channels or weights; structure: "
+                         "block takes influence (the default) or random")
+    wrong = [k for k in ("round_to", "layers", "global_ranking") if k in cfg.model_fields_set]
+    if wrong:
+        name = "global" if wrong[0] == "global_ranking" else wrong[0]
+        raise ValueError(f"{name} applies to channel or unstructured pruning, not structure: block")
 
 
 @register_pass
@@ -159,7 +183,7 @@ class PrunePass(TorchPass):
         train_split = labelled_train_split(ctx.data, "prune") if needs_data else None
         before = measure(model, example)
         accuracy_before = evaluate_accuracy(model, ctx.data.eval)
-        engine = self._engine(model, example, ctx.seed)
+        engine = self._engine(model, example, ctx.seed, ctx.data.train)
         metric, budget = self._budget(before)
         steps, history, ratio, verified = cfg.schedule.steps, [], 0.0, True
         for step in range(1, steps + 1):
@@ -203,8 +227,13 @@ class PrunePass(TorchPass):
                       "check the accuracy after pruning")
         return model
 
-    def _engine(self, model, example, seed: int):
+    def _engine(self, model, example, seed: int, train: Split | None = None):
         cfg: PruneConfig = self.config  # type: ignore[assignment]
+        if cfg.structure == "block":
+            from edgec.passes.prune_blocks import BlockPruner
+
+            return BlockPruner(model, example, cfg.importance, cfg.ignore, train,
+                               cfg.taylor_samples, seed)
         if cfg.structure == "unstructured":
             from edgec.passes.prune_unstructured import SparsitySettings, WeightPruner
 

@@ -45,6 +45,8 @@ def describe(p: Pass, cfg, engine, before: dict, after: dict, model: nn.Module, 
         d["untraceable"] = dict(engine.untraceable)
     if cfg.structure == "channel":
         _describe_channels(p, engine, before, after, model)
+    elif cfg.structure == "block":
+        _describe_blocks(p, engine, before, after, model)
     else:
         _describe_sparsity(p, engine, before, after, model)
 
@@ -74,6 +76,18 @@ def _describe_channels(p: Pass, engine, before: dict, after: dict, model: nn.Mod
     if engine.settings.round_to > 1:
         p.note(f"channel counts above {engine.settings.round_to} rounded to multiples of it "
                "(onnxruntime's fast conv path needs them on this CPU)")
+
+
+def _describe_blocks(p: Pass, engine, before: dict, after: dict, model: nn.Module) -> None:
+    removed = engine.removed(model)
+    macs_x = before["macs"] / max(after["macs"], 1)
+    p.details.update(blocks={n: {"removed": n in removed, "influence": engine.influence.get(n)}
+                             for n in engine.blocks},
+                     achieved_ratio=round(len(removed) / len(engine.blocks), 4),
+                     macs_reduction=round(macs_x, 3))
+    p.note(f"removed {len(removed)} of {len(engine.blocks)} residual blocks "
+           f"({', '.join(removed) or 'none'}): MACs {_si(before['macs'])} → {_si(after['macs'])} "
+           f"({macs_x:.2f}× fewer), params {_si(before['params'])} → {_si(after['params'])}")
 
 
 def _describe_sparsity(p: Pass, engine, before: dict, after: dict, model: nn.Module) -> None:
@@ -109,6 +123,8 @@ def markdown_sections(report) -> list[str]:
         lines.append("")
         if d.get("structure") == "unstructured":
             lines += _sparsity_table(d) + _no_speed_statement(report)
+        elif d.get("structure") == "block":
+            lines += _block_table(d)
         else:
             lines += _channel_table(d)
         lines += _steps_table(d.get("steps", []))
@@ -121,6 +137,14 @@ def _channel_table(d: dict) -> list[str]:
     for name, (before, after) in d.get("channels", {}).items():
         why = f" ({protected[name]})" if name in protected and before == after else ""
         rows.append(f"| {name} | {before} → {after} | {before - after}{why} |")
+    return [*rows, ""]
+
+
+def _block_table(d: dict) -> list[str]:
+    rows = ["| residual block | influence | removed |", "|---|---|---|"]
+    for name, b in d.get("blocks", {}).items():
+        inf = "—" if b.get("influence") is None else f"{b['influence']:.4f}"
+        rows.append(f"| {name} | {inf} | {'yes' if b.get('removed') else 'no'} |")
     return [*rows, ""]
 
 
