@@ -3,10 +3,9 @@
     PYTHONPATH=src python benchmarks/distill_prune_resnet.py [--seeds 0 1 2] [--threads 2]
     PYTHONPATH=src python benchmarks/distill_prune_resnet.py --kd-variant '{"alpha": 1}'
 
-Per seed, the prune pass of configs/resnet-digits-prune.yaml (channel pruning of resnet20_digits to
-20% of the MACs, channels rounded to 8, in 3 steps with 2 fine-tuning epochs between) runs once;
-the pruned model is then copied and recovered two ways with the same epochs, learning rate, optimizer,
-schedule and seed:
+Per seed, the prune passes of configs/resnet-digits-prune.yaml (residual blocks, then channels,
+each with fine-tuning epochs between steps) run once; the pruned model is then copied and
+recovered two ways with the same epochs, learning rate, optimizer, schedule and seed:
   - plain fine-tuning on the labels (the finetune pass of resnet-digits-prune.yaml),
   - distillation from the unpruned model (the distill pass of resnet-digits-prune-distill.yaml).
 Accuracy is on the real eval split (fp32, torch); the drop is in points vs the unpruned model,
@@ -51,14 +50,16 @@ def main() -> None:
 
     plain = load_recipe(CONFIGS / "resnet-digits-prune.yaml")
     kd = load_recipe(CONFIGS / "resnet-digits-prune-distill.yaml")
-    prune_cfg, finetune_cfg = plain.passes[0], plain.passes[1]
-    if kd.passes[0] != prune_cfg:
+    prune_cfgs = [p for p in plain.passes if p.type == "prune"]
+    finetune_cfg = next(p for p in plain.passes if p.type == "finetune")
+    kd_cfg = next(p for p in kd.passes if p.type == "distill")
+    if [p for p in kd.passes if p.type == "prune"] != prune_cfgs:
         raise SystemExit("the two recipes prune differently; the comparison needs the same pruning")
     epochs = {"epochs": args.epochs} if args.epochs else {}
     finetune_cfg = finetune_cfg.model_copy(update=epochs)
     recoveries = [(f"+ plain fine-tune {finetune_cfg.epochs} epochs", finetune_cfg)]
     for extra in [{}, *(json.loads(v) for v in args.kd_variant)]:
-        cfg = type(kd.passes[1]).model_validate({**kd.passes[1].model_dump(), **extra, **epochs})
+        cfg = type(kd_cfg).model_validate({**kd_cfg.model_dump(), **extra, **epochs})
         used = cfg.for_data(synthetic=False)  # the defaults the pass fills in
         shown = ("epochs", "temperature", "alpha")
         settings = ", ".join(f"{k}={v}" for k, v in extra.items() if k not in shown)
@@ -78,13 +79,17 @@ def main() -> None:
     for seed in args.seeds:
         ctx = PassContext(data=data, baseline=baseline, input_shape=shape, seed=seed,
                           run_dir=Path(scratch.name), recipe_dir=CONFIGS, progress=progress)
-        for name, cfg in [("pruned (3 steps × 2 fine-tuning epochs)", prune_cfg), *recoveries]:
+        for name, cfg in [("pruned (with its schedules' fine-tuning)", None), *recoveries]:
             start = time.perf_counter()
-            torch.manual_seed(seed + 1)  # as the pipeline seeds before each pass
-            start_model = baseline if cfg is prune_cfg else pruned
-            out = get_pass(cfg.type)(cfg).apply(copy.deepcopy(start_model), ctx).eval()
-            if cfg is prune_cfg:
+            if cfg is None:  # the prune passes, one after the other, as in the recipe
+                out = copy.deepcopy(baseline)
+                for i, prune_cfg in enumerate(prune_cfgs):
+                    torch.manual_seed(seed + 1 + i)  # as the pipeline seeds before each pass
+                    out = get_pass("prune")(prune_cfg).apply(out, ctx).eval()
                 pruned, params = out, count_params(out)[0]
+            else:
+                torch.manual_seed(seed + 1)
+                out = get_pass(cfg.type)(cfg).apply(copy.deepcopy(pruned), ctx).eval()
             acc = evaluate_accuracy(out, data.eval)
             drops.setdefault(name, []).append((base - acc) * 100)
             seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - start
@@ -92,8 +97,9 @@ def main() -> None:
 
     scratch.cleanup()
     n = len(args.seeds)
-    print(f"\nresnet20_digits ({count_params(baseline)[0]:,} params, {base:.2%}) channel-pruned to "
-          f"20% MACs ({params:,} params at seed {args.seeds[-1]}); recovery lr {finetune_cfg.lr:g} "
+    print(f"\nresnet20_digits ({count_params(baseline)[0]:,} params, {base:.2%}) pruned as "
+          f"resnet-digits-prune.yaml ({params:,} params at seed {args.seeds[-1]}); recovery lr "
+          f"{finetune_cfg.lr:g} "
           f"({finetune_cfg.optimizer}, {finetune_cfg.lr_schedule}); eval split {len(data.eval)} "
           f"images; seeds {args.seeds}; {args.threads} threads, {time.perf_counter() - start_all:.0f} s"
           f"\n")

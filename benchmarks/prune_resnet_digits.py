@@ -1,6 +1,7 @@
 """Issue 3's pruning targets on the ResNet reference model (digits at 32×32), measured in one run.
 
-1. Runs configs/resnet-digits-prune.yaml through edgec (channel prune → fine-tune → static int8).
+1. Runs configs/resnet-digits-prune.yaml through edgec (block prune → channel prune → fine-tune →
+   int8 where it pays).
 2. Times baseline.onnx, exported.onnx (pruned + fine-tuned, fp32) and model.onnx (+ int8) side by
    side, interleaved in one process (onnxruntime CPU, 1 thread, batch 1), with accuracy on the
    eval split, and checks the targets: structured pruning + fine-tuning alone MACs ≥ 2.5× lower,
@@ -9,12 +10,15 @@
 
     PYTHONPATH=src python benchmarks/prune_resnet_digits.py [--runs 300] [--skip-unstructured]
 
-Timings on a shared machine are noisy: read the ratios (measured interleaved), not the ms.
+Timings on a shared machine are noisy: read the ratios (measured interleaved), not the ms. This
+2-core VM drifts between a fast and a slow state minutes apart (the same files measured 2.9× and
+4.2×), so the speed targets use the median of --repeats independent measurements.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -51,6 +55,8 @@ def check(label: str, value: float, op: str, limit: float) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=300, help="timed runs per model (interleaved)")
+    parser.add_argument("--repeats", type=int, default=3, help="independent interleaved "
+                        "measurements (fresh sessions); the targets use the median speed ratio")
     parser.add_argument("--recipe", type=Path, default=RECIPE)
     parser.add_argument("--skip-unstructured", action="store_true")
     parser.add_argument("--skip-structured", action="store_true")
@@ -83,15 +89,25 @@ def structured(args, tmp: Path) -> None:
               f"val accuracy {s.get('val_accuracy', float('nan')):.2%}")
     print("\nside by side, interleaved, onnxruntime CPU, 1 thread, batch 1, "
           f"{args.runs} runs each; accuracy on the eval split:")
-    metrics = measure({"baseline": run / "baseline.onnx", "pruned+finetuned fp32": run / "exported.onnx",
-                       "final (+ int8)": run / "model.onnx"}, args.runs)
+    files = {"baseline": run / "baseline.onnx", "pruned+finetuned fp32": run / "exported.onnx",
+             "final (+ int8)": run / "model.onnx"}
+    metrics = measure(files, args.runs)
     table(metrics)
+    speeds = {"pruned": [], "final": []}
+    for i in range(args.repeats):  # this machine drifts between states minutes apart: repeat
+        m = metrics if i == 0 else measure(files, args.runs)
+        base, pruned, final = m.values()
+        speeds["pruned"].append(base.latency_ms.p50 / pruned.latency_ms.p50)
+        speeds["final"].append(base.latency_ms.p50 / final.latency_ms.p50)
+    for name, values in speeds.items():
+        print(f"{name} speed× over {args.repeats} measurements: "
+              + ", ".join(f"{v:.2f}" for v in values) + f" (median {statistics.median(values):.2f})")
     base, pruned, final = metrics.values()
     print("targets:")
     check("pruned fp32 MACs reduction ×", base.macs / pruned.macs, ">=", 2.5)
-    check("pruned fp32 p50 speed-up ×", base.latency_ms.p50 / pruned.latency_ms.p50, ">=", 2.0)
+    check("pruned fp32 p50 speed-up × (median)", statistics.median(speeds["pruned"]), ">=", 2.0)
     check("pruned fp32 accuracy drop (points)", (base.accuracy - pruned.accuracy) * 100, "<=", 1.0)
-    check("final p50 speed-up ×", base.latency_ms.p50 / final.latency_ms.p50, ">=", 3.0)
+    check("final p50 speed-up × (median)", statistics.median(speeds["final"]), ">=", 3.0)
     check("final size reduction ×", base.size_bytes / final.size_bytes, ">=", 8.0)
     check("final accuracy drop (points)", (base.accuracy - final.accuracy) * 100, "<=", 1.0)
 

@@ -2,9 +2,10 @@
 
 ``edgec sensitivity recipe.yaml`` loads the recipe's model and data, prunes each prunable layer
 (channel group, or conv/linear weight tensor for unstructured) on its own at a few ratios, with the
-settings of the recipe's first ``prune`` pass (structure, importance, round_to, ignore; defaults
-otherwise), and evaluates each result on the eval split without fine-tuning. Layers whose accuracy
-barely moves can be pruned hard; layers that collapse belong in ``ignore:``.
+settings of the recipe's first channel or unstructured ``prune`` pass (structure, importance,
+round_to, ignore; defaults otherwise), and evaluates each result on the eval split without
+fine-tuning. Layers whose accuracy barely moves can be pruned hard; layers that collapse belong in
+``ignore:``.
 
 The suggestion for a target (``max_drop``): each layer gets the largest tested ratio whose drop
 stays within the target, or ``ignore`` if none does. Single-layer drops do not add up exactly, so

@@ -81,9 +81,9 @@ class PruneConfig(PassConfig):
         "taking the same fraction from each: spends the removal where it hurts least.",
     )
     ignore: tuple[str, ...] = Field(
-        (), description="Layers whose output channels (weights) are never pruned: module names as "
-        "in named_modules(), or regular expressions matching whole names. Layers producing the "
-        "model output are always kept.",
+        (), description="Layers whose output channels (weights) are never pruned, or residual "
+        "blocks never removed (structure: block): module names as in named_modules(), or regular "
+        "expressions matching whole names. Layers producing the model output are always kept.",
     )
     layers: dict[str, Annotated[float, Field(ge=0, lt=1)]] = Field(
         default_factory=dict, description="Per-layer fraction, overriding amount and global "
@@ -91,7 +91,8 @@ class PruneConfig(PassConfig):
     )
     max_per_layer: float = Field(
         0.9, gt=0, le=1, description="Largest fraction removed from any one layer, whatever the "
-        "ranking or budget asks (a layer always keeps at least one channel).",
+        "ranking or budget asks (a layer always keeps at least one channel); for structure: "
+        "block, the largest fraction of the residual blocks removed.",
     )
     round_to: Annotated[int, Field(ge=1, le=256)] | Literal["auto"] = Field(
         "auto", description="Channel counts above this are rounded to a multiple of it (channel "
