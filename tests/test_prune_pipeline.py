@@ -128,3 +128,36 @@ def test_misspelt_prune_field_exits_2_before_any_work(tmp_path):
     result, out = compress(tmp_path, PIPELINE.replace("amount: 0.5", "amont: 0.5"))
     assert result.exit_code == 2
     assert "amont" in result.output and not out.exists()
+
+
+BLOCKS = """\
+version: 1
+model: {source: python, callable: "tiny_models.py:tiny_blocks", input_shape: [1, 1, 8, 8]}
+data: {source: digits}
+passes:
+  - {type: prune, structure: block, amount: 0.67}
+  - {type: prune, amount: 0.5, round_to: 1}
+  - {type: finetune, epochs: 1, lr: 0.05}
+  - {type: quantize, mode: static, samples: 32}
+benchmark: {threads: 1, runs: 10, warmup: 2}
+"""
+
+
+def test_block_then_channel_pruning_through_the_pipeline(tmp_path):
+    from edgec.graph_stats import analyze_onnx
+
+    result, out = compress(tmp_path, BLOCKS)
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    blocks, channels = report["passes"][0]["details"], report["passes"][1]["details"]
+    removed = [n for n, b in blocks["blocks"].items() if b["removed"]]
+    assert len(blocks["blocks"]) == 3 and len(removed) == 2  # 0.67 x 3 blocks
+    assert all(b["influence"] is not None for b in blocks["blocks"].values())
+    assert channels["macs_before"] == blocks["macs_after"]  # channels pruned what blocks left
+    base, pruned = analyze_onnx(out / "baseline.onnx"), analyze_onnx(out / "exported.onnx")
+    assert pruned.op_counts["Conv"] == base.op_counts["Conv"] - 4  # two blocks of two convs gone
+    assert pruned.macs < 0.5 * base.macs
+    assert report["export"]["parity"]["compressed"]["top1_agreement"] == 1.0
+    text = (out / "report.md").read_text()
+    assert "| residual block | influence | removed |" in text
+    assert f"| {removed[0]} | {blocks['blocks'][removed[0]]['influence']:.4f} | yes |" in text
