@@ -7,7 +7,7 @@ gate (bootstrap CI on per-round ratios, budgets.py) said pass / fail / inconclus
 *gate outcome* (inconclusive counts as pass by default) was the majority one, and the same for a
 naive gate comparing the p50 ratio with the limit.
 
-    PYTHONPATH=src python benchmarks/gate_agreement.py [--repeats 20] [--runs 200]
+    PYTHONPATH=src python benchmarks/gate_agreement.py [--repeats 20] [--runs 200] [--recipe R]
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from collections import Counter
 from pathlib import Path
 
 
-def models(folder: Path) -> tuple[Path, Path]:
+def models(folder: Path, recipe: Path) -> tuple[Path, Path]:
     from edgec.api import compress
 
-    run = folder / "quickstart"
-    compress("configs/quickstart.yaml", ["benchmark.runs=20"], run)
+    run = folder / "run"
+    compress(recipe, ["benchmark.runs=20"], run)
     return run / "baseline.onnx", run / "model.onnx"
 
 
@@ -36,9 +36,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--runs", type=int, default=200)
+    ap.add_argument("--recipe", type=Path, default=Path("configs/quickstart.yaml"),
+                    help="whose baseline and compressed model to gate (default: the quickstart's, "
+                    "a 40-70 µs model, the noisiest case)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        base_path, comp_path = models(Path(tmp))
+        base_path, comp_path = models(Path(tmp), args.recipe)
         config = BenchmarkConfig(threads=1, runs=args.runs, warmup=20)
         measured = []
         t0 = time.perf_counter()
