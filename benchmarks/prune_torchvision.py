@@ -5,6 +5,11 @@ model is pruned by edgec's prune pass, both versions are exported to ONNX (opset
 onnxruntime in the same process, interleaved (A B A B …, 1 thread, batch 1, 1×3×224×224).
 
     PYTHONPATH=src python benchmarks/prune_torchvision.py [--amount 0.5] [--runs 40] [--global]
+    PYTHONPATH=src python benchmarks/prune_torchvision.py --structure block [--amount 0.5]
+
+With --structure block the pass removes that fraction of each net's identity-shortcut residual
+blocks (ranked by influence on random inputs: mechanics, not a meaningful ranking); nets without
+such blocks (SqueezeNet, ShuffleNetV2) are refused, and the refusal is printed.
 """
 
 from __future__ import annotations
@@ -22,18 +27,20 @@ MODELS = ("resnet18", "mobilenet_v2", "mobilenet_v3_small", "squeezenet1_1", "sh
 SHAPE = (1, 3, 224, 224)
 
 
-def prune(model, amount: float, global_ranking: bool, round_to):
+def prune(model, amount: float, global_ranking: bool, round_to, structure: str = "channel"):
     from edgec.data import DataSplits, Split
     from edgec.passes.base import PassContext
     from edgec.passes.prune import PruneConfig, PrunePass
     from edgec.progress import Progress
 
     x = np.zeros((1, *SHAPE[1:]), np.float32)
-    data = DataSplits(train=None, calib=Split(x), eval=Split(x), num_classes=None)
+    inputs = np.random.default_rng(0).standard_normal((8, *SHAPE[1:])).astype(np.float32)
+    data = DataSplits(train=Split(inputs), calib=Split(x), eval=Split(x), num_classes=None)
     ctx = PassContext(data=data, baseline=model, input_shape=SHAPE, seed=0, run_dir=Path("."),
                       recipe_dir=Path("."), progress=Progress())
-    cfg = PruneConfig.model_validate({"type": "prune", "amount": amount, "global": global_ranking,
-                                      "round_to": round_to})
+    fields = ({"structure": "block"} if structure == "block"
+              else {"global": global_ranking, "round_to": round_to})
+    cfg = PruneConfig.model_validate({"type": "prune", "amount": amount, **fields})
     p = PrunePass(cfg)
     pruned = p.apply(copy.deepcopy(model), ctx)
     return pruned, p
@@ -73,12 +80,17 @@ def main() -> None:
     parser.add_argument("--round-to", default="auto",
                         help="comma-separated values, timed side by side (e.g. auto,8,1)")
     parser.add_argument("--models", nargs="*", default=list(MODELS))
+    parser.add_argument("--structure", choices=("channel", "block"), default="channel")
     args = parser.parse_args()
     import onnxruntime as ort
     import torch
     import torchvision
 
+    from edgec.errors import PassError
+
     variants = [v if v == "auto" else int(v) for v in args.round_to.split(",")]
+    if args.structure == "block":
+        variants = ["-"]  # round_to does not apply to blocks
     print(f"amount {args.amount}, global {args.global_ranking}; onnxruntime p50 at batch 1, 1 thread, "
           f"{args.runs} interleaved runs (baseline and every variant of a model in one loop)")
     print(f"{'model':<20} {'round_to':>8} {'params':>16} {'MACs':>15} {'MACs×':>6} {'p50 ms':>14} "
@@ -92,7 +104,12 @@ def main() -> None:
             rows, paths = [], [base_path]
             for round_to in variants:
                 start = time.perf_counter()
-                pruned, p = prune(model, args.amount, args.global_ranking, round_to)
+                try:
+                    pruned, p = prune(model, args.amount, args.global_ranking, round_to,
+                                      args.structure)
+                except PassError as exc:
+                    print(f"{name:<20} refused: {exc.message}")
+                    continue
                 seconds = time.perf_counter() - start
                 path = Path(tmp) / f"{name}-{round_to}.onnx"
                 export(pruned, path)
@@ -104,6 +121,8 @@ def main() -> None:
                 rel = float(np.abs(want - got).max() / (np.abs(want).max() + 1e-30))
                 rows.append((round_to, p, tuple(want.shape), rel, seconds))
                 paths.append(path)
+            if not rows:
+                continue
             times = latency(paths, args.runs)
             for (round_to, p, shape, rel, seconds), ms in zip(rows, times[1:], strict=True):
                 d = p.details
