@@ -163,19 +163,19 @@ class QatPass(TorchPass):
         set_observers(gm, enabled=True)
 
     def _distill_loss(self, ctx: PassContext):
+        """The distill pass's loss (soft targets + label-smoothed hard labels), teacher frozen."""
         import torch
-        import torch.nn.functional as F
+
+        from edgec.passes.distill_losses import distillation_loss
 
         cfg: QatConfig = self.config  # type: ignore[assignment]
-        teacher, t = ctx.baseline.eval(), cfg.temperature
+        teacher = ctx.baseline.eval()
 
         def loss(student, x, y):
-            logits = student(x)
             with torch.no_grad():
-                soft = F.softmax(teacher(x) / t, dim=1)
-            kd = F.kl_div(F.log_softmax(logits / t, dim=1), soft, reduction="batchmean") * t * t
-            ce = F.cross_entropy(logits, y) if y is not None else 0.0
-            return cfg.distill_alpha * kd + (1 - cfg.distill_alpha) * ce
+                teacher_logits = teacher(x)
+            return distillation_loss(student(x), teacher_logits, y, cfg.temperature,
+                                     cfg.distill_alpha, cfg.label_smoothing)
 
         return loss
 
