@@ -67,7 +67,7 @@ def test_invalid_configs_are_refused(fields):
 
 
 def test_shares_the_training_family_fields():
-    from edgec.passes.prune import PruneScheduleConfig
+    from edgec.passes.prune_config import PruneScheduleConfig
     from edgec.training import TrainingConfig
 
     shared = set(TrainingConfig.model_fields)

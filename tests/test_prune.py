@@ -229,7 +229,7 @@ def test_round_to_gives_multiples_and_more_amount_never_more_macs(data, tmp_path
 
 
 def test_auto_round_to_follows_the_cpu(monkeypatch):
-    from edgec.passes import prune
+    from edgec.passes import prune_config as prune
 
     monkeypatch.setattr("edgec.cpu.cpu_flags", lambda: frozenset({"avx2"}))
     assert prune.resolve_round_to("auto") == 8

@@ -12,8 +12,8 @@ from test_prune import SHAPE, Block, make_model, onnx_matches_torch, run
 
 from edgec.data import DataSplits, Split
 from edgec.errors import PassError
-from edgec.passes.prune import PruneConfig
 from edgec.passes.prune_blocks import residual_blocks
+from edgec.passes.prune_config import PruneConfig
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

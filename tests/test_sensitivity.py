@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from edgec.cli import cli
 from edgec.data import Split
-from edgec.passes.prune import PruneConfig
+from edgec.passes.prune_config import PruneConfig
 from edgec.progress import Progress
 from edgec.sensitivity import parse_ratios, scan
 from edgec.sensitivity_output import suggestion_yaml

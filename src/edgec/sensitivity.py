@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     import torch.nn as nn
 
     from edgec.data import Split
-    from edgec.passes.prune import PruneConfig
+    from edgec.passes.prune_config import PruneConfig
     from edgec.progress import Progress
     from edgec.recipe import Recipe
 
@@ -101,7 +101,7 @@ def scan_recipe(recipe: Recipe, recipe_dir: Path, cfg: PruneConfig, ratios: tupl
 
 def prune_settings(recipe: Recipe, ratios: tuple[float, ...]) -> PruneConfig:
     """The recipe's first prune pass (its amount is irrelevant here), or the defaults."""
-    from edgec.passes.prune import PruneConfig
+    from edgec.passes.prune_config import PruneConfig
 
     # Per-layer ratios mean channels or weights; a block-pruning pass is not what to scan.
     cfg = next((p for p in recipe.passes if p.type == "prune" and p.structure != "block"), None)
