@@ -112,7 +112,7 @@ def markdown_sections(report) -> list[str]:
         if rec.type != "prune":
             continue
         d = rec.details
-        lines += [f"## Pruning: {rec.label}", ""]
+        lines += [f"## Pruning: {rec.label} ({d.get('structure')})", ""]
         removed = rec.params_before - rec.params_after
         zeroed = (rec.nonzero_params_before - rec.nonzero_params_after) - removed
         lines.append(f"{d.get('structure')} pruning, importance {d.get('importance')}"
