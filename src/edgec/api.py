@@ -38,12 +38,15 @@ def compress(
     force: bool = False,
     resume: bool = False,
     progress: bool = False,
+    stage_cache: str | Path | None = None,
 ) -> Report:
     """Run a recipe end to end and return its Report (``report.passed`` says if budgets held).
 
     ``overrides`` are ``dotted.path=value`` strings, as with ``--set``. Raises ``EdgecError``
     subclasses for invalid recipes (``RecipeError``) and failed runs; a failed run's work stays in
     ``<output>.partial``, and ``resume=True`` continues it from its last completed step.
+    ``stage_cache``: a folder that runs of one sweep share, so a run whose model, data, seed, torch
+    passes and export settings match an earlier one reuses its export instead of recomputing it.
     """
     from edgec.pipeline import run_recipe
     from edgec.progress import Progress
@@ -53,4 +56,5 @@ def compress(
     return run_recipe(
         recipe, recipe_dir=recipe_dir, output=target, force=force, resume=resume,
         progress=Progress(enabled=progress, verbose=progress),
+        stage_cache=Path(stage_cache) if stage_cache else None,
     )

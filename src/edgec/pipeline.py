@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 def run_recipe(
     recipe: Recipe, *, recipe_dir: Path, output: Path, force: bool = False,
     progress: Progress | None = None, against: dict | None = None, resume: bool = False,
+    stage_cache: Path | None = None,
 ) -> Report:
     """Run every stage of ``recipe`` into the run folder ``output``; returns the report.
 
@@ -34,7 +35,8 @@ def run_recipe(
     unfinished folder, which the exception names as ``run_folder``). ``resume`` continues the
     unfinished run of ``output`` from its last completed step. A missed budget is not an
     exception: check ``report.passed``. ``against`` is a stored report (regression.load_against)
-    to gate regressions on.
+    to gate regressions on. ``stage_cache`` is a folder shared by runs (a sweep's variants) that
+    may reuse each other's export and torch passes (stage_cache.py).
     """
     from edgec.environment import collect_environment
     from edgec.resume import Checkpoints
@@ -45,7 +47,7 @@ def run_recipe(
         require_mlflow()
     folder = RunFolder(output, force, resume)  # refuses an existing run before any work
     run = _Run(recipe, recipe_dir, folder.path, progress or Progress())
-    run.against = against
+    run.against, run.stage_cache = against, stage_cache
     run.report.environment = collect_environment(recipe.benchmark.threads, recipe.seed)
     run.report.environment["nondeterministic"] = NONDETERMINISTIC
     with folder, _sigterm_as_interrupt():
@@ -124,6 +126,7 @@ class _Run:
         self.recipe, self.recipe_dir, self.workdir, self.progress = recipe, recipe_dir, workdir, progress
         self.step = "setup"
         self.against: dict | None = None
+        self.stage_cache: Path | None = None  # a sweep's shared torch-stage folder
         self.started = time.perf_counter()
         self.report = Report(
             recipe=recipe.model_dump(mode="json"), environment={},
@@ -150,14 +153,23 @@ class _Run:
         torch_cfgs = [c for c in self.recipe.passes if PASSES[c.type].stage == "torch"]
         onnx_cfgs = [c for c in self.recipe.passes if PASSES[c.type].stage == "onnx"]
         exported = self._restore_export(len(torch_cfgs))
-        if exported is None:
-            self._export_baseline(baseline, data)
-        if self.device.target:  # on the exported baseline, before any (slow) pass runs
-            self._enter(f"target check ({self.device.target.name})")
-            self.device.before_compression(self.workdir / "baseline.onnx")
-        if exported is None:
-            model = self._run_torch_passes(baseline, torch_cfgs, ctx)
-            exported = self._export_compressed(model, data, changed=bool(torch_cfgs))
+        with self._shared_stage(baseline, data, torch_cfgs, exported) as shared:
+            if exported is None and shared.hit:
+                from edgec.stage_cache import reuse
+
+                exported = reuse(shared, self.workdir, self.report, self.checkpoints, self.progress)
+            if exported is None:
+                self._export_baseline(baseline, data)
+            if self.device.target:  # on the exported baseline, before any (slow) pass runs
+                self._enter(f"target check ({self.device.target.name})")
+                self.device.before_compression(self.workdir / "baseline.onnx")
+            if exported is None:
+                model = self._run_torch_passes(baseline, torch_cfgs, ctx)
+                exported = self._export_compressed(model, data, changed=bool(torch_cfgs))
+                if shared.cache is not None:
+                    from edgec.stage_cache import meta_of
+
+                    shared.save(self.workdir, exported, meta_of(self.report))
         if torch_cfgs:
             self.device.after_step("export", exported, [c.type for c in onnx_cfgs])
         final = self._run_onnx_passes(exported, onnx_cfgs, ctx)
@@ -165,6 +177,18 @@ class _Run:
         shutil.copyfile(final, self.workdir / "model.onnx")
         self._benchmark(data)
         self._profile(data)
+
+    @contextlib.contextmanager
+    def _shared_stage(self, baseline, data, torch_cfgs, restored):
+        """The sweep's shared-stage entry for this run (stage_cache.py), held for the block."""
+        from edgec.stage_cache import SharedStage, StageCache, stage_key
+
+        if self.stage_cache is None or restored is not None:
+            yield SharedStage(None)
+            return
+        key = stage_key(self.recipe, baseline, data, torch_cfgs)
+        with StageCache(self.stage_cache).claim(key) as shared:
+            yield shared
 
     def _seed_everything(self, offset: int = 0) -> None:
         """Seed every RNG; re-done before each pass so a resumed run draws what a fresh one would."""

@@ -4,6 +4,7 @@ Layout of a sweep folder::
 
     variants/v000/ …    one normal run folder per variant (report.json, model.onnx, …)
     variants/v000.json  the variant's overrides (what makes a finished folder reusable)
+    cache/ …            torch stages (export, pruning, training) variants share (stage_cache.py)
     results.csv / results.json / pareto.png / index.html
 
 Resumable: a variant whose folder holds a completed report for the same overrides is not run
@@ -92,7 +93,8 @@ def run_sweep(
             continue
         tasks.append({"name": v["name"], "recipe": str(Path(recipe).resolve()),
                       "overrides": v["overrides"], "run_dir": str(folder / "variants" / v["name"]),
-                      "torch_threads": torch_threads_per_job(jobs)})
+                      "torch_threads": torch_threads_per_job(jobs),
+                      "stage_cache": str(folder / "cache")})
     result = SweepResult(folder, [], axes, reused=len(finished))
     by_name = {v["name"]: v for v in variants}
     log = progress.log if progress else (lambda _msg: None)

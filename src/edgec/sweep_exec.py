@@ -23,7 +23,8 @@ def run_variant(task: dict) -> dict:
     torch.set_num_threads(task["torch_threads"])  # jobs share the cores instead of fighting
     out = Path(task["run_dir"])
     try:
-        compress(task["recipe"], task["overrides"], out, force=True)
+        compress(task["recipe"], task["overrides"], out, force=True,
+                 stage_cache=task.get("stage_cache"))
         status, error = "ok", None
     except EdgecError as exc:
         status, error = "failed", f"{type(exc).__name__}: {exc.message}"

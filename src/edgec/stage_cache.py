@@ -1,0 +1,168 @@
+"""A sweep's shared torch stage: the exported baseline and what the torch passes made, computed once.
+
+Variants of a sweep often share everything up to the ONNX passes (a grid over quantize settings)
+or share their pruning and fine-tuning. Without this, every variant exported the same baseline and
+re-ran the same minutes of training. The torch stage's output is a function of the baseline
+module, the data, the seed, the torch passes, the export settings, torch's thread count (float
+sums can differ with it) and the library versions; the key hashes exactly those, so a variant
+reuses an entry only when it would have computed the same files.
+
+Scope: one sweep folder (``<sweep>/cache/``), not user-wide: a model's Python code is hashed
+through the module's weights and structure, not its source, so an entry must not outlive the
+sweep that made it. Concurrency: one lock file per key, held while a process computes the entry;
+a parallel variant with the same key waits, then reuses it. Entries are written to a temporary
+folder and renamed into place, so a crash never leaves a half entry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch.nn as nn
+
+    from edgec.data import DataSplits
+    from edgec.recipe import Recipe
+
+FILES = ("baseline.onnx", "exported.onnx")
+
+
+@dataclass
+class SharedStage:
+    """One run's view of its entry: ``meta`` when reused; ``save`` after computing it."""
+
+    cache: StageCache | None
+    key: str = ""
+    meta: dict[str, Any] | None = None
+    saved: bool = field(default=False, init=False)
+
+    @property
+    def hit(self) -> bool:
+        return self.meta is not None
+
+    def restore(self, workdir: Path) -> Path:
+        """Copy the entry's files into ``workdir``; returns the compressed export's path."""
+        assert self.cache is not None and self.meta is not None
+        entry = self.cache.root / self.key
+        for name in self.meta["files"]:
+            shutil.copyfile(entry / name, workdir / name)
+        return workdir / self.meta["exported"]
+
+    def save(self, workdir: Path, exported: Path, meta: dict[str, Any]) -> None:
+        if self.cache is None or self.saved:
+            return
+        files = [n for n in FILES if (workdir / n).is_file()]
+        self.cache.store(self.key, workdir, files, {**meta, "files": files,
+                                                    "exported": exported.name})
+        self.saved = True
+
+
+class StageCache:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    @contextlib.contextmanager
+    def claim(self, key: str) -> Iterator[SharedStage]:
+        """Hold ``key``'s lock for the block; the yielded stage has ``meta`` if already computed."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / f"{key}.lock", "a+") as lock:
+            _lock(lock)
+            try:
+                yield SharedStage(self, key, self._read(key))
+            finally:
+                _unlock(lock)
+
+    def _read(self, key: str) -> dict[str, Any] | None:
+        entry = self.root / key
+        try:
+            meta = json.loads((entry / "meta.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return meta if all((entry / n).is_file() for n in meta.get("files", ())) else None
+
+    def store(self, key: str, workdir: Path, files: list[str], meta: dict[str, Any]) -> None:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=self.root))
+        try:
+            for name in files:
+                shutil.copyfile(workdir / name, tmp / name)
+            (tmp / "meta.json").write_text(json.dumps(meta, default=str), encoding="utf-8")
+            shutil.rmtree(self.root / key, ignore_errors=True)  # an unreadable older entry
+            os.replace(tmp, self.root / key)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _lock(file) -> None:
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): parallel variants may compute the entry twice
+        return
+    fcntl.flock(file.fileno(), fcntl.LOCK_EX)
+
+
+def _unlock(file) -> None:
+    with contextlib.suppress(ImportError):
+        import fcntl
+
+        fcntl.flock(file.fileno(), fcntl.LOCK_UN)
+
+
+def reuse(shared: SharedStage, workdir: Path, report, checkpoints, progress) -> Path:
+    """Put a computed entry into this run as if the run had computed it; returns the export."""
+    from edgec.passes import PassRecord
+
+    assert shared.meta is not None
+    exported = shared.restore(workdir)
+    for saved in shared.meta["records"]:
+        record = PassRecord(**saved)
+        record.notes.append("reused from the sweep's shared stage (same model, data, seed, passes "
+                            "and export settings); seconds are from the variant that ran it")
+        report.passes.append(record)
+    report.export = shared.meta["export"]
+    checkpoints.save("export", {"export": report.export, "file": exported.name},
+                     [workdir / n for n in shared.meta["files"]])
+    progress.log("edgec: export and torch passes reused from the sweep's shared stage")
+    return exported
+
+
+def meta_of(report) -> dict[str, Any]:
+    """What a later variant needs from this run's torch stage besides the files."""
+    from dataclasses import asdict
+
+    return {"records": [asdict(r) for r in report.passes], "export": report.export}
+
+
+def stage_key(recipe: Recipe, baseline: nn.Module, data: DataSplits, torch_configs: list) -> str:
+    """sha256 over everything the torch stage's files depend on (see the module doc)."""
+    import onnx
+    import torch
+
+    import edgec
+
+    digest = hashlib.sha256()
+    described = {
+        "versions": [edgec.__version__, torch.__version__, onnx.__version__],
+        "threads": torch.get_num_threads(), "seed": recipe.seed,
+        "model": recipe.model.model_dump(mode="json"), "export": recipe.export.model_dump(mode="json"),
+        "data": recipe.data.model_dump(mode="json"),
+        "passes": [c.model_dump(mode="json") for c in torch_configs],
+        "structure": repr(baseline),
+    }
+    digest.update(json.dumps(described, sort_keys=True, default=str).encode())
+    for name, tensor in baseline.state_dict().items():
+        digest.update(name.encode())
+        raw = tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8)  # any dtype
+        digest.update(raw.numpy().tobytes())
+    for split in (data.train, data.calib, data.eval):
+        for array in (None, None) if split is None else (split.x, split.y):
+            digest.update(b"-" if array is None else array.tobytes())
+    return digest.hexdigest()[:32]
