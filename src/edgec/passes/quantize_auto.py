@@ -7,9 +7,9 @@
    back through those patterns and, for tensor names, through the producing activation/Add.
 2. Layers whose int8 kernel is not faster than their float kernel stay float (``decide``).
 3. Quantize again with them excluded, then time float, all-int8 and mixed end to end, interleaved,
-   and keep the smallest model that is not slower than float — the float model itself if
-   neither int8 model is (``choose_model``). Conversions (Quantize/Dequantize/Transpose) that a
-   per-layer view cannot attribute are covered by that end-to-end check.
+   and keep the smallest (``prefer: speed``: the fastest) model that is not slower than float —
+   the float model itself if neither int8 model is (``choose_model``). Conversions (Quantize/
+   Dequantize/Transpose) that a per-layer view cannot attribute are covered by that check.
 
 The decision functions take plain numbers so tests can inject profiles instead of timing.
 """
@@ -63,10 +63,15 @@ def decide(layers: dict[str, str], float_us: dict[str, float], int8_us: dict[str
     return out
 
 
-def choose_model(speedups: dict[str, float], sizes: dict[str, int]) -> str:
-    """Name of the smallest candidate not slower than "float" (speed-up vs float >= 1)."""
+def choose_model(speedups: dict[str, float], sizes: dict[str, int], prefer: str = "size") -> str:
+    """Of the candidates not slower than "float" (speed-up vs float >= 1), the smallest (prefer:
+    size) or the fastest (speed; ties go to the smaller); "float" when none qualifies."""
     ok = [n for n, s in speedups.items() if n != "float" and s >= 1.0]
-    return min(ok, key=lambda n: sizes[n]) if ok else "float"
+    if not ok:
+        return "float"
+    if prefer == "speed":
+        return max(ok, key=lambda n: (speedups[n], -sizes[n]))
+    return min(ok, key=lambda n: sizes[n])
 
 
 def keep_fast_layers(p: Pass, fp32: Path, dst: Path, requantize: Callable[[list[str], Path], None],
@@ -91,7 +96,7 @@ def keep_fast_layers(p: Pass, fp32: Path, dst: Path, requantize: Callable[[list[
         candidates["mixed"] = mixed
     speedups = _speedups(candidates, x)
     sizes = {n: path.stat().st_size for n, path in candidates.items()}
-    chosen = choose_model(speedups, sizes)
+    chosen = choose_model(speedups, sizes, p.config.prefer)
     if chosen == "float":
         slow = list(layers)
     elif chosen == "all_int8":
@@ -99,7 +104,8 @@ def keep_fast_layers(p: Pass, fp32: Path, dst: Path, requantize: Callable[[list[
     for d in decisions:  # the final model's truth, with the per-layer reason kept
         if (d.name in slow) != (d.decision == "float"):
             d.decision = "float" if d.name in slow else "int8"
-            d.reason += f"; overridden: end-to-end the {chosen} model was the fastest small one"
+            d.reason += (f"; overridden: end-to-end the {chosen} model was the "
+                         + ("fastest" if p.config.prefer == "speed" else "smallest not slower"))
     shutil.copyfile(candidates[chosen], dst)
     for path in (mixed, all_int8):
         path.unlink(missing_ok=True)

@@ -32,6 +32,10 @@ class QuantizeConfig(PassConfig):
         30, ge=3, le=10000, description="mode: auto: profiled inferences per model (float and "
         "int8) to time each layer.",
     )
+    prefer: Literal["size", "speed"] = Field(
+        "size", description="mode: auto: of the candidates not slower than float (all-int8, "
+        "int8 only where it pays), keep the smaller one (size) or the faster one (speed).",
+    )
     block_size: Literal[16, 32, 64, 128, 256] = Field(
         32, description="mode: int4_weight: weights per quantization block (one scale each); "
         "smaller blocks are more accurate and slightly larger.",
@@ -93,7 +97,7 @@ class QuantizeConfig(PassConfig):
         if self.max_accuracy_drop is not None and self.format != "qdq":
             raise ValueError("max_accuracy_drop returns single layers to float, which needs "
                              "format: qdq")
-        for name, mode in (("profile_runs", "auto"), ("block_size", "int4_weight"),
+        for name, mode in (("profile_runs", "auto"), ("prefer", "auto"), ("block_size", "int4_weight"),
                            ("symmetric", "int4_weight")):
             if name in self.model_fields_set and self.mode != mode:
                 raise ValueError(f"{name} only applies to mode: {mode} (mode is {self.mode})")
