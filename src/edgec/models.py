@@ -11,10 +11,6 @@ exist without ``input_shape`` (the ``*Architecture`` classes) for use inside ``s
 
 from __future__ import annotations
 
-import pickle
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
@@ -22,6 +18,7 @@ from pydantic import Field, field_validator, model_validator
 
 from edgec.config import ConfigModel
 from edgec.errors import ModelLoadError
+from edgec.model_files import import_callable, load_weights, whole_model
 from edgec.zoo import ZOO_NAMES, unknown_zoo_name_message, zoo_entry
 
 if TYPE_CHECKING:
@@ -136,7 +133,7 @@ class PythonArchitecture(ConfigModel):
     def build(self, base_dir: Path, cache_dir: Path | None, progress: Progress | None) -> nn.Module:
         import torch.nn as nn
 
-        target = _import_callable(self.callable, base_dir)
+        target = import_callable(self.callable, base_dir)
         try:
             model = target(**self.kwargs)
         except Exception as exc:  # the user's code: any failure is theirs to see, with its message
@@ -213,7 +210,7 @@ class CheckpointArchitecture(_CheckpointFields):
             model = self.architecture.build(base_dir, cache_dir, progress)
             load_weights(model, path, "model.path", trust_pickle=self.trust_pickle)
             return model
-        return _whole_model(path, base_dir, self.trust_pickle)
+        return whole_model(path, base_dir, self.trust_pickle)
 
 
 class CheckpointModelConfig(_InputFields, CheckpointArchitecture):
@@ -238,44 +235,6 @@ def load_model(spec: ModelSpec, base_dir: Path, cache_dir: Path | None = None,
     check_finite_weights(model)
     check_runs(model, tuple(spec.input_shape))
     return model
-
-
-def load_weights(model: nn.Module, path: Path, what: str, *, trust_pickle: bool = False) -> None:
-    """Load a state dict from ``path`` into ``model`` (shared by every source that takes weights).
-
-    Accepts a raw state dict, ``{"state_dict": ...}`` / ``{"model": ...}`` wrappers, a DataParallel
-    ``module.`` prefix, and (with ``trust_pickle``) a whole pickled module's weights.
-    """
-    import torch
-    import torch.nn as nn
-
-    state = _torch_load(path, what, weights_only=not trust_pickle)
-    for key in ("state_dict", "model"):
-        if isinstance(state, dict) and isinstance(state.get(key), (dict, nn.Module)):
-            state = state[key]
-            break
-    if isinstance(state, nn.Module):
-        state = state.state_dict()
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        found = f"a dict with keys {list(state)[:8]}" if isinstance(state, dict) else type(state).__name__
-        raise ModelLoadError(f"'{path}' ({what}) does not hold a state dict of tensors but {found}. "
-                             "Save it with torch.save(model.state_dict(), path).")
-    if state and all(k.startswith("module.") for k in state):  # saved from DataParallel / DDP
-        state = {k.removeprefix("module."): v for k, v in state.items()}
-    expected = model.state_dict()
-    # BatchNorm fills in a missing num_batches_tracked itself (older checkpoints lack it)
-    missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
-    unexpected = [k for k in state if k not in expected]
-    wrong = [f"{k}: file {list(state[k].shape)} vs model {list(expected[k].shape)}"
-             for k in state if k in expected and state[k].shape != expected[k].shape]
-    if missing or unexpected or wrong:
-        parts = [f"{label} ({len(keys)}): {', '.join(keys[:5])}{', …' if len(keys) > 5 else ''}"
-                 for label, keys in (("missing keys", missing), ("unexpected keys", unexpected),
-                                     ("shape mismatches", wrong)) if keys]
-        raise ModelLoadError(f"The state dict in '{path}' does not fit the model: {'; '.join(parts)}. "
-                             "Check that the architecture (name, num_classes, kwargs) is the one the "
-                             "weights were saved from.")
-    model.load_state_dict(state, strict=False)
 
 
 def model_bytes(model: nn.Module) -> int:
@@ -348,113 +307,3 @@ def output_classes(model: nn.Module, input_shape: tuple[int, ...]) -> int | None
     """Width of a classifier's N×classes output; None when the output is not 2-D."""
     out = check_runs(model, input_shape)
     return int(out.shape[1]) if out.ndim == 2 else None
-
-
-def _torch_load(path: Path, what: str, *, weights_only: bool, extra_sys_path: Path | None = None):
-    import torch
-
-    if not path.is_file():
-        kind = "is a folder" if path.is_dir() else "does not exist"
-        raise ModelLoadError(f"Weights file '{path}' ({what}) {kind}. Paths are relative to the "
-                             "recipe's folder.")
-    try:
-        with _sys_path(extra_sys_path):  # a pickled model's classes may live beside the recipe
-            return torch.load(path, map_location="cpu", weights_only=weights_only)
-    except pickle.UnpicklingError as exc:
-        if weights_only and "Weights only load failed" in str(exc):
-            opt_in = ("set model.trust_pickle: true" if what == "model.path" else
-                      "load it with source: checkpoint and trust_pickle: true")
-            raise ModelLoadError(
-                f"'{path}' ({what}) holds Python objects beyond tensors (e.g. a whole pickled model "
-                "or training state). Loading those means unpickling, which runs code stored in the "
-                f"file, so edgec only does it on request: {opt_in} if you trust the file's origin, "
-                "or better, save a state dict (torch.save(model.state_dict(), path)) and load it "
-                "with an architecture."
-            ) from None
-        raise _unreadable(path, what, exc) from None
-    except Exception as exc:
-        raise _unreadable(path, what, exc) from None
-
-
-def _unreadable(path: Path, what: str, exc: Exception) -> ModelLoadError:
-    first_line = (str(exc).strip().splitlines() or [""])[0][:200]
-    return ModelLoadError(f"'{path}' ({what}) is not a readable PyTorch checkpoint "
-                          f"({type(exc).__name__}: {first_line}). Is it truncated, or not saved "
-                          "with torch.save?")
-
-
-def _whole_model(path: Path, base_dir: Path, trust_pickle: bool) -> nn.Module:
-    import torch.nn as nn
-
-    obj = _torch_load(path, "model.path", weights_only=not trust_pickle, extra_sys_path=base_dir)
-    if isinstance(obj, dict) and isinstance(obj.get("model"), nn.Module):
-        obj = obj["model"]
-    if isinstance(obj, nn.Module):
-        return obj
-    what = "a state dict (weights only)" if isinstance(obj, dict) else f"a {type(obj).__name__}"
-    raise ModelLoadError(
-        f"'{path}' holds {what}, not a whole model. Add model.architecture to say which network "
-        "the weights belong to, e.g. architecture: {source: torchvision, name: resnet18, "
-        "num_classes: 10} or {source: python, callable: 'net.py:build'}."
-    )
-
-
-def _import_callable(ref: str, base_dir: Path) -> Callable[..., Any]:
-    """'pkg.module:fn' (importable, or under base_dir) or 'path/file.py:fn' (relative to base_dir)."""
-    import functools
-    import hashlib
-    import importlib
-    import importlib.util
-
-    module_ref, _, attr = ref.rpartition(":")
-    try:
-        if module_ref.endswith(".py") or "/" in module_ref or "\\" in module_ref:
-            file = (base_dir / module_ref).resolve()
-            if not file.is_file():
-                raise ModelLoadError(f"model.callable '{ref}': file '{file}' does not exist. The path "
-                                     "is relative to the recipe's folder.")
-            # a name unique to the file, so two recipes' model.py files never shadow each other
-            name = f"edgec_user_{file.stem}_{hashlib.sha1(str(file).encode()).hexdigest()[:8]}"
-            spec = importlib.util.spec_from_file_location(name, file)
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module  # pickling and dataclasses look modules up here
-            try:
-                with _sys_path(file.parent):  # so the file can import its neighbours
-                    spec.loader.exec_module(module)
-            except BaseException:
-                sys.modules.pop(name, None)
-                raise
-        else:
-            with _sys_path(base_dir):
-                module = importlib.import_module(module_ref)
-    except ModelLoadError:
-        raise
-    except Exception as exc:  # SyntaxError, ImportError, or whatever the module raises at import
-        raise ModelLoadError(f"model.callable '{ref}': importing '{module_ref}' failed with "
-                             f"{type(exc).__name__}: {exc}. Module paths resolve against the "
-                             f"recipe's folder ({base_dir}).") from exc
-    try:
-        target = functools.reduce(getattr, attr.split("."), module)
-    except AttributeError:
-        defined = sorted(k for k, v in vars(module).items() if callable(v) and not k.startswith("_"))
-        raise ModelLoadError(f"model.callable '{ref}': '{module_ref}' has no '{attr}'. It defines: "
-                             f"{', '.join(defined) or 'no public callables'}.") from None
-    if not callable(target):
-        raise ModelLoadError(f"model.callable '{ref}' is a {type(target).__name__}, not a function "
-                             "or class.")
-    return target
-
-
-@contextmanager
-def _sys_path(folder: Path | None) -> Iterator[None]:
-    """Put ``folder`` first on sys.path for the duration (user modules beside the recipe)."""
-    if folder is None:
-        yield
-        return
-    entry = str(folder)
-    sys.path.insert(0, entry)
-    try:
-        yield
-    finally:
-        if entry in sys.path:
-            sys.path.remove(entry)
