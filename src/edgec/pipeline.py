@@ -140,7 +140,9 @@ class _Run:
     def execute(self) -> None:
         from edgec.device import DeviceStage
         from edgec.passes import PASSES, PassContext
+        from edgec.resume import Restorer
 
+        self.restorer = Restorer(self.checkpoints, self.report, self.progress, self.workdir)
         self._seed_everything()
         self._write_resolved_recipe()
         self.device = DeviceStage(self.recipe, self.recipe_dir, self.workdir, self.report.device)
@@ -152,8 +154,11 @@ class _Run:
         )
         torch_cfgs = [c for c in self.recipe.passes if PASSES[c.type].stage == "torch"]
         onnx_cfgs = [c for c in self.recipe.passes if PASSES[c.type].stage == "onnx"]
-        exported = self._restore_export(len(torch_cfgs))
-        with self._shared_stage(baseline, data, torch_cfgs, exported) as shared:
+        exported = self.restorer.export(len(torch_cfgs))
+        from edgec.stage_cache import shared_stage
+
+        root = None if exported is not None else self.stage_cache  # resumed: nothing to share
+        with shared_stage(root, self.recipe, baseline, data, torch_cfgs) as shared:
             if exported is None and shared.hit:
                 from edgec.stage_cache import reuse
 
@@ -178,18 +183,6 @@ class _Run:
         self._benchmark(data)
         self._profile(data)
 
-    @contextlib.contextmanager
-    def _shared_stage(self, baseline, data, torch_cfgs, restored):
-        """The sweep's shared-stage entry for this run (stage_cache.py), held for the block."""
-        from edgec.stage_cache import SharedStage, StageCache, stage_key
-
-        if self.stage_cache is None or restored is not None:
-            yield SharedStage(None)
-            return
-        key = stage_key(self.recipe, baseline, data, torch_cfgs)
-        with StageCache(self.stage_cache).claim(key) as shared:
-            yield shared
-
     def _seed_everything(self, offset: int = 0) -> None:
         """Seed every RNG; re-done before each pass so a resumed run draws what a fresh one would."""
         import random
@@ -201,17 +194,6 @@ class _Run:
         np.random.seed(self.recipe.seed + offset)
         torch.manual_seed(self.recipe.seed + offset)
 
-    def _restore(self, step: str) -> dict | None:
-        """A completed step's saved info, with its pass record re-added to the report."""
-        from edgec.passes import PassRecord
-
-        info = self.checkpoints.done(step)
-        if info is not None and "record" in info:
-            record = PassRecord(**info["record"])
-            record.notes.append("restored from the unfinished run (--resume); seconds are from then")
-            self.report.passes.append(record)
-            self.progress.log(f"edgec: {record.label}: done before, restored (--resume)")
-        return info
     def _write_resolved_recipe(self) -> None:
         import yaml
 
@@ -242,7 +224,7 @@ class _Run:
         from edgec.passes import get_pass
         from edgec.passes.base import run_torch_pass
 
-        model, start = self._resume_torch(len(configs))
+        model, start = self.restorer.torch_model(len(configs))
         model = copy.deepcopy(baseline) if model is None else model.eval()
         for i, cfg in enumerate(configs[start:], start):
             self._enter(f"pass {cfg.label or cfg.type}")
@@ -254,29 +236,6 @@ class _Run:
                 self.progress.log(f"edgec: {record.label}: model cannot be pickled; a --resume "
                                   "would repeat this pass")
         return model
-
-    def _resume_torch(self, count: int):
-        """(model saved after the last completed torch pass or None, index of the next pass)."""
-        for i in reversed(range(count)):
-            model = self.checkpoints.load_model(f"torch:{i}")
-            if model is not None:
-                for j in range(i + 1):
-                    self._restore(f"torch:{j}")
-                return model, i + 1
-        return None, 0
-
-    def _restore_export(self, torch_count: int) -> Path | None:
-        """The exported file of the unfinished run when export completed there (records re-added)."""
-        info = self.checkpoints.done("export")
-        steps = [f"torch:{i}" for i in range(torch_count)]
-        if info is None or info.get("file") not in info.get("files", {}) or \
-                not all(s in self.checkpoints.steps for s in steps):
-            return None
-        for step in steps:
-            self._restore(step)
-        self.report.export = info["export"]
-        self.progress.log("edgec: export: done before, restored (--resume)")
-        return self.workdir / info["file"]
 
     def _export_baseline(self, baseline, data) -> None:
         from edgec.export import check_parity, export_onnx
@@ -314,7 +273,7 @@ class _Run:
 
         for i, cfg in enumerate(configs):
             dst = self.workdir / f"step{i + 1}-{cfg.type}.onnx"
-            if self._restore(f"onnx:{i}") is not None:
+            if self.restorer.step(f"onnx:{i}") is not None:
                 src = dst
                 continue
             self._enter(f"pass {cfg.label or cfg.type}")

@@ -124,3 +124,46 @@ class Checkpoints:
     def discard(self) -> None:
         """Remove the checkpoints once the run is complete (they are only for resuming)."""
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Restorer:
+    """Re-adds what the unfinished run completed to the resumed run's report, step by step."""
+
+    def __init__(self, checkpoints: Checkpoints, report, progress, workdir: Path):
+        self.checkpoints, self.report, self.progress, self.workdir = (checkpoints, report,
+                                                                      progress, workdir)
+
+    def step(self, step: str) -> dict[str, Any] | None:
+        """A completed step's saved info, with its pass record re-added to the report."""
+        from edgec.passes import PassRecord
+
+        info = self.checkpoints.done(step)
+        if info is not None and "record" in info:
+            record = PassRecord(**info["record"])
+            record.notes.append("restored from the unfinished run (--resume); seconds are from then")
+            self.report.passes.append(record)
+            self.progress.log(f"edgec: {record.label}: done before, restored (--resume)")
+        return info
+
+    def torch_model(self, count: int) -> tuple[nn.Module | None, int]:
+        """(model saved after the last completed torch pass or None, index of the next pass)."""
+        for i in reversed(range(count)):
+            model = self.checkpoints.load_model(f"torch:{i}")
+            if model is not None:
+                for j in range(i + 1):
+                    self.step(f"torch:{j}")
+                return model, i + 1
+        return None, 0
+
+    def export(self, torch_count: int) -> Path | None:
+        """The exported file of the unfinished run when export completed there (records re-added)."""
+        info = self.checkpoints.done("export")
+        steps = [f"torch:{i}" for i in range(torch_count)]
+        if info is None or info.get("file") not in info.get("files", {}) or \
+                not all(s in self.checkpoints.steps for s in steps):
+            return None
+        for step in steps:
+            self.step(step)
+        self.report.export = info["export"]
+        self.progress.log("edgec: export: done before, restored (--resume)")
+        return self.workdir / info["file"]

@@ -116,6 +116,17 @@ def _unlock(file) -> None:
         fcntl.flock(file.fileno(), fcntl.LOCK_UN)
 
 
+@contextlib.contextmanager
+def shared_stage(root: Path | None, recipe: Recipe, baseline: nn.Module, data: DataSplits,
+                 torch_configs: list) -> Iterator[SharedStage]:
+    """This run's entry under ``root`` (None: no sharing), its lock held for the block."""
+    if root is None:
+        yield SharedStage(None)
+        return
+    with StageCache(root).claim(stage_key(recipe, baseline, data, torch_configs)) as shared:
+        yield shared
+
+
 def reuse(shared: SharedStage, workdir: Path, report, checkpoints, progress) -> Path:
     """Put a computed entry into this run as if the run had computed it; returns the export."""
     from edgec.passes import PassRecord
