@@ -156,3 +156,18 @@ def test_mutated_onnx_files(onnx_bytes, data):
             assert "m.onnx" in str(exc) or str(exc).strip()
             return
         assert stats.params >= 0 and stats.macs >= 0
+
+
+def test_impossible_shapes_are_refused_not_counted(onnx_bytes, tmp_path):
+    """Found by the fuzzer: one flipped bit made the conv's dilation 5, shape inference gave its
+    output a height of -2, and the MAC count went negative instead of the file being refused."""
+    from edgec.graph_stats import analyze_onnx
+
+    raw = bytearray(onnx_bytes)
+    at = raw.index(b"dilations") + len(b"dilations") + 1  # the first dilation value
+    assert raw[at] == 1
+    raw[at] = 5
+    path = tmp_path / "m.onnx"
+    path.write_bytes(bytes(raw))
+    with pytest.raises(EdgecError, match=r"impossible shape \[1, 2, -2, 6\]"):
+        analyze_onnx(path)

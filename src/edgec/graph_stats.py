@@ -291,6 +291,14 @@ def _infer_shapes(model: onnx.ModelProto, input_shape) -> tuple[dict, list[int] 
     for t in m.graph.initializer:
         shapes[t.name] = list(t.dims)
     _fill_contrib_shapes(m.graph, shapes)
+    bad = next(((name, dims) for name, dims in shapes.items()
+                if any(isinstance(d, int) and d < 0 for d in dims)), None)
+    if bad is not None:  # e.g. pads or strides that no valid model has: counting would go negative
+        raise UsageError(
+            f"Shape inference gives tensor '{bad[0]}' the impossible shape {bad[1]}: the model's "
+            "attributes (pads, strides, kernel shapes) or its input shape do not fit together.",
+            hint="Re-export the model, or check --input-shape / model.input_shape.",
+        )
     return shapes, fixed
 
 
