@@ -8,10 +8,11 @@ those are measured, not computed). The zoo model is trained once first.
 
     PYTHONPATH=src python benchmarks/sweep_scaling.py [--ray] [--runs 100] [--recipe R.yaml]
 
-What bounds the ratio: a process that imports torch + onnxruntime + edgec pays ~5 s here, and a
-quickstart variant runs in under a second, so with --jobs 2 the one import in the workers' fork
-server is a large share of the whole sweep. Heavier variants (--recipe configs/resnet-digits.yaml)
-show the scaling of the variants themselves.
+What bounds the ratio: a process that imports torch + onnxruntime + edgec pays 2.5-3 s here (0.7 s
+of it dlopen-ing the CUDA libraries this torch build links), and a quickstart variant runs in
+0.25-0.45 s, so the import in the workers' fork server is most of a --jobs 2 sweep, as it is of a
+--jobs 1 sweep. Heavier variants (--recipe configs/resnet-digits.yaml: 0.60x on 2 cores) show the
+scaling of the variants themselves. Measured numbers: docs/guide-sweep.md.
 """
 
 from __future__ import annotations
