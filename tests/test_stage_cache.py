@@ -8,6 +8,7 @@ import json
 import shutil
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
@@ -76,7 +77,7 @@ def test_a_second_claimant_waits_and_then_reuses(tmp_path):
         with cache.claim("k") as shared:
             order.append("first computes")
             time.sleep(0.3)
-            shared.save(work, work / "baseline.onnx", {"records": [], "export": {"opset": 17}})
+            shared.save(work, work / "baseline.onnx", SimpleNamespace(passes=[], export={"opset": 17}))
 
     def second():
         time.sleep(0.1)

@@ -171,10 +171,7 @@ class _Run:
             if exported is None:
                 model = self._run_torch_passes(baseline, torch_cfgs, ctx)
                 exported = self._export_compressed(model, data, changed=bool(torch_cfgs))
-                if shared.cache is not None:
-                    from edgec.stage_cache import meta_of
-
-                    shared.save(self.workdir, exported, meta_of(self.report))
+                shared.save(self.workdir, exported, self.report)
         if torch_cfgs:
             self.device.after_step("export", exported, [c.type for c in onnx_cfgs])
         final = self._run_onnx_passes(exported, onnx_cfgs, ctx)

@@ -126,6 +126,16 @@ class Checkpoints:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def readd_record(report, saved: dict[str, Any], note: str):
+    """Append a pass record saved by an earlier run to ``report``, saying where it came from."""
+    from edgec.passes import PassRecord
+
+    record = PassRecord(**saved)
+    record.notes.append(note)
+    report.passes.append(record)
+    return record
+
+
 class Restorer:
     """Re-adds what the unfinished run completed to the resumed run's report, step by step."""
 
@@ -135,13 +145,10 @@ class Restorer:
 
     def step(self, step: str) -> dict[str, Any] | None:
         """A completed step's saved info, with its pass record re-added to the report."""
-        from edgec.passes import PassRecord
-
         info = self.checkpoints.done(step)
         if info is not None and "record" in info:
-            record = PassRecord(**info["record"])
-            record.notes.append("restored from the unfinished run (--resume); seconds are from then")
-            self.report.passes.append(record)
+            record = readd_record(self.report, info["record"], "restored from the unfinished run "
+                                  "(--resume); seconds are from then")
             self.progress.log(f"edgec: {record.label}: done before, restored (--resume)")
         return info
 

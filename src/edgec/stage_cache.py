@@ -23,7 +23,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +43,6 @@ class SharedStage:
     cache: StageCache | None
     key: str = ""
     meta: dict[str, Any] | None = None
-    saved: bool = field(default=False, init=False)
 
     @property
     def hit(self) -> bool:
@@ -57,13 +56,16 @@ class SharedStage:
             shutil.copyfile(entry / name, workdir / name)
         return workdir / self.meta["exported"]
 
-    def save(self, workdir: Path, exported: Path, meta: dict[str, Any]) -> None:
-        if self.cache is None or self.saved:
+    def save(self, workdir: Path, exported: Path, report) -> None:
+        """Store what this run computed (files, pass records, export report); no-op unshared."""
+        if self.cache is None:
             return
+        from dataclasses import asdict
+
         files = [n for n in FILES if (workdir / n).is_file()]
-        self.cache.store(self.key, workdir, files, {**meta, "files": files,
-                                                    "exported": exported.name})
-        self.saved = True
+        meta = {"records": [asdict(r) for r in report.passes], "export": report.export,
+                "files": files, "exported": exported.name}
+        self.cache.store(self.key, workdir, files, meta)
 
 
 class StageCache:
@@ -129,27 +131,18 @@ def shared_stage(root: Path | None, recipe: Recipe, baseline: nn.Module, data: D
 
 def reuse(shared: SharedStage, workdir: Path, report, checkpoints, progress) -> Path:
     """Put a computed entry into this run as if the run had computed it; returns the export."""
-    from edgec.passes import PassRecord
+    from edgec.resume import readd_record
 
     assert shared.meta is not None
     exported = shared.restore(workdir)
     for saved in shared.meta["records"]:
-        record = PassRecord(**saved)
-        record.notes.append("reused from the sweep's shared stage (same model, data, seed, passes "
-                            "and export settings); seconds are from the variant that ran it")
-        report.passes.append(record)
+        readd_record(report, saved, "reused from the sweep's shared stage (same model, data, seed, "
+                     "passes and export settings); seconds are from the variant that ran it")
     report.export = shared.meta["export"]
     checkpoints.save("export", {"export": report.export, "file": exported.name},
                      [workdir / n for n in shared.meta["files"]])
     progress.log("edgec: export and torch passes reused from the sweep's shared stage")
     return exported
-
-
-def meta_of(report) -> dict[str, Any]:
-    """What a later variant needs from this run's torch stage besides the files."""
-    from dataclasses import asdict
-
-    return {"records": [asdict(r) for r in report.passes], "export": report.export}
 
 
 def stage_key(recipe: Recipe, baseline: nn.Module, data: DataSplits, torch_configs: list) -> str:
