@@ -109,6 +109,24 @@ def test_details_record_the_settings(fp32, tmp_path, mode):
         assert d["calibration_samples"] == 64 and d["method"] == "minmax"
         assert d["activation_type"] == "uint8" and d["format"] == "qdq"
         assert d["preprocessed"] is True
+        assert d["symbolic_shape_inference"] is False  # onnx typed every tensor of this conv net
+
+
+def test_symbolic_shape_inference_only_where_onnx_leaves_a_tensor_untyped(fp32, tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    assert quantize_module._onnx_infers_every_shape(fp32)
+    # an op with no schema (a custom domain): onnx cannot type its output, sympy's inference might
+    node = helper.make_node("Mystery", ["x"], ["y"], domain="example.custom")
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
+                                                    helper.make_opsetid("example.custom", 1)])
+    onnx.save(model, str(tmp_path / "custom.onnx"))
+    assert not quantize_module._onnx_infers_every_shape(tmp_path / "custom.onnx")
+    (tmp_path / "corrupt.onnx").write_bytes(b"not a model")
+    assert not quantize_module._onnx_infers_every_shape(tmp_path / "corrupt.onnx")
 
 
 def test_dynamic_on_conv_net_warns_about_convinteger(fp32, tmp_path):

@@ -73,7 +73,7 @@ def run_local(tasks: list[dict], jobs: int, meanwhile: Callable[[], None] | None
 
 # What every variant imports; preloaded once in the fork server (see _worker_context).
 _PRELOAD = ["torch", "torch.onnx", "onnx", "onnxruntime", "onnxruntime.quantization",
-            "onnxruntime.tools.symbolic_shape_infer", "edgec.api",
+            "onnxruntime.quantization.shape_inference", "edgec.api",
             "edgec.pipeline", "edgec.benchmark", "edgec.passes", "edgec.sweep_forkserver"]
 
 
