@@ -6,7 +6,7 @@ Each sweep is the real command in a fresh process, timed from start to exit as a
 jobs-2/jobs-1 ratio, and whether the executors' results tables agree (latency columns aside:
 those are measured, not computed). The zoo model is trained once first.
 
-    PYTHONPATH=src python benchmarks/sweep_scaling.py [--ray] [--runs 100] [--recipe R.yaml]
+    PYTHONPATH=src python benchmarks/sweep_scaling.py [--ray] [--runs 100] [--repeats 5] [--recipe R.yaml]
 
 What bounds the ratio: a process that imports torch + onnxruntime + edgec pays 2.5-3 s here (0.7 s
 of it dlopen-ing the CUDA libraries this torch build links), and a quickstart variant runs in
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -54,24 +55,33 @@ def main() -> None:
     ap.add_argument("--ray", action="store_true")
     ap.add_argument("--runs", type=int, default=100)
     ap.add_argument("--recipe", type=Path, default=ROOT / "configs" / "quickstart.yaml")
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="Rounds of every configuration, interleaved; ratios are medians of rounds.")
     args = ap.parse_args()
     load_zoo_model(load_recipe(args.recipe).model.name)  # trained once, outside the timings
     configs = [(1, "local"), (2, "local")] + ([(2, "ray")] if args.ray else [])
-    out = {}
+    out: dict = {c: [] for c in configs}
     with tempfile.TemporaryDirectory() as tmp:
-        for jobs, executor in configs:
-            seconds, result = sweep(args.recipe, Path(tmp) / f"{executor}{jobs}", jobs, executor, args.runs)
-            out[(jobs, executor)] = (seconds, result)
-            print(f"{executor:>5} jobs={jobs}: {result['variants']} variants, "
-                  f"{result['failed']} failed, {seconds:.1f} s wall", flush=True)
-    base_s, base = out[(1, "local")]
+        for rnd in range(args.repeats):  # interleaved, so a slow spell of the machine hits all
+            for jobs, executor in configs:
+                folder = Path(tmp) / f"{executor}{jobs}-{rnd}"
+                seconds, result = sweep(args.recipe, folder, jobs, executor, args.runs)
+                out[(jobs, executor)].append((seconds, result))
+                print(f"round {rnd + 1}: {executor:>5} jobs={jobs}: {result['variants']} variants, "
+                      f"{result['failed']} failed, {seconds:.1f} s wall", flush=True)
+    base = out[(1, "local")][0][1]
     table = [{k: r[k] for k in SAME} for r in base["rows"]]
-    print(f"\n{args.recipe.name}, benchmark.runs={args.runs}, {os.cpu_count()} CPUs")
-    for (jobs, executor), (seconds, result) in out.items():
-        same = [{k: r[k] for k in SAME} for r in result["rows"]] == table
-        print(f"{executor:>5} jobs={jobs}: {seconds / base_s:.2f}x the jobs=1 wall time; "
-              f"results table (latency aside) identical to local jobs=1: {same}; front {result['pareto']}")
-    print("\nvariant results (local, jobs=1):")
+    print(f"\n{args.recipe.name}, benchmark.runs={args.runs}, {os.cpu_count()} CPUs, "
+          f"{args.repeats} round(s)")
+    for (jobs, executor), rounds in out.items():
+        ratios = [s / b for (s, _), (b, _) in zip(rounds, out[(1, "local")], strict=True)]
+        walls = sorted(s for s, _ in rounds)
+        same = all([{k: r[k] for k in SAME} for r in res["rows"]] == table for _, res in rounds)
+        print(f"{executor:>5} jobs={jobs}: median {statistics.median(walls):.1f} s wall, "
+              f"{statistics.median(ratios):.2f}x the jobs=1 wall time (rounds: "
+              f"{', '.join(f'{r:.2f}' for r in ratios)}); results table (latency aside) identical "
+              f"to local jobs=1: {same}; front {rounds[0][1]['pareto']}")
+    print("\nvariant results (local, jobs=1, round 1):")
     cols = ["variant", "passes.0.mode", "passes.0.per_channel", "passes.0.samples", "size_kb",
             "speedup", "accuracy", "pareto", "best"]
     print(" | ".join(cols))

@@ -205,3 +205,20 @@ def test_fork_server_settling_only_happens_in_a_fork_server():
     server = run("import gc, sys, multiprocessing.forkserver, edgec.sweep_forkserver; "
                  "print(gc.get_freeze_count() > 0, flush=True); sys.exit(3)")
     assert server.stdout.strip() == "True" and server.returncode == 0  # left by os._exit(0)
+
+
+def test_fork_server_starts_before_planning_only_for_local_parallel_sweeps():
+    """`edgec sweep --jobs 2` starts the workers' fork server first, so its imports overlap the
+    planning; other executors and one job never start it."""
+    import subprocess
+    import sys
+
+    code = ("import json, sys; from multiprocessing import forkserver; "
+            "from edgec.sweep_exec import start_early; "
+            "start_early(json.loads(sys.argv[1]), sys.argv[2]); "
+            "print(forkserver._forkserver._forkserver_pid is not None)")
+    for jobs, executor, started in [(2, "local", True), (1, "local", False), (2, "ray", False),
+                                    (None, "local", False)]:
+        done = subprocess.run([sys.executable, "-c", code, json.dumps(jobs), executor],
+                              capture_output=True, text=True)
+        assert done.stdout.strip() == str(started), (jobs, executor, done.stderr)

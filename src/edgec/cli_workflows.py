@@ -48,8 +48,10 @@ def sweep(recipe: Path, grid, mode, output, overrides, jobs, executor, use_ray, 
     """Run variants of RECIPE (a grid of --set values), tabulate them, find the Pareto front."""
     from edgec.progress import Progress
     from edgec.sweep import plan, run_sweep
+    from edgec.sweep_exec import start_early
     from edgec.sweep_report import finish_sweep
 
+    start_early(jobs, "ray" if use_ray else executor)
     variants, config = plan(recipe, grid, mode, overrides)
     result = run_sweep(
         recipe, variants, output or Path("runs") / f"{recipe.stem}-sweep",

@@ -89,6 +89,21 @@ def _worker_context(multiprocessing):
     return multiprocessing.get_context("spawn")
 
 
+def start_early(jobs: int | None, executor: str) -> None:
+    """Start the local workers' fork server now, before the sweep is planned: its seconds of
+    imports then overlap the planning (validating every variant took 0.3-0.5 s here) instead of
+    following it. Harmless if the plan fails: the server leaves when this process does."""
+    import multiprocessing
+
+    if executor != "local" or not jobs or jobs < 2:
+        return
+    ctx = _worker_context(multiprocessing)
+    if ctx.get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
+
+
 def run_ray(tasks: list[dict], jobs: int, address: str | None) -> Iterator[dict]:
     """On a Ray cluster (``address``) or a local Ray instance with ``jobs`` CPUs."""
     try:
