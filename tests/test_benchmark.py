@@ -76,3 +76,27 @@ def test_bench_files_reads_shape_and_names(tmp_path):
 def test_bench_files_missing_file(tmp_path):
     with pytest.raises(UsageError, match="does not exist"):
         bench_files([tmp_path / "nope.onnx"], None, BenchmarkConfig(runs=1))
+
+
+def test_min_seconds_keeps_timing_past_runs(tmp_path):
+    """The rounds go on until they span min_seconds (a lower bound: noise only lengthens it)."""
+    import time
+
+    path = _export(nn.Linear(16, 3), tmp_path / "m.onnx")
+    t0 = time.perf_counter()
+    metrics = bench_files([path], (1, 16), BenchmarkConfig(runs=5, warmup=0, min_seconds=0.3))
+    assert time.perf_counter() - t0 >= 0.3
+    assert metrics["m"].latency_ms.runs > 5
+    assert bench_files([path], (1, 16), BenchmarkConfig(runs=5, warmup=0))["m"].latency_ms.runs == 5
+
+
+def test_speed_gates_measure_for_ten_seconds_unless_told():
+    from edgec.benchmark import GATE_MIN_SECONDS, resolve_min_seconds
+    from edgec.recipe import BudgetsConfig
+
+    plain = BenchmarkConfig()
+    assert resolve_min_seconds(plain, BudgetsConfig(max_size_kb=10)).min_seconds == 0
+    assert resolve_min_seconds(plain, BudgetsConfig(min_speedup=1.2)).min_seconds == GATE_MIN_SECONDS
+    assert resolve_min_seconds(plain, BudgetsConfig(max_latency_growth=0.1)).min_seconds == 10
+    told = BenchmarkConfig(min_seconds=2)
+    assert resolve_min_seconds(told, BudgetsConfig(min_speedup=1.2)).min_seconds == 2

@@ -138,8 +138,8 @@ def test_against_a_stored_report(gated_run, tmp_path):
     budgets = tmp_path / "b.yaml"
     budgets.write_text("max_size_growth: 0.05\nmax_latency_growth: 0.5\n")
     args = ("check-budgets", folder / "run" / "model.onnx", "--budgets", budgets, "--baseline",
-            folder / "run" / "baseline.onnx", "--runs", 5, "--against", tmp_path / "main.json",
-            "--json")
+            folder / "run" / "baseline.onnx", "--runs", 5, "--min-seconds", 0, "--against",
+            tmp_path / "main.json", "--json")
     result = run(*args)
     assert result.exit_code == 1
     report = json.loads(result.stdout)

@@ -29,12 +29,29 @@ class BenchmarkConfig(ConfigModel):
     threads: int = Field(1, ge=1, le=256, description="onnxruntime intra-op threads. 1 gives the most "
                          "stable timings on shared machines; set your device's core count to see "
                          "its real speed.")
-    runs: int = Field(200, ge=1, le=1_000_000, description="Timed inferences per model.")
+    runs: int = Field(200, ge=1, le=1_000_000, description="Timed inferences per model (at least).")
+    min_seconds: float | None = Field(
+        None, ge=0, le=3600, description="Keep timing interleaved rounds until they span this "
+        "many seconds. Default: 10 when a budget gates on relative speed (min_speedup, "
+        "max_latency_growth), so the gate sees past a shared machine's seconds-long slow spells "
+        "(docs/guide-sweep.md); else 0.")
     warmup: int = Field(20, ge=0, le=100_000, description="Untimed inferences per model first.")
     batch_size: int = Field(1, ge=1, le=4096, description="Batch size of the latency inputs.")
     eval_batch_size: int = Field(64, ge=1, le=65536, description="Batch size for accuracy evaluation.")
     max_eval_samples: int | None = Field(None, ge=1, description="Evaluate on at most this many "
                                          "samples (default: the whole eval split).")
+
+
+GATE_MIN_SECONDS = 10.0  # longer than the longest slow spell measured here (7 s): latency_gate.py
+
+
+def resolve_min_seconds(config: BenchmarkConfig, budgets) -> BenchmarkConfig:
+    """``config`` with ``min_seconds`` decided: as set, else GATE_MIN_SECONDS when a budget gates on
+    relative speed (min_speedup, max_latency_growth), else 0 (a report alone stays quick)."""
+    if config.min_seconds is not None:
+        return config
+    gated = budgets.min_speedup is not None or budgets.max_latency_growth is not None
+    return config.model_copy(update={"min_seconds": GATE_MIN_SECONDS if gated else 0.0})
 
 
 @dataclass
@@ -83,7 +100,8 @@ def benchmark_models(
     sessions = {n: make_session(p, config.threads) for n, p in models.items()}
     latency_input = _latency_input(eval_x, input_shape, config.batch_size)
     feeds = {n: _feed(s, latency_input, n) for n, s in sessions.items()}
-    latency = measure_latency_interleaved(sessions, feeds, config.runs, config.warmup, progress)
+    latency = measure_latency_interleaved(sessions, feeds, config.runs, config.warmup, progress,
+                                          min_seconds=config.min_seconds or 0.0)
 
     preds: dict[str, np.ndarray | None] = {}
     if eval_x is not None and len(eval_x):
@@ -125,6 +143,7 @@ def ratios(base: Metrics, comp: Metrics) -> dict[str, float | None]:
         "nonzero_params": times(base.nonzero_params, comp.nonzero_params),
         "macs": times(base.macs, comp.macs),
         "flops": times(base.flops, comp.flops),
+        "speedup_p1": times(base.latency_ms.p1, comp.latency_ms.p1),
         "speedup_p50": times(base.latency_ms.p50, comp.latency_ms.p50),
         "speedup_p90": times(base.latency_ms.p90, comp.latency_ms.p90),
         "speedup_paired": paired_speedup(base.latency_ms, comp.latency_ms),

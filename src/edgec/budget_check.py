@@ -54,7 +54,7 @@ def check_onnx(
     """Measure ``model`` (side by side with ``baseline`` if given) and check ``budgets``."""
     import time
 
-    from edgec.benchmark import bench_files, ratios
+    from edgec.benchmark import bench_files, ratios, resolve_min_seconds
     from edgec.budgets import check_budgets
     from edgec.environment import collect_environment
     from edgec.regression import apply_against
@@ -75,6 +75,7 @@ def check_onnx(
                          hint="Pass --baseline baseline.onnx (measured side by side, interleaved).")
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
+    config = resolve_min_seconds(config, budgets)
     paths = [Path(model)] + ([Path(baseline)] if baseline else [])
     metrics = list(bench_files(paths, input_shape, config, progress=progress).values())
     comp = metrics[0]

@@ -27,13 +27,16 @@ from edgec.errors import EXIT_BUDGET, UsageError
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1))
 @click.option("--runs", default=200, show_default=True, type=click.IntRange(1))
 @click.option("--warmup", default=20, show_default=True, type=click.IntRange(0))
+@click.option("--min-seconds", type=click.FloatRange(0, 3600),
+              help="Keep timing until the rounds span this long (default: 10 when a budget gates "
+              "on relative speed, else 0).")
 @click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
               help="Override a budget, e.g. --set max_size_kb=150 (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @ci_options
-def check_budgets_command(model: Path, budgets_file: Path, baseline, input_shape, threads: int, runs: int,
-                  warmup: int, overrides, as_json: bool, junit, summary_md, against,
-                  fail_on_inconclusive):
+def check_budgets_command(model: Path, budgets_file: Path, baseline, input_shape, threads: int,
+                          runs: int, warmup: int, min_seconds: float | None, overrides,
+                          as_json: bool, junit, summary_md, against, fail_on_inconclusive):
     """Gate an existing ONNX MODEL on a budgets file, without re-running compression."""
     from edgec.benchmark import BenchmarkConfig
     from edgec.budget_check import check_onnx, load_budgets
@@ -44,7 +47,7 @@ def check_budgets_command(model: Path, budgets_file: Path, baseline, input_shape
     overrides = (*overrides, "inconclusive=fail") if fail_on_inconclusive else overrides
     budgets = load_budgets(budgets_file, overrides)
     stored = load_against(against) if against else None
-    config = BenchmarkConfig(threads=threads, runs=runs, warmup=warmup)
+    config = BenchmarkConfig(threads=threads, runs=runs, warmup=warmup, min_seconds=min_seconds)
     report = check_onnx(model, budgets, config, baseline=baseline, input_shape=_shape(input_shape),
                         against=stored, progress=Progress(enabled=progress_wanted(as_json)))
     write_ci_outputs(report, junit, summary_md, title=f"edgec check-budgets {Path(model).name}")
@@ -59,14 +62,18 @@ def check_budgets_command(model: Path, budgets_file: Path, baseline, input_shape
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1))
 @click.option("--runs", default=200, show_default=True, type=click.IntRange(1))
 @click.option("--warmup", default=20, show_default=True, type=click.IntRange(0))
+@click.option("--min-seconds", default=0.0, show_default=True, type=click.FloatRange(0, 3600),
+              help="Keep timing until the rounds span this long (10+ for stable ratios on a "
+              "shared machine).")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
-def bench(model: Path, others, input_shape, threads: int, runs: int, warmup: int, as_json: bool):
+def bench(model: Path, others, input_shape, threads: int, runs: int, warmup: int,
+          min_seconds: float, as_json: bool):
     """Measure ONNX MODEL (and --vs others) side by side, interleaved, on random inputs."""
     from edgec.benchmark import BenchmarkConfig, bench_files
     from edgec.progress import Progress, progress_wanted
     from edgec.report_text import print_metrics
 
-    config = BenchmarkConfig(threads=threads, runs=runs, warmup=warmup)
+    config = BenchmarkConfig(threads=threads, runs=runs, warmup=warmup, min_seconds=min_seconds)
     metrics = bench_files([model, *others], _shape(input_shape), config,
                           progress=Progress(enabled=progress_wanted(as_json)))
     if as_json:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 class LatencyStats:
     """Milliseconds per inference over ``runs`` timed runs (after ``warmup`` untimed ones)."""
 
+    p1: float  # the undisturbed speed: see latency_gate.py for why speed gates use it
     p50: float
     p90: float
     p99: float
@@ -47,14 +48,16 @@ class LatencyStats:
             return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
         return cls(
-            p50=round(statistics.median(ordered), 4), p90=round(pct(0.90), 4), p99=round(pct(0.99), 4),
+            p1=round(pct(0.01), 4), p50=round(statistics.median(ordered), 4),
+            p90=round(pct(0.90), 4), p99=round(pct(0.99), 4),
             mean=round(statistics.fmean(ordered), 4),
             std=round(statistics.pstdev(ordered), 4) if len(ordered) > 1 else 0.0,
             min=round(ordered[0], 4), runs=len(ordered), warmup=warmup, samples=list(samples_ms),
         )
 
     def to_dict(self) -> dict:
-        return {k: getattr(self, k) for k in ("p50", "p90", "p99", "mean", "std", "min", "runs", "warmup")}
+        return {k: getattr(self, k)
+                for k in ("p1", "p50", "p90", "p99", "mean", "std", "min", "runs", "warmup")}
 
 
 def make_session(path: Path, threads: int, profile_prefix: str | None = None) -> ort.InferenceSession:
@@ -99,8 +102,10 @@ def measure_latency_interleaved(
     runs: int,
     warmup: int,
     progress: Progress | None = None,
+    min_seconds: float = 0.0,
 ) -> dict[str, LatencyStats]:
-    """Time every session ``runs`` times, interleaved round by round; returns stats by name."""
+    """Time every session ``runs`` times, interleaved round by round — and on, until the timed
+    rounds span ``min_seconds``; returns stats by name."""
     names = list(sessions)
     for name in names:  # first run allocates arenas and can fail: keep it out of the timings
         run_session(sessions[name], feeds[name], name)
@@ -109,7 +114,10 @@ def measure_latency_interleaved(
 
     rng = np.random.default_rng(0)
     with (progress or Progress()).task("latency", warmup + runs) as advance:
-        for r in range(warmup + runs):
+        r, until, shown = 0, None, 0.0
+        while r < warmup + runs or (until is not None and time.perf_counter() < until):
+            if r == warmup and min_seconds > 0:
+                until = time.perf_counter() + min_seconds
             # A fresh seeded order each round: rotating a fixed order would keep every model's
             # predecessor the same, and a heavy predecessor (cache, frequency) biases the ratio.
             for name in rng.permutation(names).tolist():
@@ -119,7 +127,12 @@ def measure_latency_interleaved(
                 elapsed = (time.perf_counter_ns() - t0) / 1e6
                 if r >= warmup:
                     samples[name].append(elapsed)
-            advance(1)
+            r += 1
+            if r <= warmup + runs:
+                advance(1)
+            elif until is not None and time.perf_counter() - shown > 0.5:  # filling min_seconds
+                shown = time.perf_counter()
+                advance(0, rounds=r - warmup, left=f"{max(0.0, until - shown):.0f}s")
     return {n: LatencyStats.from_samples(samples[n], warmup) for n in names}
 
 

@@ -283,13 +283,14 @@ class _Run:
         return src
 
     def _benchmark(self, data) -> None:
-        from edgec.benchmark import benchmark_models, ratios
+        from edgec.benchmark import benchmark_models, ratios, resolve_min_seconds
         from edgec.regression import apply_against
 
         self._enter("benchmark")
+        config = resolve_min_seconds(self.recipe.benchmark, self.recipe.budgets)
         metrics = benchmark_models(
             {"baseline": self.workdir / "baseline.onnx", "compressed": self.workdir / "model.onnx"},
-            data.eval.x, data.eval.y, self.recipe.benchmark,
+            data.eval.x, data.eval.y, config,
             tuple(self.recipe.model.input_shape), progress=self.progress,
         )
         base, comp = metrics["baseline"], metrics["compressed"]

@@ -91,8 +91,7 @@ def regression_values(report: Report, stored: dict) -> dict[str, float | None]:
     """size_growth, latency_growth, accuracy_loss of this run relative to the stored one."""
     old, new = stored["compressed"], report.compressed
     size_growth = new.size_bytes / old["size_bytes"] - 1 if old.get("size_bytes") else None
-    old_speed = _speedup(stored.get("ratios") or {})
-    new_speed = _speedup(report.ratios)
+    old_speed, new_speed = _speedups(stored.get("ratios") or {}, report.ratios)
     # latency relative to each run's own baseline: growth = old speedup / new speedup - 1
     latency_growth = old_speed / new_speed - 1 if old_speed and new_speed else None
     loss = None
@@ -103,5 +102,10 @@ def regression_values(report: Report, stored: dict) -> dict[str, float | None]:
              "accuracy_loss": loss}.items()}
 
 
-def _speedup(ratios: dict) -> float | None:
-    return ratios.get("speedup_paired") or ratios.get("speedup_p50")
+def _speedups(old: dict, new: dict) -> tuple[float | None, float | None]:
+    """The same statistic from both reports: the p1 ratio (latency_gate.py) when both have it
+    (older reports lack it), else the paired median, else the p50 ratio."""
+    for key in ("speedup_p1", "speedup_paired", "speedup_p50"):
+        if old.get(key) and new.get(key):
+            return old[key], new[key]
+    return None, None
