@@ -48,6 +48,8 @@ def summary_rows(report: Report) -> list[tuple[str, str, str, str]]:
         ("params", _count(b.params), _count(c.params), f"{_ratio(r.get('params'))} fewer"),
         ("non-zero params", _count(b.nonzero_params), _count(c.nonzero_params), ""),
         ("MACs (batch 1)", _count(b.macs), _count(c.macs), f"{_ratio(r.get('macs'))} fewer"),
+        ("latency p1 (undisturbed)", lat(b, "p1"), lat(c, "p1"),
+         f"{_ratio(r.get('speedup_p1'))} speed"),
         ("latency p50", lat(b, "p50"), lat(c, "p50"), f"{_ratio(r.get('speedup_p50'))} speed"),
         ("latency p90", lat(b, "p90"), lat(c, "p90"), f"{_ratio(r.get('speedup_p90'))} speed"),
         ("accuracy", _pct(b.accuracy), _pct(c.accuracy),
