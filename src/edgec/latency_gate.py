@@ -39,7 +39,7 @@ Verdict = Literal["pass", "fail", "inconclusive"]
 
 @dataclass(frozen=True)
 class RatioInterval:
-    estimate: float  # median of the per-round ratios
+    estimate: float  # the statistic itself: p1 ratio (quantile_ratio_ci) or median per-round ratio
     low: float
     high: float
     confidence: float

@@ -188,7 +188,9 @@ def result_row(variant: dict, outcome: dict, folder: Path) -> dict:
         "size_gzip_kb": round(comp["size_gzip_bytes"] / 1024, 3) if comp.get("size_gzip_bytes")
         else None,
         "params": comp.get("params"), "macs": comp.get("macs"), "latency_ms": latency,
-        "speedup": ratios.get("speedup_paired") or ratios.get("speedup_p50"),
+        # the statistic min_speedup gates on (latency_gate.py); older reports lack it
+        "speedup": ratios.get("speedup_p1") or ratios.get("speedup_paired")
+        or ratios.get("speedup_p50"),
         "accuracy": comp.get("accuracy"), "accuracy_drop": ratios.get("accuracy_drop"),
         "budgets_missed": ";".join(b["name"] for b in rep.get("budgets", []) if not b["passed"]),
         "seconds": rep.get("seconds"), "error": outcome.get("error"),
