@@ -103,9 +103,9 @@ def run_sweep(
     if tasks and (jobs > 1 or executor == "ray"):
         _train_shared_models(recipe, variants, progress)
     try:
-        from edgec.sweep_report import load_plotting
+        from edgec.sweep_report import warm_plotting
 
-        for outcome in make_executor(executor, jobs, address, meanwhile=load_plotting)(tasks):
+        for outcome in make_executor(executor, jobs, address, meanwhile=warm_plotting)(tasks):
             finished[outcome["name"]] = outcome
             _write_variant_meta(folder, by_name[outcome["name"]], outcome)
             log(f"  {outcome['name']} {_label(by_name[outcome['name']]['values'])}: "

@@ -52,23 +52,35 @@ def torch_threads_per_job(jobs: int) -> int:
 def run_local(tasks: list[dict], jobs: int, meanwhile: Callable[[], None] | None = None
               ) -> Iterator[dict]:
     """Sequentially in-process for one job; else a pool of worker processes. ``meanwhile`` runs
-    here once the workers are starting (they spend seconds importing torch, this process idles)."""
+    in a thread here while the workers start: this process would otherwise idle for seconds,
+    blocked until the fork server has imported torch, and the thread then no longer competes
+    with the workers for the cores."""
     if jobs == 1 or len(tasks) == 1:
         for task in tasks:
             yield run_variant(task)
         return
+    import contextlib
     import multiprocessing
+    import threading
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
+    def warm_up() -> None:
+        with contextlib.suppress(Exception):  # a warm-up: the real work redoes it, errors there
+            meanwhile()
+
+    side = threading.Thread(target=warm_up, name="edgec-meanwhile", daemon=True) if meanwhile \
+        else None
+    if side is not None:
+        side.start()
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=_worker_context(multiprocessing))
     try:
-        futures = [pool.submit(run_variant, t) for t in tasks]
-        if meanwhile is not None:
-            meanwhile()
+        futures = [pool.submit(run_variant, t) for t in tasks]  # blocks until the workers exist
         for fut in as_completed(futures):
             yield fut.result()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        if side is not None:
+            side.join()
 
 
 # What every variant imports; preloaded once in the fork server (see _worker_context).

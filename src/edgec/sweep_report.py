@@ -51,11 +51,27 @@ def _columns(rows: list[dict]) -> list[str]:
 
 
 def load_plotting() -> None:
-    """Import matplotlib (0.5 s), e.g. while worker processes start, before the plot needs it."""
+    """Import matplotlib (0.5-0.9 s here) once, before the plot needs it."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display on CI runners
     import matplotlib.pyplot
+
+
+def warm_plotting() -> None:
+    """Import matplotlib and draw a throwaway figure: the first drawing in a process loads fonts
+    and the renderer, 0.3 s more than any later one. The sweep runs this while its worker
+    processes start, so the plot at the end costs only its own drawing."""
+    load_plotting()
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(1, 1))
+    ax.scatter([0, 1], [0, 1])
+    ax.annotate("v", (0, 0), fontsize=7)
+    ax.set_xlabel("x")
+    fig.suptitle("t", fontsize=9)
+    fig.savefig(io.BytesIO(), format="png", dpi=30)
+    plt.close(fig)
 
 
 def plot_png(result: SweepResult) -> bytes | None:
@@ -73,23 +89,28 @@ def plot_png(result: SweepResult) -> bytes | None:
     for ax, y_axis in zip(axs[0], others, strict=True):
         pts = [(result.rows[i][x_axis], result.rows[i][y_axis], i) for i in ok
                if result.rows[i][x_axis] is not None and result.rows[i][y_axis] is not None]
+        # one scatter call per style, not per point: 24 calls took 0.13 s of a 0.36-s plot
+        for on_front, passed in ((False, True), (False, False), (True, True), (True, False)):
+            group = [(x, y) for x, y, i in pts
+                     if (i in result.front) == on_front and result.rows[i]["passed"] == passed]
+            if group:
+                ax.scatter(*zip(*group, strict=True), s=60 if on_front else 30,
+                           c="tab:red" if on_front else "tab:gray", marker="o" if passed else "x",
+                           zorder=3)
         for x, y, i in pts:
-            row = result.rows[i]
-            on_front = i in result.front
-            ax.scatter([x], [y], s=60 if on_front else 30,
-                       c="tab:red" if on_front else "tab:gray",
-                       marker="o" if row["passed"] else "x", zorder=3)
-            ax.annotate(row["variant"] + (" ★" if row["best"] else ""), (x, y), fontsize=7,
-                        xytext=(3, 3), textcoords="offset points")
+            ax.annotate(result.rows[i]["variant"] + (" ★" if result.rows[i]["best"] else ""),
+                        (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
         front = sorted((x, y) for x, y, i in pts if i in result.front)
         if len(front) > 1:
             ax.plot(*zip(*front, strict=True), color="tab:red", lw=1, alpha=0.6)
         ax.set_xlabel(AXES[x_axis][1])
         ax.set_ylabel(AXES[y_axis][1])
         ax.grid(alpha=0.3)
-    fig.suptitle("edgec sweep: red = Pareto front over " + ", ".join(result.axes) +
-                 "; x = misses a budget; ★ = best", fontsize=9)
-    fig.tight_layout()
+    fig.suptitle("edgec sweep: Pareto front over " + ", ".join(result.axes) +
+                 "\nred = on the front; x = misses a budget; ★ = best", fontsize=9)
+    # fixed margins sized for the axis labels: tight_layout drew the figure once more (0.2 s)
+    width = fig.get_figwidth()  # inches: ~0.8 in for y tick labels and label, 0.25 in to the right
+    fig.subplots_adjust(left=0.8 / width, right=1 - 0.25 / width, bottom=0.13, top=0.86, wspace=0.3)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
