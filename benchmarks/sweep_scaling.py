@@ -8,11 +8,12 @@ those are measured, not computed). The zoo model is trained once first.
 
     PYTHONPATH=src python benchmarks/sweep_scaling.py [--ray] [--runs 100] [--repeats 5] [--recipe R.yaml]
 
-What bounds the ratio: a process that imports torch + onnxruntime + edgec pays 2.5-3 s here (0.7 s
+What bounds the ratio: a process that imports torch + onnxruntime + edgec pays 2.5-3.4 s here (0.4 s
 of it dlopen-ing the CUDA libraries this torch build links), and a quickstart variant runs in
-0.25-0.45 s, so the import in the workers' fork server is most of a --jobs 2 sweep, as it is of a
---jobs 1 sweep. Heavier variants (--recipe configs/resnet-digits.yaml: 0.60x on 2 cores) show the
-scaling of the variants themselves. Measured numbers: docs/guide-sweep.md.
+0.25-0.6 s, so the import in the workers' fork server is most of a --jobs 2 sweep, as it is of a
+--jobs 1 sweep; the script prints the Amdahl bound from the jobs-1 runs' own split. Heavier
+variants (--recipe configs/resnet-digits.yaml: 0.60x on 2 cores) show the scaling of the variants
+themselves. Measured numbers: docs/guide-sweep.md.
 """
 
 from __future__ import annotations
@@ -81,6 +82,17 @@ def main() -> None:
               f"{statistics.median(ratios):.2f}x the jobs=1 wall time (rounds: "
               f"{', '.join(f'{r:.2f}' for r in ratios)}); results table (latency aside) identical "
               f"to local jobs=1: {same}; front {rounds[0][1]['pareto']}")
+    # Amdahl: what is not a variant (imports, planning, the table and plot) stays serial however
+    # many jobs run; perfect 2-way sharing of the variants' own seconds gives this ratio at best
+    # (optimistic: the first variant's shared stage is serial too, the others wait for it).
+    bounds = []
+    for seconds, res in out[(1, "local")]:
+        variants = sum(r["seconds"] or 0 for r in res["rows"])
+        bounds.append((seconds - variants / 2) / seconds)
+        print(f"jobs=1 round: {seconds:.1f} s wall, of which variants {variants:.1f} s, the rest "
+              f"(imports, planning, tables, plot) {seconds - variants:.1f} s")
+    print(f"best possible jobs=2 ratio with those serial parts (Amdahl): median "
+          f"{statistics.median(bounds):.2f}x")
     print("\nvariant results (local, jobs=1, round 1):")
     cols = ["variant", "passes.0.mode", "passes.0.per_channel", "passes.0.samples", "size_kb",
             "speedup", "accuracy", "pareto", "best"]
