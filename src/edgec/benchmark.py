@@ -126,6 +126,15 @@ def benchmark_models(
     return out
 
 
+# The speed-up that gates, regressions and sweep tables read, best first: the p1 ratio
+# (latency_gate.py); reports written before it have only the paired median or the p50 ratio.
+SPEEDUP_KEYS = ("speedup_p1", "speedup_paired", "speedup_p50")
+
+
+def gate_speedup(ratios: dict) -> float | None:
+    return next((ratios[k] for k in SPEEDUP_KEYS if ratios.get(k)), None)
+
+
 def ratios(base: Metrics, comp: Metrics) -> dict[str, float | None]:
     """Compressed vs baseline, each as 'times better' (>1 = smaller / faster), plus accuracy drop."""
     from edgec.latency import paired_speedup

@@ -105,7 +105,9 @@ def regression_values(report: Report, stored: dict) -> dict[str, float | None]:
 def _speedups(old: dict, new: dict) -> tuple[float | None, float | None]:
     """The same statistic from both reports: the p1 ratio (latency_gate.py) when both have it
     (older reports lack it), else the paired median, else the p50 ratio."""
-    for key in ("speedup_p1", "speedup_paired", "speedup_p50"):
+    from edgec.benchmark import SPEEDUP_KEYS
+
+    for key in SPEEDUP_KEYS:
         if old.get(key) and new.get(key):
             return old[key], new[key]
     return None, None

@@ -177,6 +177,8 @@ def _tabulate(result: SweepResult, variants: list[dict], finished: dict, seconds
 
 def result_row(variant: dict, outcome: dict, folder: Path) -> dict:
     """One flat row: variant values, status, metrics of the compressed model, budgets verdict."""
+    from edgec.benchmark import gate_speedup
+
     rep = outcome.get("report") or {}
     comp, ratios = rep.get("compressed") or {}, rep.get("ratios") or {}
     latency = (comp.get("latency_ms") or {}).get("p50")
@@ -188,9 +190,7 @@ def result_row(variant: dict, outcome: dict, folder: Path) -> dict:
         "size_gzip_kb": round(comp["size_gzip_bytes"] / 1024, 3) if comp.get("size_gzip_bytes")
         else None,
         "params": comp.get("params"), "macs": comp.get("macs"), "latency_ms": latency,
-        # the statistic min_speedup gates on (latency_gate.py); older reports lack it
-        "speedup": ratios.get("speedup_p1") or ratios.get("speedup_paired")
-        or ratios.get("speedup_p50"),
+        "speedup": gate_speedup(ratios),  # what min_speedup decides on
         "accuracy": comp.get("accuracy"), "accuracy_drop": ratios.get("accuracy_drop"),
         "budgets_missed": ";".join(b["name"] for b in rep.get("budgets", []) if not b["passed"]),
         "seconds": rep.get("seconds"), "error": outcome.get("error"),

@@ -59,18 +59,14 @@ def run_local(tasks: list[dict], jobs: int, meanwhile: Callable[[], None] | None
         for task in tasks:
             yield run_variant(task)
         return
-    import contextlib
     import multiprocessing
     import threading
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    def warm_up() -> None:
-        with contextlib.suppress(Exception):  # a warm-up: the real work redoes it, errors there
-            meanwhile()
-
-    side = threading.Thread(target=warm_up, name="edgec-meanwhile", daemon=True) if meanwhile \
-        else None
-    if side is not None:
+    side = None
+    if meanwhile is not None:
+        side = threading.Thread(target=_warm_up, args=(meanwhile,), name="edgec-meanwhile",
+                                daemon=True)
         side.start()
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=_worker_context(multiprocessing))
     try:
@@ -81,6 +77,13 @@ def run_local(tasks: list[dict], jobs: int, meanwhile: Callable[[], None] | None
         pool.shutdown(wait=True, cancel_futures=True)
         if side is not None:
             side.join()
+
+
+def _warm_up(work: Callable[[], None]) -> None:
+    import contextlib
+
+    with contextlib.suppress(Exception):  # a warm-up: the real work redoes it, and errors there
+        work()
 
 
 # What every variant imports; preloaded once in the fork server (see _worker_context).
