@@ -1,6 +1,7 @@
 """End to end through the CLI on a tiny model: exit codes, artifacts, report contract."""
 
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -51,6 +52,7 @@ def test_report_json_contract(finished_run):
             assert key in metrics, (side, key)
         assert metrics["flops"] == 2 * metrics["macs"]
         assert {"p50", "p90", "p99", "mean"} <= set(metrics["latency_ms"])
+        assert Path(metrics["path"]).is_file() and Path(metrics["path"]).parent == out
     assert report["baseline"]["agreement"] == 1.0
     for key in ("size", "size_gzip", "flops", "speedup_p50", "accuracy_drop"):
         assert key in report["ratios"], key

@@ -43,7 +43,7 @@ def sweep(folder, *grid):
 
 
 def entries(sw):
-    return sorted(p.name for p in (sw / "cache").iterdir() if p.is_dir())
+    return sorted(p.name for p in (sw / "cache").iterdir() if (p / "meta.json").is_file())
 
 
 def test_variants_that_differ_after_export_share_one_torch_stage(tmp_path):

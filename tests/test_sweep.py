@@ -129,6 +129,19 @@ def test_sweep_results_and_failed_variant(swept):
     assert (folder / "sw" / "pareto.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_variants_measure_their_shared_baseline_once(swept):
+    """Size, MACs, predictions and op profile of the common baseline: one entry, the same numbers."""
+    _, folder = swept
+    measured = folder / "sw" / "cache" / "measured"
+    assert len(list(measured.glob("static-*.json"))) == len(list(measured.glob("profile-*.json"))) == 1
+    reports = [json.loads((folder / "sw" / "variants" / n / "report.json").read_text())
+               for n in ("v000", "v001")]
+    base = [{k: v for k, v in r["baseline"].items() if k not in ("latency_ms", "path")} for r in reports]
+    assert base[0] == base[1] and base[0]["accuracy"] is not None
+    assert reports[0]["op_profile"]["models"]["baseline"] == reports[1]["op_profile"]["models"]["baseline"]
+    assert reports[0]["baseline"]["latency_ms"] != reports[1]["baseline"]["latency_ms"]  # timed each
+
+
 def test_sweep_resumes_finished_variants(swept):
     _, folder = swept
     report = folder / "sw" / "variants" / "v000" / "report.json"

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from edgec.latency import LatencyStats
+    from edgec.measure_memo import MeasureMemo
 
 
 class BenchmarkConfig(ConfigModel):
@@ -85,45 +86,69 @@ def benchmark_models(
     input_shape: tuple[int, ...],
     reference: str | None = "baseline",
     progress: Progress | None = None,
+    memo: MeasureMemo | None = None,
 ) -> dict[str, Metrics]:
     """Measure each model; latency interleaved across all of them, accuracy on (eval_x, eval_y).
 
     ``reference`` names the model the others' predictions are compared with (agreement); without
-    one (or eval data) agreement is None.
+    one (or eval data) agreement is None. ``memo`` (a sweep's) keeps the reference's measurements
+    other than latency, so the variants after the first one only time it.
     """
-
-    from edgec.graph_stats import analyze_onnx
     from edgec.latency import make_session, measure_latency_interleaved
 
     progress = progress or Progress()
-    stats = {n: analyze_onnx(p, input_shape) for n, p in models.items()}
+    x = None
+    if eval_x is not None and len(eval_x):
+        x = eval_x[: config.max_eval_samples] if config.max_eval_samples else eval_x
+    memo_key = known = None
+    if memo is not None and reference in models:
+        settings = {"input_shape": input_shape, "threads": config.threads,
+                    "eval_batch_size": config.eval_batch_size}
+        memo_key = memo.key("static", models[reference], (x,), settings)
+        known = memo.get(memo_key)
+        if not (isinstance(known, dict) and {"static", "preds"} <= known.keys()):
+            known = None  # absent, or written by something else: measure
+    reused = {reference} if known is not None else set()
+    static = {n: known["static"] if n in reused else _static_metrics(p, input_shape)
+              for n, p in models.items()}
     sessions = {n: make_session(p, config.threads) for n, p in models.items()}
     latency_input = _latency_input(eval_x, input_shape, config.batch_size)
     feeds = {n: _feed(s, latency_input, n) for n, s in sessions.items()}
     latency = measure_latency_interleaved(sessions, feeds, config.runs, config.warmup, progress,
                                           min_seconds=config.min_seconds or 0.0)
 
-    preds: dict[str, np.ndarray | None] = {}
-    if eval_x is not None and len(eval_x):
-        x = eval_x[: config.max_eval_samples] if config.max_eval_samples else eval_x
-        for name, session in sessions.items():
-            preds[name] = _predict(session, x, config.eval_batch_size, name, progress)
-    y = None if eval_y is None else eval_y[: len(eval_x)][: config.max_eval_samples or None]
+    preds = {n: _as_array(known["preds"]) if n in reused else
+             None if x is None else _predict(sessions[n], x, config.eval_batch_size, n, progress)
+             for n in models}
+    if memo_key is not None and known is None:
+        p = preds[reference]
+        memo.put(memo_key, {"static": static[reference], "preds": None if p is None else p.tolist()})
+    y = None if eval_y is None or x is None else eval_y[: len(x)]
     ref = preds.get(reference) if reference else None
+    return {
+        name: Metrics(path=str(path), **static[name], latency_ms=latency[name],
+                      accuracy=_share(preds[name], y), agreement=_share(preds[name], ref),
+                      eval_samples=0 if preds[name] is None else len(preds[name]))
+        for name, path in models.items()
+    }
 
-    out = {}
-    for name, path in models.items():
-        data = Path(path).read_bytes()
-        p = preds.get(name)
-        out[name] = Metrics(
-            path=str(path), size_bytes=len(data),
-            size_gzip_bytes=len(gzip.compress(data, compresslevel=9, mtime=0)),
-            params=stats[name].params, nonzero_params=stats[name].nonzero_params,
-            macs=stats[name].macs, flops=stats[name].flops, latency_ms=latency[name],
-            accuracy=_share(p, y), agreement=_share(p, ref), weight_dtypes=stats[name].weight_dtypes,
-            eval_samples=0 if p is None else len(p),
-        )
-    return out
+
+def _static_metrics(path: Path, input_shape: tuple[int, ...]) -> dict:
+    """The measurements of a file that need no timing: sizes, parameters, MACs, weight dtypes."""
+    from edgec.graph_stats import analyze_onnx
+
+    stats = analyze_onnx(path, input_shape)
+    data = Path(path).read_bytes()
+    return {"size_bytes": len(data),
+            "size_gzip_bytes": len(gzip.compress(data, compresslevel=9, mtime=0)),
+            "params": stats.params, "nonzero_params": stats.nonzero_params, "macs": stats.macs,
+            "flops": stats.flops, "weight_dtypes": stats.weight_dtypes}
+
+
+def _as_array(values: list | None):
+    import numpy as np
+
+    return None if values is None else np.asarray(values, dtype=np.int64)
 
 
 # The speed-up that gates, regressions and sweep tables read, best first: the p1 ratio

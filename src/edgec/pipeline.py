@@ -59,6 +59,7 @@ def run_recipe(
                 run.progress.log(f"edgec: --resume: {run.checkpoints.note}")
             run.execute()
             run.report.run_dir = str(output)
+            run.report.relocate(folder.path, output)
             run.write_report()
             run.checkpoints.discard()
         except BaseException as exc:
@@ -291,7 +292,7 @@ class _Run:
         metrics = benchmark_models(
             {"baseline": self.workdir / "baseline.onnx", "compressed": self.workdir / "model.onnx"},
             data.eval.x, data.eval.y, config,
-            tuple(self.recipe.model.input_shape), progress=self.progress,
+            tuple(self.recipe.model.input_shape), progress=self.progress, memo=self._memo(),
         )
         base, comp = metrics["baseline"], metrics["compressed"]
         report = self.report
@@ -309,7 +310,14 @@ class _Run:
             self._enter("operator profile")
         self.report.op_profile = profile_run(
             {"baseline": self.workdir / "baseline.onnx", "compressed": self.workdir / "model.onnx"},
-            data.eval.x, tuple(self.recipe.model.input_shape), bench.batch_size, bench.threads, config)
+            data.eval.x, tuple(self.recipe.model.input_shape), bench.batch_size, bench.threads, config,
+            memo=self._memo())
+
+    def _memo(self):
+        """A sweep's store of the baseline's measurements other than latency (measure_memo.py)."""
+        from edgec.measure_memo import MeasureMemo
+
+        return MeasureMemo(self.stage_cache / "measured") if self.stage_cache else None
 
     def fail(self, exc: BaseException) -> None:
         interrupted = isinstance(exc, KeyboardInterrupt)

@@ -25,6 +25,8 @@ from edgec.config import ConfigModel
 if TYPE_CHECKING:
     import numpy as np
 
+    from edgec.measure_memo import MeasureMemo
+
 OVERHEAD = "(framework overhead)"
 
 
@@ -122,13 +124,24 @@ def top_ops(profile: dict, top: int) -> list[dict]:
 
 
 def profile_run(models: dict[str, Path], eval_x, input_shape: tuple[int, ...], batch_size: int,
-                threads: int, config: ProfileConfig) -> dict | None:
-    """Profiles of each named model on the benchmark's latency input; None when disabled."""
+                threads: int, config: ProfileConfig, memo: MeasureMemo | None = None,
+                reference: str = "baseline") -> dict | None:
+    """Profiles of each named model on the benchmark's latency input; None when disabled.
+    ``memo`` (a sweep's) keeps the ``reference`` model's profile for the variants after the first."""
     if not config.enabled:
         return None
     from edgec.benchmark import _latency_input
 
     x = _latency_input(eval_x, input_shape, batch_size)
-    out = {name: profile_model(path, x, threads, config.runs, config.warmup, name).to_dict()
-           for name, path in models.items()}
+    out = {}
+    for name, path in models.items():
+        key = None
+        if memo is not None and name == reference:
+            settings = {"threads": threads, "runs": config.runs, "warmup": config.warmup}
+            key = memo.key("profile", path, (x,), settings)
+            out[name] = memo.get(key)
+        if out.get(name) is None:
+            out[name] = profile_model(path, x, threads, config.runs, config.warmup, name).to_dict()
+            if key is not None:
+                memo.put(key, out[name])
     return {"threads": threads, "batch_size": batch_size, "models": out}

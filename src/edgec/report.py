@@ -41,6 +41,13 @@ class Report:
     seconds: float | None = None
     against: dict[str, Any] | None = None  # comparison with a stored report (compress --against)
 
+    def relocate(self, old: Path, new: Path) -> None:
+        """Point the measured models' paths into ``new``: a run measures them in its unfinished
+        folder (``<run>.partial``), which becomes ``new`` when the run completes."""
+        for metrics in (self.baseline, self.compressed):
+            if metrics is not None and Path(metrics.path).parent == Path(old):
+                metrics.path = str(Path(new) / Path(metrics.path).name)
+
     @property
     def passed(self) -> bool:
         """True when the run completed and every budget held."""

@@ -5,6 +5,7 @@ Layout of a sweep folder::
     variants/v000/ …    one normal run folder per variant (report.json, model.onnx, …)
     variants/v000.json  the variant's overrides (what makes a finished folder reusable)
     cache/ …            torch stages (export, pruning, training) variants share (stage_cache.py)
+    cache/measured/     the shared baseline's measurements other than latency (measure_memo.py)
     results.csv / results.json / pareto.png / index.html
 
 Resumable: a variant whose folder holds a completed report for the same overrides is not run
