@@ -12,8 +12,8 @@ What bounds the ratio: a process that imports torch + onnxruntime + edgec pays 2
 of it dlopen-ing the CUDA libraries this torch build links), and a quickstart variant runs in
 0.25-0.6 s, so the import in the workers' fork server is most of a --jobs 2 sweep, as it is of a
 --jobs 1 sweep; the script prints the Amdahl bound from the jobs-1 runs' own split. Heavier
-variants (--recipe configs/resnet-digits.yaml: 0.60x on 2 cores) show the scaling of the variants
-themselves. Measured numbers: docs/guide-sweep.md.
+variants (--recipe configs/resnet-digits.yaml: 0.60x on 2 cores with VNNI, 0.65x on 2 AVX2 cores)
+show the scaling of the variants themselves. Measured numbers: docs/guide-sweep.md.
 """
 
 from __future__ import annotations
