@@ -174,3 +174,20 @@ def test_every_field_has_a_description():
     for cls in PASSES.values():
         walk(cls.Config, f"passes.{cls.name}.")
     assert not missing, f"fields without description: {missing}"
+
+
+def test_recipe_variants_parse_once_and_do_not_share_overrides(write_recipe, monkeypatch):
+    import edgec.recipe as recipe_module
+
+    path = write_recipe()
+    parsed = []
+    real = recipe_module.parse_yaml
+    monkeypatch.setattr(recipe_module, "parse_yaml", lambda *a: parsed.append(a) or real(*a))
+    variant = recipe_module.recipe_variants(path)
+    a = variant(["passes.0.exclude_ops=[Conv]", "benchmark.runs=7"])
+    b = variant(["passes.0.per_channel=false"])
+    assert len(parsed) == 1
+    assert a.benchmark.runs == 7 and b.benchmark.runs != 7  # each call starts from the file
+    assert b.passes[0].per_channel is False and a.passes[0].per_channel is not False
+    assert a.passes[0].exclude_ops == ("Conv",) and b.passes[0].exclude_ops == ()
+    assert variant(["benchmark.runs=7"]) == load_recipe(path, ["benchmark.runs=7"])

@@ -6,6 +6,7 @@ rules. Every problem becomes one ``RecipeError`` listing each bad key path with 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path, PurePath, PureWindowsPath
 from typing import Any, Literal
 
@@ -259,6 +260,12 @@ def validate_recipe(raw: Any, *, source: str = "<recipe>", lines=None) -> Recipe
 
 def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
     """Read, override and validate a recipe file. Raises RecipeError / UsageError."""
+    return recipe_variants(path)(overrides)
+
+
+def recipe_variants(path: str | Path) -> Callable[[list[str] | tuple[str, ...]], Recipe]:
+    """``load_recipe`` for many override sets of one file (a sweep's variants): reads and parses
+    the file once; each call applies its overrides to a copy and validates."""
     path = Path(path)
     if not path.is_file():
         what = "is a folder" if path.is_dir() else "does not exist"
@@ -269,8 +276,11 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"Cannot read recipe '{path}': {exc}.") from None
     raw, lines = parse_yaml(text, str(path))
-    raw = apply_overrides(raw, overrides)
-    return validate_recipe(raw, source=str(path), lines=lines)
+
+    def variant(overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+        return validate_recipe(apply_overrides(raw, overrides), source=str(path), lines=lines)
+
+    return variant
 
 
 def recipe_schema() -> dict:

@@ -45,10 +45,11 @@ def plan(recipe: Path, grid_options: tuple[str, ...], mode: str | None,
          overrides: tuple[str, ...] = ()) -> tuple[list[dict], Any]:
     """Expand the grid and validate every variant before any work: ([{name, values, overrides}],
     sweep config)."""
-    from edgec.recipe import load_recipe
+    from edgec.recipe import recipe_variants
     from edgec.sweep_config import SweepConfig, as_overrides, expand, parse_grid_option
 
-    base = load_recipe(recipe, overrides)
+    load_recipe = recipe_variants(recipe)  # parsed once: 100 variants re-read it in 2-3 s
+    base = load_recipe(overrides)
     config = base.sweep or SweepConfig()
     grid = dict(config.grid)
     for item in grid_options:
@@ -59,7 +60,7 @@ def plan(recipe: Path, grid_options: tuple[str, ...], mode: str | None,
         name = f"v{i:03d}"
         sets = [*overrides, *as_overrides(values)]
         try:
-            load_recipe(recipe, sets)
+            load_recipe(sets)
         except RecipeError as exc:
             raise RecipeError(f"sweep variant {name} ({_label(values)}) is invalid: {exc.message}",
                               hint=exc.hint) from None
@@ -120,12 +121,12 @@ def run_sweep(
 def _train_shared_models(recipe: Path, variants: list[dict], progress) -> None:
     """Train each zoo reference model once, here, before workers start: otherwise every parallel
     worker would find the cache empty and train the same model at the same time."""
-    from edgec.recipe import load_recipe
+    from edgec.recipe import recipe_variants
     from edgec.zoo import zoo_cache_path
 
-    names = set()
+    load_recipe, names = recipe_variants(recipe), set()
     for v in variants:
-        spec = load_recipe(recipe, v["overrides"]).model
+        spec = load_recipe(v["overrides"]).model
         if spec.source == "zoo" and not zoo_cache_path(spec.name).is_file():
             names.add(spec.name)  # only a missing model: loading a cached one costs a torch import
     if names:
