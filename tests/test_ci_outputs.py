@@ -47,7 +47,7 @@ def test_junit_failed_run_is_an_error_case():
 def test_summary_markdown_names_missed_budget():
     text = summary_markdown(_report())
     assert text.startswith("### ❌") and "max_accuracy_drop" in text.splitlines()[0]
-    assert "| min_speedup | 1.5 | 1.49 x [1.4, 1.6] | PASS (inconclusive) |" in text
+    assert "| min_speedup | 1.5 | 1.49 x (CI 1.4–1.6) | PASS (inconclusive) |" in text
 
 
 def test_step_summary_is_appended(tmp_path, monkeypatch):

@@ -34,6 +34,11 @@ def test_growth_values_and_gates():
     assert rows["max_latency_growth"].passed and rows["max_latency_growth"].verdict == "pass"
     assert rows["max_accuracy_loss"].actual == pytest.approx(0.01) and rows["max_accuracy_loss"].passed
     assert report.against["cross_cpu"] is False and report.against["environment_diff"] == {}
+    from edgec.report_text import budget_lines
+
+    shown = {line[0]: line[1:3] for line in budget_lines(report)}  # growth as people read it
+    assert shown["max_size_growth"] == ("+5%", "+10%")
+    assert shown["max_accuracy_loss"] == ("+2 points", "+1 points")
 
 
 def test_missing_accuracy_fails_the_gate():

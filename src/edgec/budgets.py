@@ -31,6 +31,15 @@ class BudgetRow:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def shown(self, value: float | None) -> str:
+        """``value`` (the limit or the actual) for people: a fraction (regression growth) as a
+        signed percentage (-0.1%, not -0.001123 fraction); else the number and its unit."""
+        if value is None:
+            return "not measured"
+        if self.unit == "fraction":  # accuracy is itself a share: its change is in points
+            return f"{value * 100:+.3g}{' points' if 'accuracy' in self.name else '%'}"
+        return f"{value:,.4g} {self.unit}".strip()
+
 
 def check_budgets(
     budgets: BudgetsConfig, baseline: Metrics, compressed: Metrics, ratios: dict,

@@ -17,13 +17,10 @@ if TYPE_CHECKING:
     from edgec.report import Report
 
 
-def _value(row: BudgetRow) -> str:
-    return "not measured" if row.actual is None else f"{row.actual:.6g} {row.unit}".strip()
-
-
 def _message(row: BudgetRow) -> str:
     op = ">=" if row.name.startswith("min_") else "<="
-    text = f"{row.name}: actual {_value(row)}, limit {op} {row.limit:g}"
+    limit = row.shown(row.limit) if row.unit == "fraction" else f"{row.limit:g}"
+    text = f"{row.name}: actual {row.shown(row.actual)}, limit {op} {limit}"
     if row.verdict:
         text += f"; verdict {row.verdict}"
     return text + (f" ({row.note})" if row.note else "")
@@ -65,7 +62,7 @@ def junit_xml(report: Report, suite: str = "edgec") -> str:
 
 def summary_markdown(report: Report, title: str = "edgec") -> str:
     """A compact Markdown block for a CI job summary page: verdict, budgets, key metrics."""
-    from edgec.report_text import summary_rows
+    from edgec.report_text import budget_lines, summary_rows
 
     if report.status != "ok":
         err = report.error or {}
@@ -77,13 +74,9 @@ def summary_markdown(report: Report, title: str = "edgec") -> str:
     lines = [head]
     if report.budgets:
         lines += ["| budget | limit | actual | result |", "|---|---|---|---|"]
-        for r in report.budgets:
-            result = ("PASS" if r.passed else "**FAIL**") + (f" ({r.verdict})" if r.verdict
-                                                             in ("inconclusive",) else "")
-            actual = _value(r)
-            if r.low is not None and r.high is not None:
-                actual += f" [{r.low:.3g}, {r.high:.3g}]"
-            lines.append(f"| {r.name} | {r.limit:g} | {actual} | {result} |")
+        for name, limit, actual, result in budget_lines(report):  # as in the console table
+            result = result.replace("FAIL", "**FAIL**")
+            lines.append(f"| {name} | {limit} | {actual} | {result} |")
         lines.append("")
     rows = summary_rows(report)
     if rows:

@@ -61,14 +61,15 @@ def summary_rows(report: Report) -> list[tuple[str, str, str, str]]:
 def budget_lines(report: Report) -> list[tuple[str, str, str, str]]:
     rows = []
     for row in report.budgets:
-        actual = "not measured" if row.actual is None else f"{row.actual:,.4g} {row.unit}".strip()
+        actual = row.shown(row.actual)
         if getattr(row, "low", None) is not None:  # noise-aware gate: show its interval
             actual += f" (CI {row.low:.3g}–{row.high:.3g})"
         result = "PASS" if row.passed else "FAIL"
         if getattr(row, "verdict", None) == "inconclusive":
             result += " (inconclusive)"
         name = row.name if row.source == "recipe" else f"{row.name} ({row.source})"
-        rows.append((name, f"{row.limit:,.4g}", actual, result))
+        limit = row.shown(row.limit) if row.unit == "fraction" else f"{row.limit:,.4g}"
+        rows.append((name, limit, actual, result))
     return rows
 
 
