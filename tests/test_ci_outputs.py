@@ -125,6 +125,23 @@ def test_check_budgets_exit_codes(gated_run, tmp_path):
     bad.write_text("max_size_kbb: 3\n")
     result = run("check-budgets", model, "--budgets", bad)
     assert result.exit_code == 2 and "max_size_kbb" in result.output
+    result = run("check-budgets", model, "--budgets", tmp_path)
+    assert result.exit_code == 2 and "is a folder" in result.output
+
+
+def test_check_budgets_reads_budgets_from_a_pipe(gated_run, tmp_path):
+    """--budgets <(echo ...) or /dev/stdin in a CI script: a pipe, not a regular file."""
+    import os
+    import threading
+
+    _, folder = gated_run
+    fifo = tmp_path / "budgets.fifo"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=fifo.write_text, args=("max_size_kb: 0.5\n",), daemon=True)
+    writer.start()
+    result = run("check-budgets", folder / "run" / "model.onnx", "--budgets", fifo, "--runs", 3)
+    writer.join(timeout=10)  # daemon: never blocks the suite if the pipe was not read
+    assert result.exit_code == 1 and "max_size_kb" in result.output
 
 
 def test_against_a_stored_report(gated_run, tmp_path):

@@ -30,10 +30,15 @@ def load_budgets(path: Path, overrides: tuple[str, ...] = ()) -> BudgetsConfig:
     from edgec.recipe_yaml import apply_overrides, parse_yaml
 
     path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"Budgets file '{path}' does not exist. Give a YAML file such as "
-                         "'max_size_kb: 200' (or a recipe with a budgets: section).")
-    raw, lines = parse_yaml(path.read_text(encoding="utf-8"), str(path))
+    example = "Give a YAML file such as 'max_size_kb: 200' (or a recipe with a budgets: section)."
+    if not path.exists() or path.is_dir():  # a pipe (--budgets <(...), /dev/stdin) is fine
+        what = "is a folder" if path.is_dir() else "does not exist"
+        raise UsageError(f"Budgets file '{path}' {what}. {example}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"Cannot read budgets file '{path}': {exc}. {example}") from None
+    raw, lines = parse_yaml(text, str(path))
     if isinstance(raw, dict) and isinstance(raw.get("budgets"), dict):
         raw, lines = raw["budgets"], {k[1:]: v for k, v in lines.items() if k[:1] == ("budgets",)}
     if not isinstance(raw, dict):
