@@ -235,3 +235,22 @@ def test_fork_server_starts_before_planning_only_for_local_parallel_sweeps():
         done = subprocess.run([sys.executable, "-c", code, json.dumps(jobs), executor],
                               capture_output=True, text=True)
         assert done.stdout.strip() == str(started), (jobs, executor, done.stderr)
+
+
+def test_table_names_the_budgets_a_variant_missed(tmp_path):
+    import io
+
+    from edgec.sweep import SweepResult
+    from edgec.sweep_report import finish_sweep
+
+    rows = [{"variant": f"v00{i}", "passes.0.mode": mode, "status": "ok", "passed": passed,
+             "budgets_missed": missed, "size_kb": 100.0, "speedup": speed, "accuracy": 0.99,
+             "pareto": True, "best": passed}
+            for i, (mode, passed, missed, speed) in enumerate(
+                [("static", True, "", 1.2), ("dynamic", False, "min_speedup", 0.3)])]
+    (tmp_path / "results.json").write_text("{}")
+    out = io.StringIO()
+    code = finish_sweep(SweepResult(tmp_path, rows, ["size_kb"], front=[0, 1], best=0), False, out)
+    text = out.getvalue()
+    assert code == 0  # a variant meets the budgets: the sweep found what it looked for
+    assert "yes" in text and "min_speedup" in text and "False" not in text

@@ -156,6 +156,12 @@ def _fmt(value) -> str:
     return str(value)
 
 
+def _cell(row: dict, column: str) -> str:
+    if column == "passed":  # which budgets a variant missed, not just False
+        return "yes" if row["passed"] else "no: " + (row["budgets_missed"] or "not measured")
+    return _fmt(row.get(column))
+
+
 def finish_sweep(result: SweepResult, as_json: bool, file=None) -> int:
     """Print the results (table or JSON); return the sweep's exit code."""
     import click
@@ -192,7 +198,7 @@ def _print_table(result: SweepResult, file=None) -> None:
         table.add_column(col, justify="left" if col == "variant" else "right")
     for row in result.rows:
         style = "bold" if row["best"] else ("dim" if row["status"] != "ok" else None)
-        cells = [_fmt(row.get(c)) if row["status"] == "ok" or c in ("variant", *varied)
+        cells = [_cell(row, c) if row["status"] == "ok" or c in ("variant", *varied)
                  else "failed" for c in shown]
         table.add_row(*cells, style=style)
     console = Console(file=file, highlight=False)
