@@ -95,3 +95,15 @@ def test_profile_of_the_baseline_is_taken_once(tmp_path, monkeypatch):
     assert [a[0].name for a in profiled] == ["base.onnx", "small.onnx", "small.onnx"]
     assert first["models"]["baseline"] == second["models"]["baseline"]
     assert second["models"]["baseline"]["runs"] == 3
+
+
+def test_a_damaged_profile_entry_is_profiled_again(tmp_path):
+    models = _models(tmp_path)
+    x = np.zeros((4, 16), dtype=np.float32)
+    memo = MeasureMemo(tmp_path / "memo")
+    config = ProfileConfig(runs=3, warmup=1)
+    profile_run(models, x, (1, 16), 1, 1, config, memo=memo)
+    for entry in (tmp_path / "memo").glob("profile-*.json"):
+        entry.write_text("[1, 2]")
+    again = profile_run(models, x, (1, 16), 1, 1, config, memo=memo)
+    assert again["models"]["baseline"]["runs"] == 3

@@ -139,7 +139,8 @@ def profile_run(models: dict[str, Path], eval_x, input_shape: tuple[int, ...], b
         if memo is not None and name == reference:
             settings = {"threads": threads, "runs": config.runs, "warmup": config.warmup}
             key = memo.key("profile", path, (x,), settings)
-            out[name] = memo.get(key)
+            cached = memo.get(key)
+            out[name] = cached if isinstance(cached, dict) and {"runs", "ops"} <= cached.keys() else None
         if out.get(name) is None:
             out[name] = profile_model(path, x, threads, config.runs, config.warmup, name).to_dict()
             if key is not None:
