@@ -46,12 +46,14 @@ Exit codes:
 def sweep(recipe: Path, grid, mode, output, overrides, jobs, executor, use_ray, address, axes,
           rerun: bool, as_json: bool, quiet: bool):
     """Run variants of RECIPE (a grid of --set values), tabulate them, find the Pareto front."""
+    from edgec.export_cache import likely_torch_free
     from edgec.progress import Progress
     from edgec.sweep import plan, run_sweep
     from edgec.sweep_exec import start_early
     from edgec.sweep_report import finish_sweep
 
-    start_early(jobs, "ray" if use_ray else executor)
+    start_early(jobs, "ray" if use_ray else executor,
+                torch=not likely_torch_free(recipe, overrides))
     variants, config = plan(recipe, grid, mode, overrides)
     result = run_sweep(
         recipe, variants, output or Path("runs") / f"{recipe.stem}-sweep",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import platform
 from importlib import metadata
+from pathlib import Path
 
 
 def _version(package: str) -> str | None:
@@ -18,16 +19,30 @@ def _version(package: str) -> str | None:
         return None
 
 
-def collect_environment(threads: int, seed: int) -> dict:
-    import torch  # already needed by the run; imported here for its thread count
+def _torch_version() -> str | None:
+    """torch.__version__ (with its build tag, e.g. 2.14.1+cu130, which the package metadata
+    lacks) read from torch/version.py: importing torch for it cost 2.5 s."""
+    import importlib.util
+    import re
 
+    try:
+        spec = importlib.util.find_spec("torch")
+        text = (Path(spec.origin).parent / "version.py").read_text(encoding="utf-8")
+        return re.search(r"^__version__\s*=\s*['\"]([^'\"]+)['\"]", text, re.M).group(1)
+    except (AttributeError, OSError, TypeError, ValueError, ImportError):
+        return _version("torch")
+
+
+def collect_environment(threads: int, seed: int) -> dict:
+    """The fingerprint; ``torch_threads`` is filled in by ``record_torch_threads`` at the end of
+    a run, since a run that reuses a kept export never imports torch (export_cache.py)."""
     from edgec import __version__
     from edgec.cpu import cpu_flags, cpu_name
 
     return {
         "edgec": __version__,
         "python": platform.python_version(),
-        "torch": torch.__version__,
+        "torch": _torch_version(),
         "torchvision": _version("torchvision"),
         "onnx": _version("onnx"),
         "onnxruntime": _version("onnxruntime"),
@@ -38,6 +53,13 @@ def collect_environment(threads: int, seed: int) -> dict:
         "cpu_count": os.cpu_count(),
         "cpu_flags": sorted(cpu_flags()),
         "threads": threads,  # onnxruntime intra-op threads used for latency
-        "torch_threads": torch.get_num_threads(),  # used for training passes
+        "torch_threads": None,  # used for export and training passes; None: torch not used
         "seed": seed,
     }
+
+
+def record_torch_threads(environment: dict) -> None:
+    import sys
+
+    torch = sys.modules.get("torch")
+    environment["torch_threads"] = torch.get_num_threads() if torch is not None else None

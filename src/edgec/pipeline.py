@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import os
 import shutil
 import time
 from datetime import datetime, timezone
@@ -38,7 +39,7 @@ def run_recipe(
     to gate regressions on. ``stage_cache`` is a folder shared by runs (a sweep's variants) that
     may reuse each other's export and torch passes (stage_cache.py).
     """
-    from edgec.environment import collect_environment
+    from edgec.environment import collect_environment, record_torch_threads
     from edgec.resume import Checkpoints
 
     if recipe.mlflow is not None:  # a missing optional package fails now, not after the run
@@ -58,11 +59,13 @@ def run_recipe(
             if run.checkpoints.note:
                 run.progress.log(f"edgec: --resume: {run.checkpoints.note}")
             run.execute()
+            record_torch_threads(run.report.environment)
             run.report.run_dir = str(output)
             run.report.relocate(folder.path, output)
             run.write_report()
             run.checkpoints.discard()
         except BaseException as exc:
+            record_torch_threads(run.report.environment)
             run.fail(exc)
             run.report.run_dir = str(folder.path)
             with contextlib.suppress(OSError):  # a full disk must not hide the first error
@@ -128,6 +131,7 @@ class _Run:
         self.step = "setup"
         self.against: dict | None = None
         self.stage_cache: Path | None = None  # a sweep's shared torch-stage folder
+        self.output_classes: int | None = None  # the model's output width, once loaded
         self.started = time.perf_counter()
         self.report = Report(
             recipe=recipe.model_dump(mode="json"), environment={},
@@ -140,31 +144,47 @@ class _Run:
 
     def execute(self) -> None:
         from edgec.device import DeviceStage
+        from edgec.export_cache import eligible
         from edgec.passes import PASSES, PassContext
         from edgec.resume import Restorer
 
         self.restorer = Restorer(self.checkpoints, self.report, self.progress, self.workdir)
+        torch_cfgs = [c for c in self.recipe.passes if PASSES[c.type].stage == "torch"]
+        onnx_cfgs = [c for c in self.recipe.passes if PASSES[c.type].stage == "onnx"]
+        exported = self.restorer.export(len(torch_cfgs))
+        # A trained zoo model with only ONNX passes may not need torch at all (export_cache.py):
+        # decided first, so torch is imported (and seeded) only by runs that use it.
+        kept = exported is None and eligible(self.recipe, torch_cfgs)
+        if not kept:
+            import torch  # seeded with the other RNGs just below
         self._seed_everything()
         self._write_resolved_recipe()
         self.device = DeviceStage(self.recipe, self.recipe_dir, self.workdir, self.report.device)
-        baseline, data = self._load()
+        if kept:
+            baseline, data = None, self._load_data()
+        else:
+            baseline = self._load_model()
+            data = self._load_data()
+            self._check_labels(data, self.output_classes)
         ctx = PassContext(
             data=data, baseline=baseline, input_shape=tuple(self.recipe.model.input_shape),
             seed=self.recipe.seed, run_dir=self.workdir, recipe_dir=self.recipe_dir,
             progress=self.progress,
         )
-        torch_cfgs = [c for c in self.recipe.passes if PASSES[c.type].stage == "torch"]
-        onnx_cfgs = [c for c in self.recipe.passes if PASSES[c.type].stage == "onnx"]
-        exported = self.restorer.export(len(torch_cfgs))
-        from edgec.stage_cache import shared_stage
-
-        root = None if exported is not None else self.stage_cache  # resumed: nothing to share
-        with shared_stage(root, self.recipe, baseline, data, torch_cfgs) as shared:
+        with self._shared_stage(exported, kept, baseline, data, torch_cfgs) as shared:
             if exported is None and shared.hit:
                 from edgec.stage_cache import reuse
 
                 exported = reuse(shared, self.workdir, self.report, self.checkpoints, self.progress)
+                if baseline is None:  # a kept export: the labels check needs the model's width
+                    self._check_labels(data, shared.meta.get("output_classes"))
             if exported is None:
+                if baseline is None:  # nothing kept yet: this run exports, and keeps, the model
+                    import torch
+
+                    torch.manual_seed(self.recipe.seed)  # nothing drew from it yet: as if seeded first
+                    ctx.baseline = baseline = self._load_model()
+                    self._check_labels(data, self.output_classes)
                 self._export_baseline(baseline, data)
             if self.device.target:  # on the exported baseline, before any (slow) pass runs
                 self._enter(f"target check ({self.device.target.name})")
@@ -172,7 +192,8 @@ class _Run:
             if exported is None:
                 model = self._run_torch_passes(baseline, torch_cfgs, ctx)
                 exported = self._export_compressed(model, data, changed=bool(torch_cfgs))
-                shared.save(self.workdir, exported, self.report)
+                shared.save(self.workdir, exported, self.report,
+                            extra={"output_classes": self.output_classes})
         if torch_cfgs:
             self.device.after_step("export", exported, [c.type for c in onnx_cfgs])
         final = self._run_onnx_passes(exported, onnx_cfgs, ctx)
@@ -181,16 +202,39 @@ class _Run:
         self._benchmark(data)
         self._profile(data)
 
+    def _shared_stage(self, exported, kept: bool, baseline, data, torch_cfgs):
+        """Where this run's torch stage may come from: the user's kept exports (zoo models with
+        only ONNX passes), else a sweep's shared stage, else nowhere (computed here)."""
+        from edgec.stage_cache import StageCache, shared_stage
+
+        if kept:
+            from edgec.export_cache import export_key, exports_root
+
+            root = exports_root()
+            with contextlib.suppress(OSError):
+                root.mkdir(parents=True, exist_ok=True)
+            if root.is_dir() and os.access(root, os.W_OK):
+                cache = StageCache(root, f"the export cache ({root})")
+                return cache.claim(export_key(self.recipe, data))
+            self.progress.log(f"edgec: cannot write the export cache {root} (set EDGEC_CACHE_DIR "
+                              "to a writable folder); exporting this run's model")
+        root = None if exported is not None else self.stage_cache  # resumed: nothing to share
+        return shared_stage(root if baseline is not None else None, self.recipe, baseline, data,
+                            torch_cfgs)
+
     def _seed_everything(self, offset: int = 0) -> None:
-        """Seed every RNG; re-done before each pass so a resumed run draws what a fresh one would."""
+        """Seed every RNG; re-done before each pass so a resumed run draws what a fresh one would.
+        torch's only when this run imported it (a run that never imports torch draws nothing from
+        it; execute() imports it first in every run that may)."""
         import random
+        import sys
 
         import numpy as np
-        import torch
 
         random.seed(self.recipe.seed + offset)
         np.random.seed(self.recipe.seed + offset)
-        torch.manual_seed(self.recipe.seed + offset)
+        if "torch" in sys.modules:
+            sys.modules["torch"].manual_seed(self.recipe.seed + offset)
 
     def _write_resolved_recipe(self) -> None:
         import yaml
@@ -198,23 +242,31 @@ class _Run:
         text = yaml.safe_dump(self.report.recipe, sort_keys=False)
         write_text_atomic(self.workdir / "recipe.yaml", text)
 
-    def _load(self):
-        from edgec.data import check_labels, load_data
+    def _load_model(self):
         from edgec.models import load_model, output_classes
 
         self._enter("load model")
         baseline = load_model(self.recipe.model, self.recipe_dir, progress=self.progress)
+        self.output_classes = output_classes(baseline, tuple(self.recipe.model.input_shape))
+        return baseline
+
+    def _load_data(self):
+        from edgec.data import load_data
+
         self._enter("load data")
         data = load_data(self.recipe.data, tuple(self.recipe.model.input_shape), self.recipe_dir)
-        check_labels(data, output_classes(baseline, tuple(self.recipe.model.input_shape)),
-                     self.recipe.data.source)
         missing = self.recipe.budgets.needs_labels
         if missing and not data.labelled:
             raise RecipeError(
                 f"budgets.{missing[0]} needs labelled data, but the {self.recipe.data.source} data "
                 "has no labels. Add labels (e.g. a 'y' array in the npz) or drop the budget."
             )
-        return baseline, data
+        return data
+
+    def _check_labels(self, data, num_outputs: int | None) -> None:
+        from edgec.data import check_labels
+
+        check_labels(data, num_outputs, self.recipe.data.source)
 
     def _run_torch_passes(self, baseline, configs, ctx):
         from dataclasses import asdict

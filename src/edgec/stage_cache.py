@@ -56,21 +56,24 @@ class SharedStage:
             shutil.copyfile(entry / name, workdir / name)
         return workdir / self.meta["exported"]
 
-    def save(self, workdir: Path, exported: Path, report) -> None:
-        """Store what this run computed (files, pass records, export report); no-op unshared."""
+    def save(self, workdir: Path, exported: Path, report, extra: dict | None = None) -> None:
+        """Store what this run computed (files, pass records, export report, ``extra``); no-op
+        unshared. A failed write only costs later runs their reuse, not this run its result."""
         if self.cache is None:
             return
         from dataclasses import asdict
 
         files = [n for n in FILES if (workdir / n).is_file()]
         meta = {"records": [asdict(r) for r in report.passes], "export": report.export,
-                "files": files, "exported": exported.name}
-        self.cache.store(self.key, workdir, files, meta)
+                "files": files, "exported": exported.name, **(extra or {})}
+        with contextlib.suppress(OSError):
+            self.cache.store(self.key, workdir, files, meta)
 
 
 class StageCache:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, describe: str = "the sweep's shared stage"):
         self.root = Path(root)
+        self.describe = describe  # where a reusing run says its export came from
 
     @contextlib.contextmanager
     def claim(self, key: str) -> Iterator[SharedStage]:
@@ -141,7 +144,8 @@ def reuse(shared: SharedStage, workdir: Path, report, checkpoints, progress) -> 
     report.export = shared.meta["export"]
     checkpoints.save("export", {"export": report.export, "file": exported.name},
                      [workdir / n for n in shared.meta["files"]])
-    progress.log("edgec: export and torch passes reused from the sweep's shared stage")
+    progress.log(f"edgec: export{' and torch passes' if shared.meta['records'] else ''} reused "
+                 f"from {shared.cache.describe if shared.cache else 'a cache'}")
     return exported
 
 

@@ -107,7 +107,9 @@ def run_sweep(
     try:
         from edgec.sweep_report import warm_plotting
 
-        for outcome in make_executor(executor, jobs, address, meanwhile=warm_plotting)(tasks):
+        run = make_executor(executor, jobs, address, meanwhile=warm_plotting,
+                            torch=_needs_torch(recipe, tasks))
+        for outcome in run(tasks):
             finished[outcome["name"]] = outcome
             _write_variant_meta(folder, by_name[outcome["name"]], outcome)
             log(f"  {outcome['name']} {_label(by_name[outcome['name']]['values'])}: "
@@ -116,6 +118,15 @@ def run_sweep(
     finally:  # also on Ctrl-C or a crash: the page and plot show what finished
         _tabulate(result, variants, finished, time.perf_counter() - t0)
     return result
+
+
+def _needs_torch(recipe: Path, tasks: list[dict]) -> bool:
+    """Whether some variant will import torch (else its workers need not preload it)."""
+    from edgec.export_cache import torch_free
+    from edgec.recipe import recipe_variants
+
+    load_recipe = recipe_variants(recipe)
+    return not all(torch_free(load_recipe(t["overrides"])) for t in tasks)
 
 
 def _train_shared_models(recipe: Path, variants: list[dict], progress) -> None:

@@ -70,10 +70,14 @@ def unknown_zoo_name_message(name: str) -> str:
     return f"unknown zoo model '{name}'.{hint} The zoo has: {', '.join(ZOO_NAMES)}."
 
 
-def zoo_cache_path(name: str, cache_dir: Path | str | None = None) -> Path:
-    entry = zoo_entry(name)
+def cache_root(cache_dir: Path | str | None = None) -> Path:
+    """edgec's user-wide cache: ``cache_dir``, else $EDGEC_CACHE_DIR, else ~/.cache/edgec."""
     base = cache_dir or os.environ.get("EDGEC_CACHE_DIR") or Path.home() / ".cache" / "edgec"
-    return Path(base).expanduser() / "zoo" / f"{name}-v{entry.version}.pt"
+    return Path(base).expanduser()
+
+
+def zoo_cache_path(name: str, cache_dir: Path | str | None = None) -> Path:
+    return cache_root(cache_dir) / "zoo" / f"{name}-v{zoo_entry(name).version}.pt"
 
 
 def build_zoo_model(name: str) -> nn.Module:
