@@ -8,12 +8,13 @@ those are measured, not computed). The zoo model is trained once first.
 
     PYTHONPATH=src python benchmarks/sweep_scaling.py [--ray] [--runs 100] [--repeats 5] [--recipe R.yaml]
 
-What bounds the ratio: a process that imports torch + onnxruntime + edgec pays 2.5-3.4 s here (0.4 s
-of it dlopen-ing the CUDA libraries this torch build links), and a quickstart variant runs in
-0.25-0.6 s, so the import in the workers' fork server is most of a --jobs 2 sweep, as it is of a
---jobs 1 sweep; the script prints the Amdahl bound from the jobs-1 runs' own split. Heavier
-variants (--recipe configs/resnet-digits.yaml: 0.60x on 2 cores with VNNI, 0.65x on 2 AVX2 cores)
-show the scaling of the variants themselves. Measured numbers: docs/guide-sweep.md.
+What bounds the ratio: a quickstart variant runs in 0.15-0.3 s, and the rest of a sweep (Python
+start, planning, the table and plot: 1.1-1.2 s of 4 s with --jobs 1) is serial; the script prints
+the Amdahl bound from the jobs-1 runs' own split, and (on Linux) the machine's busy and idle
+core-seconds during each configuration, from /proc/stat: a --jobs 2 quickstart sweep keeps both
+cores ~91% busy, since running in parallel is also more work (the fork server's imports, each
+worker's first recipe). Heavier variants (--recipe configs/resnet-digits.yaml: 0.62x on 2 AVX2
+cores) show the scaling of the variants themselves. Measured numbers: docs/guide-sweep.md.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,12 +42,31 @@ def sweep(recipe: Path, folder: Path, jobs: int, executor: str, runs: int) -> tu
     for g in GRID:
         cmd += ["--grid", g]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    cpu0 = cpu_seconds()
     t0 = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     seconds = time.perf_counter() - t0
+    cpu1 = cpu_seconds()
+    if cpu0 and cpu1:  # the whole machine's: a sweep's fork server and workers are not our children
+        CPU[(jobs, executor)].append((cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]))
     if done.returncode not in (0, 1):  # 1: a budget missed in some variant, still a full table
         raise SystemExit(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
     return seconds, json.loads((folder / "results.json").read_text())
+
+
+CPU: dict[tuple[int, str], list[tuple[float, float]]] = defaultdict(list)
+
+
+def cpu_seconds() -> tuple[float, float] | None:
+    """(busy, idle) core-seconds of the whole machine since boot, from /proc/stat; None elsewhere."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return None
+    ticks = [int(f) for f in fields]
+    hz = os.sysconf("SC_CLK_TCK")
+    idle = ticks[3] + ticks[4]  # idle + iowait
+    return (sum(ticks[:8]) - idle) / hz, idle / hz
 
 
 def main() -> None:
@@ -82,6 +103,10 @@ def main() -> None:
               f"{statistics.median(ratios):.2f}x the jobs=1 wall time (rounds: "
               f"{', '.join(f'{r:.2f}' for r in ratios)}); results table (latency aside) identical "
               f"to local jobs=1: {same}; front {rounds[0][1]['pareto']}")
+        if CPU[(jobs, executor)]:
+            busy, idle = (statistics.median(c) for c in zip(*CPU[(jobs, executor)], strict=True))
+            print(f"      machine CPU: median {busy:.1f} core-s busy, {idle:.1f} idle "
+                  f"({busy / (busy + idle):.0%} of {os.cpu_count()} cores busy)")
     # Amdahl: what is not a variant (imports, planning, the table and plot) stays serial however
     # many jobs run; perfect 2-way sharing of the variants' own seconds gives this ratio at best
     # (optimistic: the first variant's shared stage is serial too, the others wait for it).

@@ -101,7 +101,7 @@ def _warm_up(work: Callable[[], None]) -> None:
 # never imports it (export_cache.py), and its fork server was then ready in 1 s instead of 3.4 s.
 _TORCH_PRELOAD = ["torch", "torch.onnx"]
 _PRELOAD = ["onnx", "onnxruntime", "onnxruntime.quantization",
-            "onnxruntime.quantization.shape_inference", "edgec.api",
+            "onnxruntime.quantization.shape_inference", "edgec.api", "edgec.recipe",
             "edgec.pipeline", "edgec.benchmark", "edgec.passes", "edgec.sweep_forkserver"]
 
 
