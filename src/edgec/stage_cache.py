@@ -79,12 +79,8 @@ class StageCache:
     def claim(self, key: str) -> Iterator[SharedStage]:
         """Hold ``key``'s lock for the block; the yielded stage has ``meta`` if already computed."""
         self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / f"{key}.lock", "a+") as lock:
-            _lock(lock)
-            try:
-                yield SharedStage(self, key, self._read(key))
-            finally:
-                _unlock(lock)
+        with key_lock(self.root, key):
+            yield SharedStage(self, key, self._read(key))
 
     def _read(self, key: str) -> dict[str, Any] | None:
         entry = self.root / key
@@ -104,6 +100,18 @@ class StageCache:
             os.replace(tmp, self.root / key)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def key_lock(root: Path, key: str) -> Iterator[None]:
+    """Hold the lock of entry ``key`` under ``root`` for the block (waiting for it): a run holds
+    it while it computes, stores or copies the entry, and `edgec cache --clear` while it deletes."""
+    with open(Path(root) / f"{key}.lock", "a+") as lock:
+        _lock(lock)
+        try:
+            yield
+        finally:
+            _unlock(lock)
 
 
 def _lock(file) -> None:
