@@ -106,3 +106,14 @@ def test_a_parallel_sweep_of_onnx_passes_never_imports_torch(trained, tmp_path):
     for name in ("v000", "v001"):
         report = json.loads((tmp_path / "sw" / "variants" / name / "report.json").read_text())
         assert report["status"] == "ok" and report["environment"]["torch_threads"] is None
+
+
+def test_a_damaged_kept_export_is_exported_again(trained, tmp_path):
+    first = _run(tmp_path / "first")
+    exported = (tmp_path / "first" / "baseline.onnx").read_bytes()
+    entry = next(p / "baseline.onnx" for p in exports_root().iterdir()
+                 if (p / "baseline.onnx").is_file() and (p / "baseline.onnx").read_bytes() == exported)
+    entry.write_bytes(exported[:100])  # as a disk error or a half-copied cache would leave it
+    again = _run(tmp_path / "again")  # would fail loading a truncated model if it trusted it
+    assert again["status"] == "ok" and again["export"]["parity"] == first["export"]["parity"]
+    assert entry.read_bytes() == exported  # and the entry is whole again for the next run

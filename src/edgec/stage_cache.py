@@ -88,18 +88,29 @@ class StageCache:
             meta = json.loads((entry / "meta.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
-        return meta if all((entry / n).is_file() for n in meta.get("files", ())) else None
+        # Checked, not trusted: the user's kept exports live for months, where a disk error or a
+        # hand-made copy could damage a file that a run would otherwise fail on (a miss recomputes).
+        try:
+            intact = meta.get("sha256") == {n: _sha256(entry / n) for n in meta.get("files", ())}
+        except OSError:
+            return None
+        return meta if intact else None
 
     def store(self, key: str, workdir: Path, files: list[str], meta: dict[str, Any]) -> None:
         tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=self.root))
         try:
             for name in files:
                 shutil.copyfile(workdir / name, tmp / name)
+            meta = {**meta, "sha256": {n: _sha256(tmp / n) for n in files}}
             (tmp / "meta.json").write_text(json.dumps(meta, default=str), encoding="utf-8")
             shutil.rmtree(self.root / key, ignore_errors=True)  # an unreadable older entry
             os.replace(tmp, self.root / key)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @contextlib.contextmanager
