@@ -100,9 +100,16 @@ def _warm_up(work: Callable[[], None]) -> None:
 # when a variant needs it: a sweep of a zoo model with only ONNX passes reuses a kept export and
 # never imports it (export_cache.py), and its fork server was then ready in 1 s instead of 3.4 s.
 _TORCH_PRELOAD = ["torch", "torch.onnx"]
+# Besides the libraries, the modules a variant's run imports lazily (0.11 s, which each worker's
+# first variant paid again): yaml, numpy.random, and edgec's run-time modules.
 _PRELOAD = ["onnx", "onnxruntime", "onnxruntime.quantization",
-            "onnxruntime.quantization.shape_inference", "edgec.api", "edgec.recipe",
-            "edgec.pipeline", "edgec.benchmark", "edgec.passes", "edgec.sweep_forkserver"]
+            "onnxruntime.quantization.shape_inference", "yaml", "numpy.random", "edgec.api",
+            "edgec.recipe", "edgec.pipeline", "edgec.benchmark", "edgec.passes", "edgec.latency",
+            "edgec.graph_stats", "edgec.measure_memo", "edgec.stage_cache", "edgec.export_cache",
+            "edgec.resume", "edgec.device", "edgec.targets", "edgec.memory", "edgec.budgets",
+            "edgec.regression", "edgec.report_text", "edgec.doctor", "edgec.html_charts", "numpy.ma",
+            "edgec.memory_probe", "edgec.digits_source",
+            "edgec.sweep_forkserver"]
 
 
 def _worker_context(multiprocessing, torch: bool = True):
