@@ -237,6 +237,19 @@ def test_fork_server_starts_before_planning_only_for_local_parallel_sweeps():
         assert done.stdout.strip() == str(started), (jobs, executor, done.stderr)
 
 
+def test_recipe_jobs_are_read_before_planning(tmp_path):
+    """A recipe's sweep.jobs starts the fork server early too (read raw, validated later)."""
+    from edgec.sweep_exec import recipe_jobs
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("model: {source: zoo, name: digits_cnn}\nsweep: {jobs: 2}\n")
+    assert recipe_jobs(recipe) == 2
+    assert recipe_jobs(recipe, ("sweep.jobs=3",)) == 3
+    assert recipe_jobs(recipe, ("sweep.jobs=true",)) is None  # invalid: planning says why
+    (tmp_path / "bad.yaml").write_text("sweep: [")
+    assert recipe_jobs(tmp_path / "bad.yaml") is None and recipe_jobs(tmp_path / "none.yaml") is None
+
+
 def test_table_names_the_budgets_a_variant_missed(tmp_path):
     import io
 

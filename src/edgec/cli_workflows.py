@@ -49,10 +49,10 @@ def sweep(recipe: Path, grid, mode, output, overrides, jobs, executor, use_ray, 
     from edgec.export_cache import likely_torch_free
     from edgec.progress import Progress
     from edgec.sweep import plan, run_sweep
-    from edgec.sweep_exec import start_early
+    from edgec.sweep_exec import recipe_jobs, start_early
     from edgec.sweep_report import finish_sweep
 
-    start_early(jobs, "ray" if use_ray else executor,
+    start_early(jobs or recipe_jobs(recipe, overrides), "ray" if use_ray else executor,
                 torch=not likely_torch_free(recipe, overrides))
     variants, config = plan(recipe, grid, mode, overrides)
     result = run_sweep(

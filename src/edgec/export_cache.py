@@ -54,13 +54,11 @@ def likely_torch_free(path: Path, overrides: tuple[str, ...] = ()) -> bool:
     """A guess at ``torch_free`` from the recipe's raw YAML, in milliseconds, for a sweep that
     starts its workers' fork server before it has validated the recipe (a plugin's ONNX pass or a
     grid that changes the model makes it wrong, which costs time, never results)."""
-    import yaml
-
-    from edgec.recipe_yaml import apply_overrides
+    from edgec.recipe_yaml import peek_recipe
     from edgec.zoo import ZOO_NAMES, zoo_cache_path
 
+    raw = peek_recipe(str(path), tuple(overrides))
     try:
-        raw = apply_overrides(yaml.safe_load(Path(path).read_text(encoding="utf-8")), overrides)
         model, passes = raw["model"], raw.get("passes") or []
         return (model.get("source") == "zoo" and model.get("name") in ZOO_NAMES
                 and model.get("max_memory_mb") is None

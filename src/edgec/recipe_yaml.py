@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import functools
+from pathlib import Path
 from typing import Any
 
 from edgec.errors import RecipeError
@@ -120,6 +121,21 @@ def apply_overrides(raw: Any, overrides) -> Any:
         path, value = parse_override(item)
         _set_path(data, path, value, item)
     return data
+
+
+@functools.lru_cache(maxsize=8)
+def peek_recipe(path: str, overrides: tuple[str, ...] = ()) -> dict | None:
+    """The recipe file's raw mapping with ``overrides`` applied, unvalidated, in milliseconds; None
+    if it cannot be read or parsed. Only for guesses made before planning validates the recipe
+    (a sweep starting its workers early); cached, so those guesses read the file once. Read-only:
+    callers share the result."""
+    import yaml
+
+    try:
+        raw = apply_overrides(yaml.safe_load(Path(path).read_text(encoding="utf-8")), overrides)
+    except Exception:  # any problem: planning reports it properly a moment later
+        return None
+    return raw if isinstance(raw, dict) else None
 
 
 def _set_path(data: Any, path: list, value: Any, item: str) -> None:

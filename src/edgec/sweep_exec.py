@@ -124,6 +124,16 @@ def _worker_context(multiprocessing, torch: bool = True):
     return multiprocessing.get_context("spawn")
 
 
+def recipe_jobs(recipe: Path, overrides: tuple[str, ...] = ()) -> int | None:
+    """The recipe's ``sweep.jobs`` from its raw YAML (validated later, with the rest), so that a
+    sweep whose recipe asks for parallel jobs starts its fork server as early as --jobs would."""
+    from edgec.recipe_yaml import peek_recipe
+
+    sweep = (peek_recipe(str(recipe), tuple(overrides)) or {}).get("sweep")
+    jobs = sweep.get("jobs") if isinstance(sweep, dict) else None
+    return jobs if isinstance(jobs, int) and not isinstance(jobs, bool) else None
+
+
 def start_early(jobs: int | None, executor: str, torch: bool = True) -> None:
     """Start the local workers' fork server now, before the sweep is planned: its seconds of
     imports then overlap the planning (validating every variant took 0.3-0.5 s here) instead of
