@@ -12,11 +12,18 @@ from edgec import user_cache
 from edgec.cli import cli
 
 
+def _age(path, seconds):
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
 def _fill(root):
-    """Two zoo models, two kept exports (one with its lock), a stale and a fresh half-written one."""
+    """Two zoo models (and one being written), two kept exports with their locks, a stale and a
+    fresh half-written export."""
     (root / "zoo").mkdir(parents=True)
     (root / "zoo" / "digits_cnn-v1.pt").write_bytes(b"x" * 1000)
     (root / "zoo" / "resnet20_digits-v1.pt").write_bytes(b"x" * 3000)
+    (root / "zoo" / ".resnet56_digits-v1.pt.abc.tmp").write_bytes(b"x" * 10)
     exports = root / "exports"
     for key in ("a" * 32, "b" * 32):
         (exports / key).mkdir(parents=True)
@@ -26,15 +33,14 @@ def _fill(root):
     for name, age in ((".ccc.stale", 2 * 3600), (".ddd.fresh", 0)):
         (exports / name).mkdir()
         (exports / name / "baseline.onnx").write_bytes(b"o" * 100)
-        then = time.time() - age
-        os.utime(exports / name, (then, then))
+        _age(exports / name, age)
     return exports
 
 
 def test_survey_counts_complete_entries_and_all_bytes(tmp_path):
     _fill(tmp_path)
     zoo, exports = user_cache.survey(tmp_path)
-    assert (zoo.name, zoo.entries, zoo.bytes) == ("zoo", 2, 4000)
+    assert (zoo.name, zoo.entries, zoo.bytes) == ("zoo", 2, 4010)
     assert (exports.entries, exports.bytes) == (2, 2 * 502 + 200)
     empty = user_cache.survey(tmp_path / "nowhere")
     assert [(s.entries, s.bytes) for s in empty] == [(0, 0), (0, 0)]
@@ -76,6 +82,9 @@ def test_cli_shows_and_clears(tmp_path, monkeypatch):
     assert cleared.exit_code == 0, cleared.output
     assert "removed 2 trained zoo models" in cleared.output
     assert "removed 2 kept exports" in cleared.output and "could not be removed" in cleared.output
+    assert [p.name for p in (tmp_path / "zoo").iterdir()] == [".resnet56_digits-v1.pt.abc.tmp"]
+    _age(tmp_path / "zoo" / ".resnet56_digits-v1.pt.abc.tmp", 2 * 3600)  # its training was killed
+    user_cache.clear("zoo", tmp_path)
     assert not list((tmp_path / "zoo").iterdir())
     bad = CliRunner().invoke(cli, ["cache", "--clear", "everything"])
     assert bad.exit_code == 2 and "'everything' is not one of" in bad.output

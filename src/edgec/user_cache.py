@@ -65,7 +65,8 @@ def clear(name: str, root: Path | None = None) -> tuple[Section, Section]:
             _clear_exports(folder)
         else:
             for path in folder.iterdir():
-                _remove(path)
+                if not _in_progress(path):
+                    _remove(path)
     return before, _section(name, folder)
 
 
@@ -92,15 +93,22 @@ def _clear_exports(folder: Path) -> None:
     from edgec.stage_cache import key_lock
 
     for entry in folder.iterdir():
-        if entry.suffix == ".lock" or not entry.is_dir():
+        if entry.suffix == ".lock" or not entry.is_dir() or _in_progress(entry):
             continue
-        if entry.name.startswith("."):  # a store in progress, or one a killed run left behind
-            with contextlib.suppress(OSError):
-                if time.time() - entry.stat().st_mtime > _STALE_SECONDS:
-                    _remove(entry)
+        if entry.name.startswith("."):  # a killed run's leftover: no run uses it
+            _remove(entry)
             continue
         with key_lock(folder, entry.name):
             _remove(entry)
+
+
+def _in_progress(path: Path) -> bool:
+    """A temporary name (``.<name>.xxxx``) that a run may be writing now: written files get their
+    final name with one rename; one older than an hour was left by a killed run."""
+    try:
+        return path.name.startswith(".") and time.time() - path.stat().st_mtime <= _STALE_SECONDS
+    except OSError:
+        return True  # gone meanwhile
 
 
 def _remove(path: Path) -> None:
