@@ -88,3 +88,10 @@ def test_cli_shows_and_clears(tmp_path, monkeypatch):
     assert not list((tmp_path / "zoo").iterdir())
     bad = CliRunner().invoke(cli, ["cache", "--clear", "everything"])
     assert bad.exit_code == 2 and "'everything' is not one of" in bad.output
+
+
+def test_a_file_where_the_cache_should_be_is_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGEC_CACHE_DIR", str(tmp_path / "afile"))
+    (tmp_path / "afile").write_text("")
+    shown = CliRunner().invoke(cli, ["cache"])
+    assert shown.exit_code == 0 and "is a file, not a folder" in shown.output

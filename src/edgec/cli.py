@@ -209,7 +209,13 @@ def schema() -> None:
 def cache(clear: str | None, as_json: bool) -> None:
     """Show what edgec keeps between runs (~/.cache/edgec, or $EDGEC_CACHE_DIR) and its size."""
     from edgec import user_cache
+    from edgec.zoo import cache_root
 
+    root = cache_root()
+    if root.exists() and not root.is_dir():
+        click.echo(f"note: the cache {root} is a file, not a folder, so edgec keeps nothing between "
+                   "runs (zoo models are retrained, exports redone). Point EDGEC_CACHE_DIR at a "
+                   "folder, or remove the file.", err=True)
     if clear:
         names = list(user_cache.SECTIONS) if clear == "all" else [clear]
         for sec, left in (user_cache.clear(name) for name in names):
@@ -224,7 +230,7 @@ def cache(clear: str | None, as_json: bool) -> None:
         click.echo(json.dumps([{"section": s.name, "path": str(s.path), "entries": s.entries,
                                 "bytes": s.bytes} for s in sections], indent=2))
         return
-    click.echo(f"edgec cache: {sections[0].path.parent} (set EDGEC_CACHE_DIR to move it)")
+    click.echo(f"edgec cache: {root} (set EDGEC_CACHE_DIR to move it)")
     for sec in sections:
         click.echo(f"  {sec.name:<8} {sec.entries:>3} {sec.what:<27} {_mb(sec.bytes):>9}   "
                    f"--clear {sec.name}: {sec.after_clear}")
