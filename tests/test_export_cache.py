@@ -117,3 +117,18 @@ def test_a_damaged_kept_export_is_exported_again(trained, tmp_path):
     again = _run(tmp_path / "again")  # would fail loading a truncated model if it trusted it
     assert again["status"] == "ok" and again["export"]["parity"] == first["export"]["parity"]
     assert entry.read_bytes() == exported  # and the entry is whole again for the next run
+
+
+def test_the_run_that_trains_the_zoo_model_keeps_its_export(trained, tmp_path, monkeypatch):
+    """First use: the run trains the model (torch is loaded anyway) and keeps the export, so the
+    second run is already torch-free (it used to take a third)."""
+    from edgec import zoo
+
+    model = load_zoo_model("digits_cnn")  # what training would give, without its 13 s
+    monkeypatch.setenv("EDGEC_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(zoo, "train_zoo_model", lambda name, **_: (
+        model, {"train_seconds": 0.0, "eval_accuracy": 1.0}))
+    assert not zoo.zoo_cache_path("digits_cnn").is_file()
+    _run(tmp_path / "first")
+    assert zoo.zoo_cache_path("digits_cnn").is_file()
+    assert [p for p in exports_root().iterdir() if (p / "meta.json").is_file()]

@@ -166,6 +166,8 @@ class _Run:
             baseline = self._load_model()
             data = self._load_data()
             self._check_labels(data, self.output_classes)
+            # a zoo model trained just now (its first use) is kept too: the next run is torch-free
+            kept = exported is None and eligible(self.recipe, torch_cfgs)
         ctx = PassContext(
             data=data, baseline=baseline, input_shape=tuple(self.recipe.model.input_shape),
             seed=self.recipe.seed, run_dir=self.workdir, recipe_dir=self.recipe_dir,
