@@ -61,10 +61,10 @@ def torch_threads_per_job(jobs: int) -> int:
 
 def run_local(tasks: list[dict], jobs: int, meanwhile: Callable[[], None] | None = None,
               torch: bool = True) -> Iterator[dict]:
-    """Sequentially in-process for one job; else a pool of worker processes. ``meanwhile`` runs
-    in a thread here while the workers start: this process would otherwise idle for seconds,
-    blocked until the fork server has imported torch, and the thread then no longer competes
-    with the workers for the cores."""
+    """Sequentially in-process for one job; else a pool of worker processes (``torch``: whether
+    their fork server preloads it). ``meanwhile`` runs in a thread here while the workers start:
+    this process would otherwise idle, blocked until the fork server has imported onnxruntime
+    and edgec (and torch: seconds), and the thread then competes less with the workers."""
     if jobs == 1 or len(tasks) == 1:
         for task in tasks:
             yield run_variant(task)
@@ -114,9 +114,10 @@ _PRELOAD = ["onnx", "onnxruntime", "onnxruntime.quantization",
 
 def _worker_context(multiprocessing, torch: bool = True):
     """Never plain fork: the parent may hold torch/OpenMP thread pools that fork would copy broken.
-    Where available, a fork server (a fresh single-threaded process) imports torch, onnxruntime and
-    edgec once and forks the workers from it: importing them took 5 s per process here, longer
-    than a quickstart variant's whole run, so spawned workers made --jobs 2 no faster than 1."""
+    Where available, a fork server (a fresh single-threaded process) imports onnxruntime, edgec
+    and (``torch``) torch once and forks the workers from it: importing them took 5 s per process
+    here, longer than a quickstart variant's whole run, so spawned workers made --jobs 2 no
+    faster than 1."""
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload((_TORCH_PRELOAD if torch else []) + _PRELOAD)
