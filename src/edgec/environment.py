@@ -12,7 +12,8 @@ from importlib import metadata
 from pathlib import Path
 
 
-def _version(package: str) -> str | None:
+def package_version(package: str) -> str | None:
+    """An installed distribution's version, None if it is not installed."""
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
@@ -30,7 +31,7 @@ def _torch_version() -> str | None:
         text = (Path(spec.origin).parent / "version.py").read_text(encoding="utf-8")
         return re.search(r"^__version__\s*=\s*['\"]([^'\"]+)['\"]", text, re.M).group(1)
     except (AttributeError, OSError, TypeError, ValueError, ImportError):
-        return _version("torch")
+        return package_version("torch")
 
 
 def collect_environment(threads: int, seed: int) -> dict:
@@ -43,10 +44,10 @@ def collect_environment(threads: int, seed: int) -> dict:
         "edgec": __version__,
         "python": platform.python_version(),
         "torch": _torch_version(),
-        "torchvision": _version("torchvision"),
-        "onnx": _version("onnx"),
-        "onnxruntime": _version("onnxruntime"),
-        "torch_pruning": _version("torch-pruning"),
+        "torchvision": package_version("torchvision"),
+        "onnx": package_version("onnx"),
+        "onnxruntime": package_version("onnxruntime"),
+        "torch_pruning": package_version("torch-pruning"),
         "platform": platform.platform(),
         "machine": platform.machine(),
         "cpu": cpu_name(),

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -77,11 +76,12 @@ def exports_root() -> Path:
 def export_key(recipe: Recipe, data: DataSplits) -> str:
     """sha256 over everything the kept export and its report entries depend on (module doc)."""
     from edgec import __version__
+    from edgec.environment import package_version
     from edgec.zoo import zoo_cache_path
 
     digest = hashlib.sha256()
     described = {
-        "versions": [__version__, *(_version(p) for p in ("torch", "onnx", "onnxscript"))],
+        "versions": [__version__, *(package_version(p) for p in ("torch", "onnx", "onnxscript"))],
         "model": recipe.model.model_dump(mode="json"), "export": recipe.export.model_dump(mode="json"),
     }
     digest.update(json.dumps(described, sort_keys=True, default=str).encode())
@@ -89,10 +89,3 @@ def export_key(recipe: Recipe, data: DataSplits) -> str:
     parity = data.eval.x[: recipe.export.parity_samples]
     digest.update(f"{parity.dtype}{parity.shape}".encode() + parity.tobytes())
     return digest.hexdigest()[:32]
-
-
-def _version(package: str) -> str | None:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None

@@ -43,8 +43,9 @@ class SweepResult:
 
 def plan(recipe: Path, grid_options: tuple[str, ...], mode: str | None,
          overrides: tuple[str, ...] = ()) -> tuple[list[dict], Any]:
-    """Expand the grid and validate every variant before any work: ([{name, values, overrides}],
-    sweep config)."""
+    """Expand the grid and validate every variant before any work: ([{name, values, overrides,
+    recipe}], sweep config). ``recipe`` is the validated Recipe, kept in memory for the decisions
+    made before the variants run (never written; each variant validates its overrides again)."""
     from edgec.recipe import recipe_variants
     from edgec.sweep_config import SweepConfig, as_overrides, expand, parse_grid_option
 
@@ -60,11 +61,11 @@ def plan(recipe: Path, grid_options: tuple[str, ...], mode: str | None,
         name = f"v{i:03d}"
         sets = [*overrides, *as_overrides(values)]
         try:
-            load_recipe(sets)
+            validated = load_recipe(sets)
         except RecipeError as exc:
             raise RecipeError(f"sweep variant {name} ({_label(values)}) is invalid: {exc.message}",
                               hint=exc.hint) from None
-        variants.append({"name": name, "values": values, "overrides": sets})
+        variants.append({"name": name, "values": values, "overrides": sets, "recipe": validated})
     return variants, config
 
 
@@ -103,12 +104,12 @@ def run_sweep(
     log(f"edgec sweep: {len(variants)} variants, {len(finished)} reused, {len(tasks)} to run "
         f"({executor}, {jobs} job(s))")
     if tasks and (jobs > 1 or executor == "ray"):
-        _train_shared_models(recipe, variants, progress)
+        _train_shared_models(variants, progress)
     try:
         from edgec.sweep_report import warm_plotting
 
         run = make_executor(executor, jobs, address, meanwhile=warm_plotting,
-                            torch=_needs_torch(recipe, tasks))
+                            torch=_needs_torch([by_name[t["name"]] for t in tasks]))
         for outcome in run(tasks):
             finished[outcome["name"]] = outcome
             _write_variant_meta(folder, by_name[outcome["name"]], outcome)
@@ -120,24 +121,22 @@ def run_sweep(
     return result
 
 
-def _needs_torch(recipe: Path, tasks: list[dict]) -> bool:
-    """Whether some variant will import torch (else its workers need not preload it)."""
+def _needs_torch(variants: list[dict]) -> bool:
+    """Whether some variant will import torch (else its workers need not preload it); after
+    _train_shared_models, since only a trained zoo model can skip torch."""
     from edgec.export_cache import torch_free
-    from edgec.recipe import recipe_variants
 
-    load_recipe = recipe_variants(recipe)
-    return not all(torch_free(load_recipe(t["overrides"])) for t in tasks)
+    return not all(torch_free(v["recipe"]) for v in variants)
 
 
-def _train_shared_models(recipe: Path, variants: list[dict], progress) -> None:
+def _train_shared_models(variants: list[dict], progress) -> None:
     """Train each zoo reference model once, here, before workers start: otherwise every parallel
     worker would find the cache empty and train the same model at the same time."""
-    from edgec.recipe import recipe_variants
     from edgec.zoo import zoo_cache_path
 
-    load_recipe, names = recipe_variants(recipe), set()
+    names = set()
     for v in variants:
-        spec = load_recipe(v["overrides"]).model
+        spec = v["recipe"].model
         if spec.source == "zoo" and not zoo_cache_path(spec.name).is_file():
             names.add(spec.name)  # only a missing model: loading a cached one costs a torch import
     if names:
