@@ -11,6 +11,17 @@ import platform
 from importlib import metadata
 from pathlib import Path
 
+# What two runs of the same recipe and seed on the same machine may differ in (report.json says so).
+NONDETERMINISTIC = {
+    "latency_ms, ratios.speedup_*": "wall-clock timings: they vary with machine load, frequency "
+    "scaling and cache state; compare ratios measured side by side, not absolute times",
+    "op_profile": "onnxruntime profiler timings per operator: wall-clock, like latency_ms",
+    "seconds, started, passes[].seconds": "when the run happened and how long its steps took",
+    "findings on speed, budgets max_latency_ms / min_speedup (and so passed)": "derived from the "
+    "timings above; every other metric (sizes, params, MACs, accuracy, agreement, parity) and every "
+    "ONNX file is identical for the same recipe, seed and machine",
+}
+
 
 def package_version(package: str) -> str | None:
     """An installed distribution's version, None if it is not installed."""

@@ -82,6 +82,14 @@ def export_onnx(model: nn.Module, input_shape: tuple[int, ...], path: Path, conf
         ) from exc
 
 
+def export_checked(model: nn.Module, input_shape: tuple[int, ...], path: Path,
+                   config: ExportConfig, eval_x: np.ndarray, atol: float) -> dict:
+    """Export, then check parity on the first ``config.parity_samples`` of ``eval_x``: the
+    report's parity entry."""
+    export_onnx(model, input_shape, path, config)
+    return check_parity(model, path, eval_x[: config.parity_samples], atol).to_dict()
+
+
 def check_parity(model: nn.Module, onnx_path: Path, inputs: np.ndarray, atol: float) -> Parity:
     """Run torch and onnxruntime on the same inputs; raise ExportError if they disagree."""
     import numpy as np

@@ -73,6 +73,24 @@ def exports_root() -> Path:
     return cache_root() / "exports"
 
 
+def claim_kept_export(recipe: Recipe, data: DataSplits, progress):
+    """Claim this model's kept export (a StageCache claim: a hit to reuse, or a miss this run fills
+    in), or None when the cache folder cannot be written: the run then exports without keeping."""
+    import contextlib
+    import os
+
+    from edgec.stage_cache import StageCache
+
+    root = exports_root()
+    with contextlib.suppress(OSError):
+        root.mkdir(parents=True, exist_ok=True)
+    if root.is_dir() and os.access(root, os.W_OK):
+        return StageCache(root, f"the export cache ({root})").claim(export_key(recipe, data))
+    progress.log(f"edgec: cannot write the export cache {root} (set EDGEC_CACHE_DIR to a writable "
+                 "folder); exporting this run's model")
+    return None
+
+
 def export_key(recipe: Recipe, data: DataSplits) -> str:
     """sha256 over everything the kept export and its report entries depend on (module doc)."""
     from edgec import __version__

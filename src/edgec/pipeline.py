@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import os
 import shutil
 import time
 from datetime import datetime, timezone
@@ -39,7 +38,7 @@ def run_recipe(
     to gate regressions on. ``stage_cache`` is a folder shared by runs (a sweep's variants) that
     may reuse each other's export and torch passes (stage_cache.py).
     """
-    from edgec.environment import collect_environment, record_torch_threads
+    from edgec.environment import NONDETERMINISTIC, collect_environment, record_torch_threads
     from edgec.resume import Checkpoints
 
     if recipe.mlflow is not None:  # a missing optional package fails now, not after the run
@@ -81,18 +80,6 @@ def run_recipe(
         run_id = log_to_mlflow(recipe.mlflow, run.report, Path(output))
         run.progress.log(f"edgec: logged to MLflow, run {run_id}")
     return run.report
-
-
-# What two runs of the same recipe and seed on the same machine may differ in (report.json says so).
-NONDETERMINISTIC = {
-    "latency_ms, ratios.speedup_*": "wall-clock timings: they vary with machine load, frequency "
-    "scaling and cache state; compare ratios measured side by side, not absolute times",
-    "op_profile": "onnxruntime profiler timings per operator: wall-clock, like latency_ms",
-    "seconds, started, passes[].seconds": "when the run happened and how long its steps took",
-    "findings on speed, budgets max_latency_ms / min_speedup (and so passed)": "derived from the "
-    "timings above; every other metric (sizes, params, MACs, accuracy, agreement, parity) and every "
-    "ONNX file is identical for the same recipe, seed and machine",
-}
 
 
 def _output_error(exc: OSError, step: str, folder: Path) -> EdgecError:
@@ -207,19 +194,14 @@ class _Run:
     def _shared_stage(self, exported, kept: bool, baseline, data, torch_cfgs):
         """Where this run's torch stage may come from: the user's kept exports (zoo models with
         only ONNX passes), else a sweep's shared stage, else nowhere (computed here)."""
-        from edgec.stage_cache import StageCache, shared_stage
+        from edgec.stage_cache import shared_stage
 
         if kept:
-            from edgec.export_cache import export_key, exports_root
+            from edgec.export_cache import claim_kept_export
 
-            root = exports_root()
-            with contextlib.suppress(OSError):
-                root.mkdir(parents=True, exist_ok=True)
-            if root.is_dir() and os.access(root, os.W_OK):
-                cache = StageCache(root, f"the export cache ({root})")
-                return cache.claim(export_key(self.recipe, data))
-            self.progress.log(f"edgec: cannot write the export cache {root} (set EDGEC_CACHE_DIR "
-                              "to a writable folder); exporting this run's model")
+            claimed = claim_kept_export(self.recipe, data, self.progress)
+            if claimed is not None:
+                return claimed
         root = None if exported is not None else self.stage_cache  # resumed: nothing to share
         return shared_stage(root if baseline is not None else None, self.recipe, baseline, data,
                             torch_cfgs)
@@ -290,29 +272,27 @@ class _Run:
         return model
 
     def _export_baseline(self, baseline, data) -> None:
-        from edgec.export import check_parity, export_onnx
+        from edgec.export import export_checked
 
         cfg = self.recipe.export
         self._enter("export baseline")
-        path = self.workdir / "baseline.onnx"
-        export_onnx(baseline, tuple(self.recipe.model.input_shape), path, cfg)
-        parity = check_parity(baseline, path, data.eval.x[: cfg.parity_samples], cfg.parity_atol)
+        parity = export_checked(baseline, tuple(self.recipe.model.input_shape),
+                                self.workdir / "baseline.onnx", cfg, data.eval.x, cfg.parity_atol)
         self.report.export = {"exporter": cfg.exporter, "opset": cfg.opset,
-                              "dynamic_batch": cfg.dynamic_batch, "parity": {"baseline": parity.to_dict()}}
+                              "dynamic_batch": cfg.dynamic_batch, "parity": {"baseline": parity}}
 
     def _export_compressed(self, model, data, changed: bool) -> Path:
         """Export the model the torch passes made (the baseline file when there were none)."""
-        from edgec.export import check_parity, export_onnx
+        from edgec.export import export_checked
 
         cfg = self.recipe.export
         exported = self.workdir / "baseline.onnx"
         if changed:
             self._enter("export compressed")
             exported = self.workdir / "exported.onnx"
-            export_onnx(model, tuple(self.recipe.model.input_shape), exported, cfg)
             atol = max(cfg.parity_atol, getattr(model, "edgec_parity_atol", 0.0))  # QAT: int8 steps
-            parity = check_parity(model, exported, data.eval.x[: cfg.parity_samples], atol)
-            self.report.export["parity"]["compressed"] = parity.to_dict()
+            self.report.export["parity"]["compressed"] = export_checked(
+                model, tuple(self.recipe.model.input_shape), exported, cfg, data.eval.x, atol)
         self.checkpoints.save("export", {"export": self.report.export, "file": exported.name},
                               [self.workdir / "baseline.onnx", exported])
         return exported
