@@ -56,7 +56,9 @@ class Quantize(OnnxPass):
         self.details.update(mode=cfg.mode, cpu_has_vnni=has_vnni(flags))
         with tempfile.TemporaryDirectory(prefix="edgec-quant-") as tmp, _quiet_ort_logs():
             if cfg.mode == "fp16":
-                self._to_fp16(onnx.load(str(src)), dst)
+                from edgec.passes.quantize_fp16 import quantize_fp16
+
+                quantize_fp16(self, onnx.load(str(src)), dst)
             elif cfg.mode == "int4_weight":
                 from edgec.passes.quantize_int4 import quantize_int4_weights
 
@@ -185,29 +187,6 @@ class Quantize(OnnxPass):
                          reduce_range=rr, weight_type=QuantType.QInt8,
                          nodes_to_exclude=excluded or None)
 
-    def _to_fp16(self, model: onnx.ModelProto, dst: Path) -> None:
-        import onnx
-        from onnxruntime.transformers.float16 import (
-            DEFAULT_OP_BLOCK_LIST,
-            convert_float_to_float16,
-        )
-
-        cfg = self.config
-        excluded = self._excluded_nodes(model)
-        # keep_io_types inserts Casts at the graph's edges, so callers still feed and get float32
-        half = convert_float_to_float16(
-            model, keep_io_types=True, op_block_list=[*DEFAULT_OP_BLOCK_LIST, *cfg.exclude_ops],
-            node_block_list=excluded or None,
-        )
-        _toposort(half.graph)  # the converter appends its input Casts last; onnx.checker refuses
-        onnx.save(half, str(dst))
-        self.details.update(format="float16", weight_type="float16", activation_type="float16",
-                            io_type="float32", excluded_nodes=excluded)
-        fast = cpu_flags() & {"avx512_fp16", "amx_fp16"}
-        self.note(f"fp16 halves the file, but onnxruntime's CPU kernels mostly compute in float32 "
-                  f"behind Cast nodes: measured {FP16_SPEED} the fp32 speed here"
-                  + ("" if fast else "; this CPU has no native fp16 arithmetic either"))
-
     def _preprocess(self, src: Path, out: Path) -> Path:
         self.details["preprocessed"] = False
         if not self.config.preprocess:
@@ -263,29 +242,6 @@ class Quantize(OnnxPass):
                 self.note(f"exclude_ops: no {op} nodes in this graph; nothing excluded for it")
         by_op = [n.name for n in model.graph.node if n.op_type in cfg.exclude_ops]
         return sorted(set(cfg.exclude_nodes) | set(by_op))
-
-
-def _toposort(graph: onnx.GraphProto) -> None:
-    """Order nodes so every input is produced before it is read (stable otherwise)."""
-    ready = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
-    pending, ordered = list(graph.node), []
-    while pending:
-        rest = []
-        for n in pending:  # one sweep in the original order takes every node it can
-            if all(i in ready for i in n.input):
-                ordered.append(n)
-                ready.update(n.output)
-            else:
-                rest.append(n)
-        if len(rest) == len(pending):  # a cycle or a dangling input: keep the remainder as is
-            ordered += rest
-            break
-        pending = rest
-    copies = [type(n)() for n in ordered]
-    for c, n in zip(copies, ordered, strict=True):
-        c.CopyFrom(n)
-    del graph.node[:]
-    graph.node.extend(copies)
 
 
 def _calibration_samples(ctx: PassContext):
