@@ -245,3 +245,9 @@ def test_cpu_flags_parse_cpuinfo(tmp_path):
     flags = cpu_flags(info)
     assert flags == {"avx2", "avx512f", "avx512_vnni"} and has_vnni(flags)
     assert not has_vnni(cpu_flags(tmp_path / "missing"))
+
+
+def test_histogram_calibration_prints_nothing_to_stdout(fp32, tmp_path, capsys):
+    """onnxruntime's entropy calibrator prints progress; on stdout it broke `compress --json`."""
+    _run(fp32, tmp_path, mode="static", method="entropy")
+    assert capsys.readouterr().out == ""

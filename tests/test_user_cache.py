@@ -95,3 +95,13 @@ def test_a_file_where_the_cache_should_be_is_named(tmp_path, monkeypatch):
     (tmp_path / "afile").write_text("")
     shown = CliRunner().invoke(cli, ["cache"])
     assert shown.exit_code == 0 and "is a file, not a folder" in shown.output
+
+
+def test_cli_clear_with_json_says_what_was_removed(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGEC_CACHE_DIR", str(tmp_path))
+    _fill(tmp_path)
+    result = CliRunner().invoke(cli, ["cache", "--clear", "exports", "--json"])
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.output)
+    assert (row["section"], row["removed_entries"], row["entries"]) == ("exports", 2, 0)
+    assert row["removed_bytes"] == 2 * 502 + 100 and row["bytes"] == 100  # the fresh store stays

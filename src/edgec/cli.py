@@ -205,7 +205,8 @@ def schema() -> None:
 @cli.command()
 @click.option("--clear", type=click.Choice(["exports", "zoo", "all"]),
               help="Delete kept exports, trained zoo models, or both (each is redone when needed).")
-@click.option("--json", "as_json", is_flag=True, help="Print the sections as JSON.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the sections (with --clear: what was removed and what is left) as JSON.")
 def cache(clear: str | None, as_json: bool) -> None:
     """Show what edgec keeps between runs (~/.cache/edgec, or $EDGEC_CACHE_DIR) and its size."""
     from edgec import user_cache
@@ -218,7 +219,14 @@ def cache(clear: str | None, as_json: bool) -> None:
                    "folder, or remove the file.", err=True)
     if clear:
         names = list(user_cache.SECTIONS) if clear == "all" else [clear]
-        for sec, left in (user_cache.clear(name) for name in names):
+        cleared = [user_cache.clear(name) for name in names]
+        if as_json:
+            click.echo(json.dumps([{
+                "section": sec.name, "path": str(sec.path), "removed_entries": sec.entries - left.entries,
+                "removed_bytes": sec.bytes - left.bytes, "entries": left.entries, "bytes": left.bytes,
+            } for sec, left in cleared], indent=2))
+            return
+        for sec, left in cleared:
             click.echo(f"removed {sec.entries - left.entries} {sec.what} "
                        f"({_mb(sec.bytes - left.bytes)}) from {sec.path}: {sec.after_clear}")
             if left.bytes:

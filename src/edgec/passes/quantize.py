@@ -259,12 +259,18 @@ def _calibration_samples(ctx: PassContext):
 @contextmanager
 def _quiet_ort_logs() -> Iterator[None]:
     # onnxruntime.quantization logs advice ("consider pre-processing") on the root logger for
-    # every call; edgec turns what matters into notes, so hold it back for the duration only.
+    # every call, and its histogram calibrators (entropy, percentile, distribution) print progress
+    # to stdout, which corrupted `--json` output; edgec turns what matters into notes, so hold
+    # both back for the duration only.
+    import io
+    from contextlib import redirect_stdout
+
     root = logging.getLogger()
     level = root.level
     root.setLevel(max(level, logging.ERROR))
     try:
-        yield
+        with redirect_stdout(io.StringIO()):
+            yield
     finally:
         root.setLevel(level)
 
