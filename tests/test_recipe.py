@@ -4,6 +4,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
+from conftest import TINY_RECIPE
 
 from edgec.cli import cli
 from edgec.errors import RecipeError, UsageError
@@ -126,6 +127,22 @@ def test_bad_overrides(write_recipe, override, expected):
     result = CliRunner().invoke(cli, ["validate", str(write_recipe()), "--set", override])
     assert result.exit_code == 2
     assert expected in result.output
+
+
+def test_an_overridden_value_is_blamed_on_its_override_not_on_a_line(write_recipe):
+    """The file's line 5 holds the value --set replaced; the error names the --set instead."""
+    path = write_recipe()
+    with pytest.raises(RecipeError) as info:
+        load_recipe(path, ["passes.0.mode=bogus", "benchmark.runs=0"])
+    problems = "\n".join(info.value.problems)
+    assert "passes[0].mode (set by passes.0.mode=bogus)" in problems
+    assert "benchmark.runs (set by benchmark.runs=0)" in problems and "(line" not in problems
+    with pytest.raises(RecipeError) as info:
+        load_recipe(path, ["benchmark.runs=0"])
+    assert "(set by" in info.value.problems[0]
+    with pytest.raises(RecipeError) as info:  # the rest of the file keeps its line numbers
+        load_recipe(write_recipe(TINY_RECIPE.replace("runs: 10", "runs: 0"), "b.yaml"), ["seed=2"])
+    assert "benchmark.runs (line 6)" in info.value.problems[0]
 
 
 def test_parse_override_types():

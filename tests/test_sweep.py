@@ -122,6 +122,9 @@ def test_sweep_results_and_failed_variant(swept):
         assert rows[name]["passed"] and rows[name]["size_kb"] > 0 and rows[name]["accuracy"] is not None
     assert set(doc["pareto"]) <= {"v000", "v001"} and doc["pareto"]
     assert doc["best"] in doc["pareto"]
+    assert (doc["planned"], doc["complete"]) == (3, True)
+    assert rows["v002"]["run_dir"] == "variants/v002.partial"  # where its report says what failed
+    assert (folder / "sw" / rows["v002"]["run_dir"] / "report.json").is_file()
     csv_lines = (folder / "sw" / "results.csv").read_text().splitlines()
     assert len(csv_lines) == 4 and csv_lines[0].startswith("variant,")
     page = (folder / "sw" / "index.html").read_text()
@@ -267,3 +270,103 @@ def test_table_names_the_budgets_a_variant_missed(tmp_path):
     text = out.getvalue()
     assert code == 0  # a variant meets the budgets: the sweep found what it looked for
     assert "yes" in text and "min_speedup" in text and "False" not in text
+
+
+def _copy_sweep(swept, tmp_path):
+    import shutil
+
+    _, folder = swept
+    shutil.copytree(folder, tmp_path / "s")
+    return tmp_path / "s"
+
+
+def test_an_edited_recipe_runs_its_variants_again(swept, tmp_path):
+    """Reuse compares the variant's whole recipe, not only its grid values; the sweep section
+    (how many variants, which axes) is not part of what a variant does."""
+    folder = _copy_sweep(swept, tmp_path)
+    recipe = folder / "r.yaml"
+    recipe.write_text(SWEEP_RECIPE + "  axes: [size_kb, accuracy]\n")
+    doc = json.loads(run("sweep", recipe, "-o", folder / "sw", "-q", "--json").stdout)
+    assert doc["reused"] == 2 and doc["axes"] == ["size_kb", "accuracy"]
+    recipe.write_text(SWEEP_RECIPE.replace("max_size_kb: 1000", "max_size_kb: 0.001"))
+    result = run("sweep", recipe, "-o", folder / "sw", "-q", "--json")
+    doc = json.loads(result.stdout)
+    assert doc["reused"] == 0 and not any(r["passed"] for r in doc["rows"])
+    assert all(r["budgets_missed"] == "max_size_kb" for r in doc["rows"] if r["status"] == "ok")
+
+
+def test_interrupted_sweep_says_how_to_continue(swept, tmp_path, monkeypatch):
+    import edgec.sweep_exec as sweep_exec
+
+    folder = _copy_sweep(swept, tmp_path)
+    real, calls = sweep_exec.run_variant, []
+
+    def interrupted_after_one(task):
+        calls.append(task["name"])
+        if len(calls) > 1:
+            raise KeyboardInterrupt
+        return real(task)
+
+    monkeypatch.setattr(sweep_exec, "run_variant", interrupted_after_one)
+    result = run("sweep", folder / "r.yaml", "-o", tmp_path / "new", "-q")
+    assert result.exit_code == 130
+    assert "1 of 3 variants finished" in result.output and "--resume" not in result.output
+    doc = json.loads((tmp_path / "new" / "results.json").read_text())
+    assert (doc["variants"], doc["planned"], doc["complete"]) == (1, 3, False)
+
+
+def _outcome(passed: bool, size_kb: float, accuracy: float) -> dict:
+    report = {"status": "ok", "passed": passed, "ratios": {},
+              "compressed": {"size_bytes": size_kb * 1024, "accuracy": accuracy},
+              "budgets": [{"name": "max_accuracy_drop", "passed": passed}]}
+    return {"status": "ok", "error": None, "report": report}
+
+
+def test_best_is_on_the_front_of_the_passing_variants(tmp_path):
+    """A variant that misses a budget may dominate the only passing one: that one is still best."""
+    from edgec.sweep import SweepResult, _tabulate
+
+    variants = [{"name": n, "values": {"x": i}} for i, n in enumerate(("v000", "v001", "v002"))]
+    finished = {"v000": _outcome(True, 100, 0.95), "v001": _outcome(False, 50, 0.97),
+                "v002": _outcome(True, 120, 0.90)}  # v002: dominated by v000, which passes
+    result = SweepResult(tmp_path, [], ["size_kb", "accuracy"], planned=3)
+    _tabulate(result, variants, finished, 1.0)
+    assert result.front == [1] and result.best == 0
+    assert json.loads((tmp_path / "results.json").read_text())["best"] == "v000"
+    (tmp_path / "pareto.png").write_bytes(b"an earlier run's plot")
+    _tabulate(SweepResult(tmp_path, [], ["size_kb"], planned=3), variants, finished, 1.0)
+    assert not (tmp_path / "pareto.png").exists()  # one axis: no plot, and no stale one
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--grid", "passes.0.per_channel=true", "--grid", "passes.0.per_channel=false"), "given twice"),
+    (("--grid", "passes.0.per_channel=true,,false"), "an empty value"),
+    (("--grid", "seed=1,2", "--ray", "--executor", "local"), "contradict"),
+    (("--grid", "seed=1,2", "--address", "ray://x:10001"), "--executor ray"),
+    (("--grid", "seed=1,2", "--axes", ","), "No Pareto axes"),
+])
+def test_contradictory_or_empty_options_are_refused_before_any_work(write_recipe, tmp_path, args,
+                                                                     message):
+    result = run("sweep", write_recipe(), "-o", tmp_path / "s", *args)
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert not (tmp_path / "s").exists()
+
+
+def test_sweep_folder_must_be_a_sweeps(write_recipe, tmp_path):
+    recipe = write_recipe()
+    (tmp_path / "afile").write_text("")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "results.csv").write_text("my own results")
+    for out, message in ((tmp_path / "afile", "is a file"), (tmp_path / "afile" / "sub", "not writable"),
+                         (tmp_path / "mine", "not of a sweep")):
+        result = run("sweep", recipe, "--grid", "seed=1,2", "-o", out)
+        assert result.exit_code == 2 and message in result.output, result.output
+    assert (tmp_path / "mine" / "results.csv").read_text() == "my own results"
+
+
+def test_grid_values_may_hold_commas_in_brackets_and_quotes():
+    assert parse_grid_option("passes.0.exclude_ops=[Conv,Gemm],[]") == \
+        ("passes.0.exclude_ops", [["Conv", "Gemm"], []])
+    assert parse_grid_option("a='x,y',z")[1] == ["x,y", "z"]
+    with pytest.raises(RecipeError, match="unbalanced"):
+        parse_grid_option("a=[1,2")

@@ -57,6 +57,10 @@ class _EdgecGroup(click.Group):
 
 
 def _say_kept(exc: BaseException) -> None:
+    note = getattr(exc, "kept_note", None)  # a command's own word on what was kept (sweep)
+    if note:
+        click.echo(note, err=True)
+        return
     folder = getattr(exc, "run_folder", None)
     if folder is not None:
         click.echo(f"The unfinished run is in '{folder}' (report.json says where it stopped); "

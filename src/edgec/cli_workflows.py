@@ -28,15 +28,17 @@ Exit codes:
 @click.argument("recipe", type=click.Path(path_type=Path))
 @click.option("--grid", "grid", multiple=True, metavar="PATH=V1,V2,...",
               help="Values to sweep for a recipe field, e.g. --grid passes.0.mode=static,dynamic "
-              "(repeatable; adds to the recipe's sweep.grid).")
+              "(repeatable, one option per path; adds a path to the recipe's sweep.grid or "
+              "replaces its values). Commas inside [..] or quotes belong to a value: "
+              "--grid passes.0.exclude_ops=[Conv,Gemm],[]")
 @click.option("--mode", type=click.Choice(["product", "zip"]),
               help="Combine grid paths as a product (default) or zip them.")
 @click.option("-o", "--output", type=click.Path(path_type=Path),
               help="Sweep folder (default: runs/<recipe name>-sweep).")
 @_set_option
 @click.option("--jobs", type=click.IntRange(1), help="Variants in parallel (default: sweep.jobs).")
-@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-              help="Local processes, or Ray (pip install 'edgec[ray]').")
+@click.option("--executor", type=click.Choice(["local", "ray"]),
+              help="Local processes (default), or Ray (pip install 'edgec[ray]').")
 @click.option("--ray", "use_ray", is_flag=True, help="Same as --executor ray.")
 @click.option("--address", help="Ray cluster address (default: start a local Ray instance).")
 @click.option("--axes", help="Pareto axes, comma separated, e.g. size_kb,speedup,accuracy.")
@@ -48,17 +50,21 @@ def sweep(recipe: Path, grid, mode, output, overrides, jobs, executor, use_ray, 
     """Run variants of RECIPE (a grid of --set values), tabulate them, find the Pareto front."""
     from edgec.export_cache import likely_torch_free
     from edgec.progress import Progress
-    from edgec.sweep import plan, run_sweep
-    from edgec.sweep_exec import recipe_jobs, start_early
+    from edgec.sweep import check_folder, plan, run_sweep
+    from edgec.sweep_exec import choose_executor, recipe_jobs, start_early
     from edgec.sweep_report import finish_sweep
 
-    start_early(jobs or recipe_jobs(recipe, overrides), "ray" if use_ray else executor,
+    executor = choose_executor(executor, use_ray, address)
+    folder = output or Path("runs") / f"{recipe.stem}-sweep"
+    check_folder(folder)
+    start_early(jobs or recipe_jobs(recipe, overrides), executor,
                 torch=not likely_torch_free(recipe, overrides))
     variants, config = plan(recipe, grid, mode, overrides)
     result = run_sweep(
-        recipe, variants, output or Path("runs") / f"{recipe.stem}-sweep",
-        axes.split(",") if axes else list(config.axes), jobs=jobs or config.jobs,
-        executor="ray" if use_ray else executor, address=address, rerun=rerun,
+        recipe, variants, folder,
+        [a for a in axes.split(",") if a] if axes is not None else list(config.axes),
+        jobs=jobs or config.jobs,
+        executor=executor, address=address, rerun=rerun,
         progress=Progress(enabled=False, verbose=not quiet and not as_json),
     )
     sys.exit(finish_sweep(result, as_json))

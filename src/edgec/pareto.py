@@ -21,6 +21,9 @@ ALIASES = {"size": "size_kb", "latency": "latency_ms"}
 def canonical_axes(axes: Sequence[str]) -> list[str]:
     from edgec.errors import UsageError
 
+    if not axes:
+        raise UsageError("No Pareto axes given.", hint=f"e.g. --axes size_kb,speedup,accuracy "
+                         f"(from {', '.join([*AXES, *ALIASES])}), or none for the recipe's sweep.axes.")
     out = []
     for axis in axes:
         name = ALIASES.get(axis, axis)

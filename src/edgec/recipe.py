@@ -20,7 +20,7 @@ from edgec.mlflow_log import MlflowConfig
 from edgec.passes import PASSES, pass_config_union
 from edgec.plugins import load_plugins, model_spec_union
 from edgec.recipe_errors import describe_validation_error
-from edgec.recipe_yaml import apply_overrides, parse_yaml
+from edgec.recipe_yaml import apply_overrides, lines_with_overrides, parse_yaml
 from edgec.report_html import ReportConfig
 from edgec.sweep_config import SweepConfig
 
@@ -278,7 +278,8 @@ def recipe_variants(path: str | Path) -> Callable[[list[str] | tuple[str, ...]],
     raw, lines = parse_yaml(text, str(path))
 
     def variant(overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
-        return validate_recipe(apply_overrides(raw, overrides), source=str(path), lines=lines)
+        return validate_recipe(apply_overrides(raw, overrides), source=str(path),
+                               lines=lines_with_overrides(lines, overrides))
 
     return variant
 

@@ -29,7 +29,8 @@ def describe_validation_error(exc, raw: Any, root: type[BaseModel], lines: dict)
         path = _clean_loc(err["loc"], raw)
         where = _format_path(path)
         line = _line_of(path, lines)
-        prefix = f"{where} (line {line})" if where and line else (where or "recipe")
+        source = f"line {line}" if isinstance(line, int) else line  # or the override's text
+        prefix = f"{where} ({source})" if where and line else (where or "recipe")
         problems.append(f"{prefix}: {_describe(err, path, raw, root)}")
     return problems
 
@@ -59,7 +60,7 @@ def _format_path(path: list) -> str:
     return out
 
 
-def _line_of(path: list, lines: dict) -> int | None:
+def _line_of(path: list, lines: dict) -> int | str | None:
     for end in range(len(path), 0, -1):
         if tuple(path[:end]) in lines:
             return lines[tuple(path[:end])]
@@ -71,7 +72,7 @@ def _describe(err: dict, path: list, raw: Any, root: type[BaseModel]) -> str:
     if kind == "extra_forbidden":
         allowed = _allowed_keys(root, path[:-1], raw)
         close = difflib.get_close_matches(str(path[-1]), allowed, n=1) if allowed else []
-        hint = f"; did you mean '{close[0]}'?" if close else ""
+        hint = f"; did you mean '{close[0]}'?" if close else "."
         known = f" Allowed here: {', '.join(allowed)}." if allowed else ""
         return f"unknown key '{path[-1]}'{hint}{known}"
     if kind == "missing":
@@ -85,12 +86,12 @@ def _describe(err: dict, path: list, raw: Any, root: type[BaseModel]) -> str:
             return f"needs a '{tag}' key, one of: {expected}"
         choices = [t.strip(" '") for t in str(expected).split(",")]
         close = difflib.get_close_matches(str(ctx.get("tag")), choices, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
+        hint = f"; did you mean '{close[0]}'?" if close else "."
         return f"unknown {tag} '{ctx.get('tag')}'{hint} Known: {expected}"
     if kind == "literal_error":
         choices = [c.strip(" '") for c in str(ctx.get("expected", "")).replace(" or ", ",").split(",")]
         close = difflib.get_close_matches(str(given), choices, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
+        hint = f"; did you mean '{close[0]}'?" if close else "."
         return f"must be {ctx.get('expected')}, got {given!r}{hint}"
     if kind == "value_error":
         return str(ctx.get("error", err["msg"])).removeprefix("Value error, ")

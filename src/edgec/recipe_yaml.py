@@ -123,6 +123,21 @@ def apply_overrides(raw: Any, overrides) -> Any:
     return data
 
 
+def lines_with_overrides(lines: Lines, overrides) -> dict[tuple, int | str]:
+    """Where each value comes from: its line in the file, or the override that replaced it, so an
+    error in an overridden value names the override, not the line of the value it replaced."""
+    if not overrides:
+        return lines
+    out: dict[tuple, int | str] = dict(lines)
+    for item in overrides:
+        path, _ = parse_override(item)
+        key = tuple(path)
+        for old in [p for p in out if p[: len(key)] == key]:
+            del out[old]
+        out[key] = f"set by {item.strip()}"
+    return out
+
+
 @functools.lru_cache(maxsize=8)
 def peek_recipe(path: str, overrides: tuple[str, ...] = ()) -> dict | None:
     """The recipe file's raw mapping with ``overrides`` applied, unvalidated, in milliseconds; None

@@ -46,10 +46,16 @@ def check_target(target: Path, force: bool, resume: bool = False) -> None:
             f"An unfinished run of '{target}' is kept in '{partial}' (its report.json says where it "
             "stopped). Pass --resume to continue it, or --force to discard it and start over."
         )
+    check_creatable(target, "run folder")
+
+
+def check_creatable(target: Path, what: str) -> None:
+    """Refuse a folder that could not be created: its nearest existing parent is a file or not
+    writable (e.g. -o somefile/sub, or a folder of another user)."""
     parent = target.parent if target.parent != Path("") else Path(".")
     existing = next((p for p in (parent, *parent.parents) if p.exists()), Path("."))
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"Cannot create run folder '{target}': '{existing}' is not writable.")
+        raise UsageError(f"Cannot create {what} '{target}': '{existing}' is not writable.")
 
 
 class RunFolder:

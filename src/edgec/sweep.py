@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgec.errors import RecipeError
+from edgec.errors import RecipeError, UsageError
 
 if TYPE_CHECKING:
     from edgec.progress import Progress
@@ -35,6 +35,7 @@ class SweepResult:
     best: int | None = None
     seconds: float = 0.0
     reused: int = 0
+    planned: int = 0  # variants in the plan; rows has fewer when the sweep was interrupted
 
     @property
     def failed(self) -> list[dict]:
@@ -53,9 +54,14 @@ def plan(recipe: Path, grid_options: tuple[str, ...], mode: str | None,
     base = load_recipe(overrides)
     config = base.sweep or SweepConfig()
     grid = dict(config.grid)
+    given: set[str] = set()
     for item in grid_options:
         path, values = parse_grid_option(item)
-        grid[path] = values
+        if path in given:
+            raise UsageError(f"--grid {path} is given twice; only one option may set a path.",
+                             hint=f"Put all its values in one option: --grid {path}=v1,v2,v3.")
+        given.add(path)
+        grid[path] = values  # replaces the recipe's values for this path, if it has some
     variants = []
     for i, values in enumerate(expand(grid, mode or config.mode)):
         name = f"v{i:03d}"
@@ -67,6 +73,34 @@ def plan(recipe: Path, grid_options: tuple[str, ...], mode: str | None,
                               hint=exc.hint) from None
         variants.append({"name": name, "values": values, "overrides": sets, "recipe": validated})
     return variants, config
+
+
+def check_folder(folder: Path) -> None:
+    """Refuse, before any work, a sweep folder that is a file, cannot be created, or is an existing
+    folder that is not a sweep's: a sweep rewrites results.csv, index.html … in its folder, and
+    reuses what its variants/ hold."""
+    from edgec.rundir import check_creatable
+
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"The sweep folder '{folder}' exists and is a file; choose another -o folder.")
+    if not folder.exists():
+        check_creatable(folder, "sweep folder")
+    elif any(folder.iterdir()) and not _is_sweep_folder(folder):
+        raise UsageError(
+            f"'{folder}' is a folder of something else, not of a sweep (it has neither variants/ "
+            "nor a sweep's results.json); the sweep would write its results.csv, index.html … "
+            "among its files.", hint="Choose another -o folder, or an empty one.")
+
+
+def _is_sweep_folder(folder: Path) -> bool:
+    if (folder / "variants").is_dir():
+        return True
+    try:
+        doc = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(doc, dict) and doc.get("schema") == "edgec.sweep/1"
 
 
 def _label(values: dict) -> str:
@@ -85,7 +119,7 @@ def run_sweep(
 
     axes = canonical_axes(axes)
     folder = Path(folder)
-    (folder / "variants").mkdir(parents=True, exist_ok=True)
+    check_folder(folder)
     t0 = time.perf_counter()
     finished: dict[str, dict] = {}
     tasks = []
@@ -98,24 +132,33 @@ def run_sweep(
                       "overrides": v["overrides"], "run_dir": str(folder / "variants" / v["name"]),
                       "torch_threads": torch_threads_per_job(jobs),
                       "stage_cache": str(folder / "cache")})
-    result = SweepResult(folder, [], axes, reused=len(finished))
     by_name = {v["name"]: v for v in variants}
+    from edgec.sweep_report import warm_plotting
+
+    run = make_executor(executor, jobs, address, meanwhile=warm_plotting,  # checks its options
+                        torch=_needs_torch([by_name[t["name"]] for t in tasks]))
+    try:
+        (folder / "variants").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"Cannot create the sweep folder '{folder}': {exc.strerror or exc}.") from None
+    result = SweepResult(folder, [], axes, reused=len(finished), planned=len(variants))
     log = progress.log if progress else (lambda _msg: None)
     log(f"edgec sweep: {len(variants)} variants, {len(finished)} reused, {len(tasks)} to run "
         f"({executor}, {jobs} job(s))")
     if tasks and (jobs > 1 or executor == "ray"):
         _train_shared_models(variants, progress)
     try:
-        from edgec.sweep_report import warm_plotting
-
-        run = make_executor(executor, jobs, address, meanwhile=warm_plotting,
-                            torch=_needs_torch([by_name[t["name"]] for t in tasks]))
         for outcome in run(tasks):
             finished[outcome["name"]] = outcome
             _write_variant_meta(folder, by_name[outcome["name"]], outcome)
             log(f"  {outcome['name']} {_label(by_name[outcome['name']]['values'])}: "
                 f"{outcome['status']}" + (f" ({outcome['error']})" if outcome["error"] else ""))
             _tabulate(result, variants, finished, time.perf_counter() - t0, plots=False)
+    except KeyboardInterrupt as exc:  # the CLI says this instead of a run's --resume advice
+        exc.run_folder = None
+        exc.kept_note = (f"{len(finished)} of {len(variants)} variants finished; they are in "
+                         f"'{folder}' and the next run of the same sweep reuses them.")
+        raise
     finally:  # also on Ctrl-C or a crash: the page and plot show what finished
         _tabulate(result, variants, finished, time.perf_counter() - t0)
     return result
@@ -147,7 +190,9 @@ def _train_shared_models(variants: list[dict], progress) -> None:
 
 
 def _reusable(folder: Path, variant: dict) -> dict | None:
-    """A finished, successful run of exactly these overrides, as an outcome; else None."""
+    """A finished, successful run of exactly this variant, as an outcome; else None. "Exactly":
+    its report's recipe is this variant's, so an edit of the recipe file (or a new edgec default)
+    runs the variant again, not only a change of its grid values."""
     meta_path = folder / "variants" / f"{variant['name']}.json"
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
@@ -156,7 +201,15 @@ def _reusable(folder: Path, variant: dict) -> dict | None:
         return None
     if meta.get("overrides") != variant["overrides"] or report.get("status") != "ok":
         return None
+    if "recipe" in variant and _runs_as(report.get("recipe")) != _runs_as(
+            variant["recipe"].model_dump(mode="json")):
+        return None
     return {"name": variant["name"], "status": "ok", "error": None, "report": report}
+
+
+def _runs_as(recipe: dict | None) -> dict | None:
+    """A recipe without its sweep section, which changes how many variants run, not what one does."""
+    return {k: v for k, v in recipe.items() if k != "sweep"} if isinstance(recipe, dict) else None
 
 
 def _write_variant_meta(folder: Path, variant: dict, outcome: dict) -> None:
@@ -180,8 +233,11 @@ def _tabulate(result: SweepResult, variants: list[dict], finished: dict, seconds
     result.rows, result.front, result.seconds = rows, [ok[i] for i in front_ok], round(seconds, 2)
     for i, row in enumerate(rows):
         row["pareto"] = i in result.front
-    passing = [i for i in result.front if rows[i]["passed"]]
-    result.best = best_index(rows, result.axes, passing)
+    # the best is on the front of the variants that meet the budgets: one that misses a budget
+    # may dominate every passing variant, and must not leave the sweep without a best
+    passing = [i for i in ok if rows[i]["passed"]]
+    front_passing = pareto_front([rows[i] for i in passing], result.axes)
+    result.best = best_index(rows, result.axes, [passing[i] for i in front_passing])
     for i, row in enumerate(rows):
         row["best"] = i == result.best
     write_results(result, plots)
@@ -206,6 +262,17 @@ def result_row(variant: dict, outcome: dict, folder: Path) -> dict:
         "accuracy": comp.get("accuracy"), "accuracy_drop": ratios.get("accuracy_drop"),
         "budgets_missed": ";".join(b["name"] for b in rep.get("budgets", []) if not b["passed"]),
         "seconds": rep.get("seconds"), "error": outcome.get("error"),
-        "run_dir": str(Path("variants") / variant["name"]),
+        "run_dir": _run_dir(folder, variant["name"]),
     })
     return row
+
+
+def _run_dir(folder: Path, name: str) -> str:
+    """The variant's run folder, relative to the sweep's: a failed run stays unfinished, under
+    its temporary name (rundir.py), and that is where its report.json says what went wrong."""
+    from edgec.rundir import partial_path
+
+    path = Path("variants") / name
+    if not (folder / path).is_dir() and (folder / partial_path(path)).is_dir():
+        path = partial_path(path)
+    return str(path)

@@ -24,7 +24,8 @@ class SweepConfig(ConfigModel):
 
     grid: dict[str, list[Any]] = Field(
         default_factory=dict, description="Dotted recipe path → values, e.g. "
-        "{'passes.0.amount': [0.3, 0.5]}. `--grid` options on the command line add to it."
+        "{'passes.0.amount': [0.3, 0.5]}. A `--grid` option adds a path, or replaces this "
+        "path's values."
     )
     mode: Literal["product", "zip"] = Field(
         "product", description="'product': every combination; 'zip': the i-th value of every "
@@ -39,7 +40,8 @@ class SweepConfig(ConfigModel):
 
 
 def parse_grid_option(item: str) -> tuple[str, list[Any]]:
-    """'passes.0.mode=static,dynamic' → ('passes.0.mode', ['static', 'dynamic']) (YAML values)."""
+    """'passes.0.mode=static,dynamic' → ('passes.0.mode', ['static', 'dynamic']) (YAML values).
+    Commas inside brackets or quotes belong to the value: 'exclude_ops=[Conv,Gemm],[]' is two."""
     import yaml
 
     key, sep, values = item.partition("=")
@@ -48,12 +50,36 @@ def parse_grid_option(item: str) -> tuple[str, list[Any]]:
         raise RecipeError(f"--grid '{item}': expected dotted.path=value1,value2,… e.g. "
                           "--grid passes.0.amount=0.3,0.5,0.7.")
     out = []
-    for text in values.split(","):
+    for text in _split_values(values, item):
+        if not text.strip():
+            raise RecipeError(f"--grid '{item}': an empty value (two commas in a row, or a comma "
+                              "at the end).", hint="Write null for a YAML null, '' for an empty string.")
         try:
             out.append(yaml.safe_load(text))
         except yaml.YAMLError:
             out.append(text)
     return key, out
+
+
+def _split_values(text: str, item: str) -> list[str]:
+    """Split on the commas that are outside brackets, braces and quotes."""
+    parts, depth, quote, start = [], 0, None, 0
+    for i, ch in enumerate(text):
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    if depth or quote:
+        raise RecipeError(f"--grid '{item}': unbalanced brackets or quotes.",
+                          hint="e.g. --grid passes.0.exclude_ops=[Conv,Gemm],[]")
+    return [*parts, text[start:]]
 
 
 def expand(grid: dict[str, list[Any]], mode: str) -> list[dict[str, Any]]:

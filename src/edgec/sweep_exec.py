@@ -174,6 +174,17 @@ def run_ray(tasks: list[dict], jobs: int, address: str | None) -> Iterator[dict]
             ray.shutdown()
 
 
+def choose_executor(kind: str | None, use_ray: bool, address: str | None) -> str:
+    """The executor the options name ('local' unless told), refusing contradictions before any
+    work: --ray with --executor local, or a Ray --address for local workers."""
+    if use_ray and kind == "local":
+        raise UsageError("--ray and --executor local contradict each other; give one of them.")
+    kind = "ray" if use_ray else kind or "local"
+    if address and kind != "ray":
+        raise UsageError("--address is for --executor ray (a Ray cluster address).")
+    return kind
+
+
 def executor(kind: str, jobs: int, address: str | None, meanwhile: Callable[[], None] | None = None,
              torch: bool = True) -> Callable[[list[dict]], Iterator[dict]]:
     if kind == "ray":

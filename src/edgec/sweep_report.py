@@ -31,7 +31,9 @@ def write_results(result: SweepResult, plots: bool = True) -> None:
     write_text_atomic(folder / "results.csv", buf.getvalue())
     best = result.rows[result.best]["variant"] if result.best is not None else None
     doc = {"schema": "edgec.sweep/1", "axes": result.axes, "seconds": result.seconds,
-           "variants": len(result.rows), "reused": result.reused, "failed": len(result.failed),
+           "variants": len(result.rows), "planned": result.planned or len(result.rows),
+           "complete": len(result.rows) >= result.planned,  # False: interrupted, re-run to finish
+           "reused": result.reused, "failed": len(result.failed),
            "pareto": [result.rows[i]["variant"] for i in result.front], "best": best,
            "rows": result.rows}
     write_text_atomic(folder / "results.json", json.dumps(doc, indent=2, default=str) + "\n")
@@ -40,6 +42,8 @@ def write_results(result: SweepResult, plots: bool = True) -> None:
     png = plot_png(result)
     if png is not None:
         (folder / "pareto.png").write_bytes(png)
+    else:  # an earlier run's plot would contradict these results
+        (folder / "pareto.png").unlink(missing_ok=True)
     write_text_atomic(folder / "index.html", to_html(result, png))
 
 
@@ -125,10 +129,12 @@ def to_html(result: SweepResult, png: bytes | None) -> str:
         cls = " ".join(c for c, on in (("front", i in result.front), ("best", row["best"]),
                                        ("failed", row["status"] != "ok")) if on)
         cells = "".join(f"<td>{html.escape(_fmt(row.get(c)))}</td>" for c in columns)
-        link = html.escape(row["run_dir"] + "/report.md")
+        page = "report.html" if (result.folder / row["run_dir"] / "report.html").is_file() \
+            else "report.md"  # the self-contained page when the recipe asks for it
+        link = html.escape(f"{row['run_dir']}/{page}")
         body.append(f'<tr class="{cls}">{cells}<td><a href="{link}">report</a></td></tr>')
-    best = result.rows[result.best]["variant"] if result.best is not None else "none (no variant on "\
-        "the front meets the budgets)"
+    best = result.rows[result.best]["variant"] if result.best is not None else "none (no variant "\
+        "meets the budgets)"
     img = (f'<img alt="Pareto plot" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
            if png else "<p>(no plot: fewer than two axes or no successful variant)</p>")
     return f"""<!doctype html>
@@ -204,5 +210,8 @@ def _print_table(result: SweepResult, file=None) -> None:
     console = Console(file=file, highlight=False)
     console.print(table)
     best = result.rows[result.best]["variant"] if result.best is not None else "none"
-    console.print(f"best (on the front, meets budgets, by {result.axes[0]}): {best}; "
-                  f"results in {result.folder}/ (results.csv, results.json, index.html)")
+    console.print(f"best (meets the budgets, on the front of those that do, by {result.axes[0]}): "
+                  f"{best}; results in {result.folder}/ (results.csv, results.json, index.html)")
+    if len(result.rows) < result.planned:
+        console.print(f"incomplete: {len(result.rows)} of {result.planned} variants finished; "
+                      "run the same command again to finish the sweep")
