@@ -95,6 +95,7 @@ def test_compress_failure_still_writes_junit(write_recipe, tmp_path):
     case = ET.fromstring((tmp_path / "j.xml").read_text()).find("./testsuite/testcase")
     assert case.get("name") == "run" and case.find("error") is not None
     assert "boom" in case.find("error").get("message")
+    assert "at load model" in case.find("error").get("message")  # the step report.json names
 
 
 def test_invalid_recipe_writes_junit_error(write_recipe, tmp_path):
@@ -189,8 +190,14 @@ def test_ci_examples_are_valid():
     gh = yaml.safe_load((folder / "github-actions.yml").read_text())
     steps = " ".join(s.get("run", "") for s in gh["jobs"]["budgets"]["steps"])
     assert "edgec compress" in steps and "--junit" in steps and "check-budgets" in steps
+    assert "--against main-report/report.json" in steps  # the regression gate the header promises
+    uploads = [s for s in gh["jobs"]["budgets"]["steps"] if s.get("with", {}).get("name") ==
+               "edgec-report-main"]
+    triggers = gh.get(True, gh.get("on"))  # YAML 1.1 reads the key `on:` as True
+    assert len(uploads) == 2 and "push" in triggers and "pull_request" in triggers
     gl = yaml.safe_load((folder / "gitlab-ci.yml").read_text())
     assert gl["edgec-budgets"]["artifacts"]["reports"]["junit"]
+    assert "--against main-report.json" in " ".join(gl["edgec-budgets"]["script"])
     assert load_budgets(folder / "budgets.yaml").max_size_kb == 200
 
 
@@ -199,3 +206,62 @@ def test_report_markdown_shows_interval_and_inconclusive():
 
     text = to_markdown(_report())
     assert "| min_speedup | 1.5 | 1.49 x (CI 1.4–1.6) | PASS (inconclusive) |" in text
+
+
+def test_ci_output_paths_are_checked_before_any_work(write_recipe, tmp_path):
+    (tmp_path / "afile").write_text("")
+    (tmp_path / "adir").mkdir()
+    for option, path, message in (("--junit", tmp_path / "adir", "is a folder"),
+                                  ("--summary-md", tmp_path / "afile" / "s.md", "not writable")):
+        result = run("compress", write_recipe(), "-o", tmp_path / "run", option, path)
+        assert result.exit_code == 2 and message in result.output, result.output
+        assert not (tmp_path / "run").exists() and not (tmp_path / "run.partial").exists()
+    assert not list(tmp_path.rglob(".*tmp*"))  # no stray temp file either
+
+
+def test_an_unwritable_step_summary_does_not_change_the_verdict(gated_run, tmp_path, monkeypatch):
+    _, folder = gated_run
+    ok = tmp_path / "ok.yaml"
+    ok.write_text("max_size_kb: 1000\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "missing" / "summary.md"))
+    result = run("check-budgets", folder / "run" / "model.onnx", "--budgets", ok, "--runs", 3)
+    assert result.exit_code == 0 and "GITHUB_STEP_SUMMARY" in result.output
+
+
+def test_check_budgets_refuses_gates_it_cannot_decide(gated_run, tmp_path):
+    _, folder = gated_run
+    model, base = folder / "run" / "model.onnx", folder / "run" / "baseline.onnx"
+    stored = folder / "run" / "report.json"
+    budgets = tmp_path / "b.yaml"
+    cases = [("max_size_growth: 0.1\n", (), "without --against nothing would be checked"),
+             ("max_accuracy_loss: 0.01\n", ("--against", stored), "labelled evaluation data"),
+             ("max_latency_growth: 0.1\n", ("--against", stored), "--baseline")]
+    for text, extra, message in cases:
+        budgets.write_text(text)
+        result = run("check-budgets", model, "--budgets", budgets, *extra, "--junit",
+                     tmp_path / "j.xml")
+        assert result.exit_code == 2 and message in result.output, result.output
+        case = ET.fromstring((tmp_path / "j.xml").read_text()).find("./testsuite/testcase")
+        assert case.find("error") is not None  # CI sees why, as with compress
+    budgets.write_text("max_latency_growth: 0.5\n")
+    result = run("check-budgets", model, "--budgets", budgets, "--against", folder / "run",
+                 "--baseline", base, "--runs", 5, "--min-seconds", 0)  # a run folder works too
+    assert result.exit_code in (0, 1) and "max_latency_growth" in result.output
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda r: r["compressed"].update(size_bytes="big"), "compressed.size_bytes is 'big'"),
+    (lambda r: r["compressed"].update(size_bytes=0), "compressed.size_bytes is 0"),
+    (lambda r: r["compressed"].update(accuracy=[1]), "compressed.accuracy"),
+    (lambda r: r.update(ratios={"speedup_p1": "fast"}), "ratios.speedup_p1"),
+])
+def test_against_refuses_an_edited_report_before_any_work(gated_run, tmp_path, write_recipe, edit,
+                                                           message):
+    _, folder = gated_run
+    stored = json.loads((folder / "run" / "report.json").read_text())
+    edit(stored)
+    (tmp_path / "main.json").write_text(json.dumps(stored))
+    result = run("compress", write_recipe(), "-o", tmp_path / "run", "--against",
+                 tmp_path / "main.json")
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert not (tmp_path / "run").exists() and not (tmp_path / "run.partial").exists()

@@ -51,7 +51,9 @@ def test_missing_accuracy_fails_the_gate():
 def test_regression_budgets_without_against_are_reported_not_silent():
     report = _current()
     apply_against(report, None, BudgetsConfig(max_size_growth=0.1))
-    assert report.budgets == [] and "--against" in report.findings[0]
+    assert "--against" in report.findings[0]
+    (row,) = report.budgets  # a skipped case in JUnit, SKIPPED in the table: visible, not failed
+    assert (row.name, row.passed, row.verdict, row.actual) == ("max_size_growth", True, "skipped", None)
 
 
 def test_environment_diff_flags_cpu_flags():
@@ -62,3 +64,24 @@ def test_environment_diff_flags_cpu_flags():
     (row,) = report.budgets
     assert report.against["cross_cpu"] and row.verdict == "inconclusive" and row.passed
     assert any("different CPU" in f for f in report.findings)
+
+
+def test_a_different_baseline_model_is_pointed_out():
+    report = _current()
+    report.baseline = SimpleNamespace(params=100, macs=1000)
+    report.recipe = {"model": {"input_shape": [1, 1, 8, 8]}}
+    stored = {**_stored(), "baseline": {"params": 100, "macs": 1000},
+              "recipe": {"model": {"input_shape": [1, 1, 8, 8]}}}
+    apply_against(report, stored, BudgetsConfig(max_size_growth=0.1))
+    assert not any("different baseline" in f for f in report.findings)
+    report = _current()
+    report.baseline = SimpleNamespace(params=100, macs=1000)
+    apply_against(report, {**stored, "baseline": {"params": 900, "macs": 1000}},
+                  BudgetsConfig(max_size_growth=0.1))
+    assert any("different baseline model (params 900 there, 100 here)" in f for f in report.findings)
+
+
+def test_against_without_regression_budgets_says_nothing_is_gated():
+    report = _current()
+    apply_against(report, _stored(), BudgetsConfig(max_size_kb=100))
+    assert any("nothing is gated" in f for f in report.findings) and report.against is not None

@@ -65,10 +65,19 @@ def check_onnx(
     from edgec.regression import apply_against
     from edgec.report import Report
 
-    active = budgets.active()
-    if not active and not budgets.regression():
-        raise UsageError("The budgets file sets no budget; nothing would be checked.",
-                         hint="Set e.g. max_size_kb: 200.")
+    active, regression = budgets.active(), budgets.regression()
+    if not active and not (regression and against is not None):
+        raise UsageError("The budgets file sets no budget; nothing would be checked." if not regression
+                         else f"The budgets file sets only regression budgets ({', '.join(regression)}), "
+                         "which compare with a stored report; without --against nothing would be "
+                         "checked.", hint="Pass --against main-report.json, or set e.g. max_size_kb: 200.")
+    if against is not None and "max_accuracy_loss" in regression:
+        raise UsageError("budgets.max_accuracy_loss needs labelled evaluation data, which "
+                         "check-budgets does not load.", hint="Gate accuracy in `edgec compress`, "
+                         "or remove it from the budgets file.")
+    if against is not None and "max_latency_growth" in regression and baseline is None:
+        raise UsageError("budgets.max_latency_growth compares speed-ups over a baseline model, "
+                         "measured side by side.", hint="Pass --baseline baseline.onnx.")
     labelled = [k for k in budgets.needs_labels if k in active]
     if labelled:
         raise UsageError(f"budgets.{labelled[0]} needs labelled evaluation data, which "

@@ -38,7 +38,14 @@ class BudgetRow:
             return "not measured"
         if self.unit == "fraction":  # accuracy is itself a share: its change is in points
             return f"{value * 100:+.3g}{' points' if 'accuracy' in self.name else '%'}"
-        return f"{value:,.4g} {self.unit}".strip()
+        return f"{number(value)} {self.unit}".strip()
+
+
+def number(value: float) -> str:
+    """A limit or a count for people: 200,000 and 93,964, not 2e+05 and 9.396e+04."""
+    if float(value).is_integer() and abs(value) < 1e15:
+        return f"{int(value):,}"
+    return f"{value:,.4g}"
 
 
 def check_budgets(

@@ -36,7 +36,7 @@ def junit_xml(report: Report, suite: str = "edgec") -> str:
         if not row.passed:
             ET.SubElement(case, "failure", message=_message(row), type="BudgetMissed").text = \
                 _message(row)
-        elif row.verdict == "inconclusive":
+        elif row.verdict in ("inconclusive", "skipped"):
             ET.SubElement(case, "skipped", message=_message(row))
         ET.SubElement(case, "system-out").text = _message(row)
         cases.append(case)
@@ -48,13 +48,15 @@ def junit_xml(report: Report, suite: str = "edgec") -> str:
                       f"{err.get('message')}", type=err.get("type") or report.status)
         cases.append(case)
     failures = sum(1 for r in report.budgets if not r.passed)
-    skipped = sum(1 for r in report.budgets if r.passed and r.verdict == "inconclusive")
+    skipped = sum(1 for r in report.budgets if r.passed and r.verdict in ("inconclusive", "skipped"))
     errors = int(report.status != "ok")
     root = ET.Element("testsuites", name=suite, tests=str(len(cases)), failures=str(failures),
                       errors=str(errors), skipped=str(skipped))
     ts = ET.SubElement(root, "testsuite", name=suite, tests=str(len(cases)),
                        failures=str(failures), errors=str(errors), skipped=str(skipped),
-                       time=f"{report.seconds or 0:.2f}", timestamp=report.started or "")
+                       time=f"{report.seconds or 0:.2f}")
+    if report.started:  # unknown when the run failed before it started (an invalid recipe)
+        ts.set("timestamp", report.started)
     ts.extend(cases)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
@@ -69,8 +71,11 @@ def summary_markdown(report: Report, title: str = "edgec") -> str:
         head = f"### ❌ {title}: run {report.status} at `{err.get('step')}`\n\n{err.get('message')}\n"
     else:
         missed = [r.name for r in report.budgets if not r.passed]
+        skipped = [r.name for r in report.budgets if r.verdict == "skipped"]
+        met = len(report.budgets) - len(skipped)
         head = (f"### ❌ {title}: budget missed ({', '.join(missed)})\n" if missed
-                else f"### ✅ {title}: all {len(report.budgets)} budget(s) met\n")
+                else f"### ✅ {title}: all {met} budget(s) met"
+                + (f" ({', '.join(skipped)} not checked)" if skipped else "") + "\n")
     lines = [head]
     if report.budgets:
         lines += ["| budget | limit | actual | result |", "|---|---|---|---|"]
@@ -86,7 +91,7 @@ def summary_markdown(report: Report, title: str = "edgec") -> str:
         a = report.against
         lines.append(f"Compared with `{a.get('report')}`: size growth {_pct(a.get('size_growth'))}, "
                      f"latency growth {_pct(a.get('latency_growth'))}, accuracy loss "
-                     f"{_pct(a.get('accuracy_loss'))}" + (" — **different CPU**" if a.get("cross_cpu")
+                     f"{_points(a.get('accuracy_loss'))}" + (" — **different CPU**" if a.get("cross_cpu")
                                                           else "") + ".\n")
     lines += [f"> {f}\n" for f in report.findings]
     return "\n".join(lines).rstrip() + "\n"
@@ -96,36 +101,69 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{x * 100:+.2f}%"
 
 
+def _points(x: float | None) -> str:  # accuracy is itself a share: its change is in points
+    return "n/a" if x is None else f"{x * 100:+.2f} points"
+
+
+def check_ci_paths(junit: Path | None, summary_md: Path | None) -> None:
+    """Refuse, before any work, a --junit / --summary-md path that cannot be written: otherwise a
+    finished run (its gate decided) failed at its very end on a file it could not write."""
+    from edgec.errors import UsageError
+    from edgec.rundir import check_creatable
+
+    for option, path in (("--junit", junit), ("--summary-md", summary_md)):
+        if path is None:
+            continue
+        path = Path(path)
+        if path.is_dir():
+            raise UsageError(f"{option} '{path}' is a folder; give a file path, e.g. {path}/"
+                             f"{'report.xml' if option == '--junit' else 'summary.md'}.")
+        if path.exists() and not os.access(path, os.W_OK):
+            raise UsageError(f"{option} '{path}' exists and is not writable.")
+        check_creatable(path, f"{option} file")
+
+
 def write_ci_outputs(report: Report, junit: Path | None, summary_md: Path | None,
                      title: str = "edgec") -> list[Path]:
     """Write the requested files; append the summary to $GITHUB_STEP_SUMMARY when it is set."""
+    import sys
+
+    from edgec.errors import OutputError
     from edgec.report import write_text_atomic
 
     written = []
-    for path in (junit, summary_md):
-        if path:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-    if junit:
-        write_text_atomic(Path(junit), junit_xml(report, suite=title))
-        written.append(Path(junit))
-    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary_md or step_summary:
+    try:
+        for path in (junit, summary_md):
+            if path:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+        if junit:
+            write_text_atomic(Path(junit), junit_xml(report, suite=title))
+            written.append(Path(junit))
         text = summary_markdown(report, title)
         if summary_md:
             write_text_atomic(Path(summary_md), text)
             written.append(Path(summary_md))
-        if step_summary:  # GitHub's contract: append, other steps write to the same file
+    except OSError as exc:  # checked before the run: a full disk, or a folder removed meanwhile
+        raise OutputError(f"Cannot write '{exc.filename}': {exc.strerror or exc}. The run itself "
+                          "finished; its report.json holds the results.") from None
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary:  # GitHub's contract: append, other steps write to the same file
+        try:
             with open(step_summary, "a", encoding="utf-8") as fh:
                 fh.write(text + "\n")
             written.append(Path(step_summary))
+        except OSError as exc:  # the CI's file, not the user's option: never fail the gate on it
+            print(f"warning: cannot append the job summary to $GITHUB_STEP_SUMMARY "
+                  f"'{step_summary}': {exc.strerror or exc}; the gate's result stands.", file=sys.stderr)
     return written
 
 
 def write_failed_ci_outputs(exc: BaseException, run_dir: Path | None, junit: Path | None,
-                            summary_md: Path | None) -> None:
+                            summary_md: Path | None, title: str = "edgec") -> None:
     """After compress raised: CI outputs that say why (from the run's failed report.json when the
     run got that far, else from the error itself, e.g. an invalid recipe)."""
     import json
+    import sys
 
     from edgec.errors import EdgecError
     from edgec.report import Report
@@ -133,6 +171,7 @@ def write_failed_ci_outputs(exc: BaseException, run_dir: Path | None, junit: Pat
     if not (junit or summary_md or os.environ.get("GITHUB_STEP_SUMMARY")):
         return
     stored: dict = {}
+    run_dir = getattr(exc, "run_folder", None) or run_dir  # a failed run stays unfinished there
     if run_dir is not None:
         try:
             stored = json.loads((Path(run_dir) / "report.json").read_text(encoding="utf-8"))
@@ -145,4 +184,9 @@ def write_failed_ci_outputs(exc: BaseException, run_dir: Path | None, junit: Pat
     report = Report(recipe=stored.get("recipe") or {}, environment=stored.get("environment") or {},
                     status=stored["status"], error=stored.get("error"),
                     started=stored.get("started"), seconds=stored.get("seconds"))
-    write_ci_outputs(report, junit, summary_md)
+    from edgec.errors import OutputError
+
+    try:
+        write_ci_outputs(report, junit, summary_md, title)
+    except OutputError as err:  # the run's own error is the one to report
+        print(f"warning: {err.message}", file=sys.stderr)

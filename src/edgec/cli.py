@@ -130,7 +130,7 @@ def compress(recipe: Path, output: Path | None, overrides, force: bool, resume: 
              fail_on_inconclusive):
     """Run RECIPE: load, compress, export, benchmark, report."""
     from edgec.api import default_output, resolve_recipe
-    from edgec.ci_outputs import write_ci_outputs, write_failed_ci_outputs
+    from edgec.ci_outputs import check_ci_paths, write_ci_outputs, write_failed_ci_outputs
     from edgec.pipeline import run_recipe
     from edgec.progress import Progress, progress_wanted
     from edgec.regression import load_against
@@ -139,6 +139,7 @@ def compress(recipe: Path, output: Path | None, overrides, force: bool, resume: 
     overrides = (*overrides, f"target={target_name}") if target_name else overrides
     target = None
     try:
+        check_ci_paths(junit, summary_md)
         parsed, recipe_dir, name = resolve_recipe(recipe, overrides)
         if use_mlflow and parsed.mlflow is None:
             from edgec.mlflow_log import MlflowConfig

@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from edgec.cli import EXIT_CODES_HELP, _finish, _shape, ci_options, cli
-from edgec.errors import EXIT_BUDGET, UsageError
+from edgec.errors import EXIT_BUDGET, EdgecError, UsageError
 
 
 @cli.command("check-budgets", epilog=EXIT_CODES_HELP)
@@ -40,17 +40,24 @@ def check_budgets_command(model: Path, budgets_file: Path, baseline, input_shape
     """Gate an existing ONNX MODEL on a budgets file, without re-running compression."""
     from edgec.benchmark import BenchmarkConfig
     from edgec.budget_check import check_onnx, load_budgets
-    from edgec.ci_outputs import write_ci_outputs
+    from edgec.ci_outputs import check_ci_paths, write_ci_outputs, write_failed_ci_outputs
     from edgec.progress import Progress, progress_wanted
     from edgec.regression import load_against
 
+    title = f"edgec check-budgets {Path(model).name}"
     overrides = (*overrides, "inconclusive=fail") if fail_on_inconclusive else overrides
-    budgets = load_budgets(budgets_file, overrides)
-    stored = load_against(against) if against else None
-    config = BenchmarkConfig(threads=threads, runs=runs, warmup=warmup, min_seconds=min_seconds)
-    report = check_onnx(model, budgets, config, baseline=baseline, input_shape=_shape(input_shape),
-                        against=stored, progress=Progress(enabled=progress_wanted(as_json)))
-    write_ci_outputs(report, junit, summary_md, title=f"edgec check-budgets {Path(model).name}")
+    try:
+        check_ci_paths(junit, summary_md)
+        budgets = load_budgets(budgets_file, overrides)
+        stored = load_against(against) if against else None
+        config = BenchmarkConfig(threads=threads, runs=runs, warmup=warmup, min_seconds=min_seconds)
+        report = check_onnx(model, budgets, config, baseline=baseline,
+                            input_shape=_shape(input_shape), against=stored,
+                            progress=Progress(enabled=progress_wanted(as_json)))
+    except (EdgecError, KeyboardInterrupt) as exc:  # CI still gets a JUnit file saying why
+        write_failed_ci_outputs(exc, None, junit, summary_md, title=title)
+        raise
+    write_ci_outputs(report, junit, summary_md, title=title)
     _finish(report, as_json)
 
 

@@ -26,11 +26,15 @@ SOFTWARE_KEYS = ("onnxruntime", "onnx", "torch", "python", "edgec", "threads")
 
 
 def load_against(path: Path) -> dict:
-    """Read a stored report.json and check it can serve as a reference; UsageError if not."""
+    """Read a stored report.json (or a run folder holding one) and check it can serve as a
+    reference, before any work; UsageError if not."""
     path = Path(path)
+    if path.is_dir() and (path / "report.json").is_file():
+        path = path / "report.json"  # a run folder: its report
     if not path.is_file():
-        raise UsageError(f"--against '{path}' does not exist. Pass the report.json of a previous "
-                         "run (e.g. downloaded from main's CI artifacts).")
+        what = "is a folder without a report.json" if path.is_dir() else "does not exist"
+        raise UsageError(f"--against '{path}' {what}. Pass the report.json of a previous run "
+                         "(e.g. downloaded from main's CI artifacts).")
     try:
         stored = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -38,11 +42,35 @@ def load_against(path: Path) -> dict:
     if not isinstance(stored, dict) or stored.get("schema") != "edgec.report/1":
         raise UsageError(f"--against '{path}' is not an edgec report (schema edgec.report/1).",
                          hint="Use the report.json written in a run folder.")
-    if stored.get("status") != "ok" or not stored.get("compressed"):
+    if stored.get("status") != "ok":
         raise UsageError(f"--against '{path}' is the report of a run that did not complete "
                          f"(status {stored.get('status')!r}); it has no measurements to compare.")
+    problem = _measurement_problem(stored)
+    if problem:
+        raise UsageError(f"--against '{path}' is not a usable edgec report: {problem}.",
+                         hint="Use an unedited report.json written by a completed run.")
     stored.setdefault("_path", str(path))
     return stored
+
+
+def _measurement_problem(stored: dict) -> str | None:
+    """What makes a stored report's measurements unusable (edited, truncated), or None."""
+    comp = stored.get("compressed")
+    if not isinstance(comp, dict) or not comp:
+        return "it has no 'compressed' measurements"
+    checks = [("compressed.size_bytes", comp.get("size_bytes"), True),
+              ("compressed.accuracy", comp.get("accuracy"), False)]
+    ratios = stored.get("ratios")
+    if ratios is not None and not isinstance(ratios, dict):
+        return "'ratios' is not a mapping"
+    checks += [(f"ratios.{k}", v, False) for k, v in (ratios or {}).items() if k.startswith("speedup")]
+    for name, value, required in checks:
+        if value is None and not required:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (
+                required and value == 0):
+            return f"{name} is {value!r}, not a {'positive ' if required else ''}number"
+    return None
 
 
 def environment_diff(current: dict, stored: dict) -> dict[str, list]:
@@ -59,9 +87,21 @@ def apply_against(report: Report, stored: dict | None, budgets: BudgetsConfig) -
             report.findings.append(
                 f"Regression budgets ({', '.join(gates)}) were not checked: they compare with a "
                 "stored report, given with --against.")
+            for name, limit in gates.items():  # visible in JUnit as skipped, not absent
+                report.budgets.append(BudgetRow(name, float(limit), None, True, "fraction",
+                                                "skipped", note="no --against report to compare with"))
         return
     if report.compressed is None:
         return
+    if not gates:
+        report.findings.append(
+            "--against was given but the recipe sets no regression budget (max_size_growth, "
+            "max_latency_growth, max_accuracy_loss): the comparison is recorded, nothing is gated.")
+    different = _different_baseline(report, stored)
+    if different:
+        report.findings.append(
+            f"The stored report measured a different baseline model ({different}): the "
+            "regression gates compare two different models' results.")
     diff = environment_diff(report.environment, stored.get("environment") or {})
     cross_cpu = any(k in diff for k in CPU_KEYS)
     values = regression_values(report, stored)
@@ -85,6 +125,20 @@ def apply_against(report: Report, stored: dict | None, budgets: BudgetsConfig) -
             passed = budgets.inconclusive == "pass"
         report.budgets.append(BudgetRow(name, float(limit), actual, passed, "fraction", verdict,
                                         note=note))
+
+
+def _different_baseline(report: Report, stored: dict) -> str | None:
+    """How the two reports' baseline models differ (parameters, MACs, input shape), or None."""
+    old, new = stored.get("baseline") or {}, report.baseline
+    if new is None or not isinstance(old, dict):
+        return None
+    diffs = [f"{key} {old.get(key)} there, {getattr(new, key)} here" for key in ("params", "macs")
+             if old.get(key) is not None and old.get(key) != getattr(new, key, None)]
+    old_shape = ((stored.get("recipe") or {}).get("model") or {}).get("input_shape")
+    new_shape = list(((report.recipe or {}).get("model") or {}).get("input_shape") or [])
+    if old_shape and new_shape and list(old_shape) != new_shape:
+        diffs.append(f"input shape {old_shape} there, {new_shape} here")
+    return "; ".join(diffs) or None
 
 
 def regression_values(report: Report, stored: dict) -> dict[str, float | None]:

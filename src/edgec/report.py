@@ -99,8 +99,12 @@ def _jsonable(value: Any) -> Any:
 def write_text_atomic(path: Path, text: str) -> None:
     """Write via a temp file and rename, so a reader never sees half a report."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # no stray temp file beside a path that cannot be written
+        raise
 
 
 def find_findings(baseline: Metrics, compressed: Metrics, ratios: dict, passes: list) -> list[str]:
