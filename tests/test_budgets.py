@@ -32,3 +32,14 @@ def test_unmeasurable_budget_fails():
 
 def test_no_budgets_no_rows():
     assert check_budgets(BudgetsConfig(), _metrics(1, 1, 1), _metrics(1, 1, 1), {}) == []
+
+
+def test_numbers_read_as_people_write_them():
+    from edgec.budgets import number
+    from edgec.report_text import _shrink
+
+    assert (number(200000), number(93964), number(0.01), number(2.5e-7)) == \
+        ("200,000", "93,964", "0.01", "2.5e-07")
+    assert _shrink(3.58, "smaller", "larger") == "3.58x smaller"
+    assert _shrink(0.55, "smaller", "larger") == "1.82x larger"  # a model that grew says so
+    assert _shrink(0.999, "fewer", "more") == "1.00x fewer" and _shrink(None, "a", "b") == "n/a"

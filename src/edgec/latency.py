@@ -79,8 +79,8 @@ def make_session(path: Path, threads: int, profile_prefix: str | None = None) ->
         text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
         raise BenchmarkError(
             f"onnxruntime cannot load '{path}': {text}",
-            hint="If an operator or data type is not implemented, change the pass that produced it "
-            "(e.g. exclude that op from quantization) or lower export.opset.",
+            hint="If an operator or data type is not implemented, change what produced the model "
+            "(in a recipe: exclude that op from quantization, or lower export.opset).",
         ) from exc
 
 

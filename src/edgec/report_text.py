@@ -23,12 +23,22 @@ def _count(n: float) -> str:
     return f"{n:.0f}"
 
 
-def _pct(x: float | None) -> str:
-    return "n/a (no labels)" if x is None else f"{x * 100:.2f}%"
+def _pct(x: float | None, missing: str = "n/a (no labels)") -> str:
+    return missing if x is None else f"{x * 100:.2f}%"
 
 
 def _ratio(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.2f}x"
+
+
+def _shrink(x: float | None, less: str, more: str) -> str:
+    """A baseline/compressed ratio in words that stay true when the model grew: '3.58x smaller',
+    '1.82x larger' (not '0.55x smaller')."""
+    if x is None:
+        return "n/a"
+    if round(x, 2) >= 1.0:
+        return f"{x:.2f}x {less}"
+    return f"{1 / x:.2f}x {more}" if x > 0 else "n/a"
 
 
 def summary_rows(report: Report) -> list[tuple[str, str, str, str]]:
@@ -42,19 +52,19 @@ def summary_rows(report: Report) -> list[tuple[str, str, str, str]]:
 
     drop = r.get("accuracy_drop")
     return [
-        ("ONNX size", _kib(b.size_bytes), _kib(c.size_bytes), f"{_ratio(r.get('size'))} smaller"),
+        ("ONNX size", _kib(b.size_bytes), _kib(c.size_bytes), _shrink(r.get("size"), "smaller", "larger")),
         ("gzip size", _kib(b.size_gzip_bytes), _kib(c.size_gzip_bytes),
-         f"{_ratio(r.get('size_gzip'))} smaller"),
-        ("params", _count(b.params), _count(c.params), f"{_ratio(r.get('params'))} fewer"),
+         _shrink(r.get("size_gzip"), "smaller", "larger")),
+        ("params", _count(b.params), _count(c.params), _shrink(r.get("params"), "fewer", "more")),
         ("non-zero params", _count(b.nonzero_params), _count(c.nonzero_params), ""),
-        ("MACs (batch 1)", _count(b.macs), _count(c.macs), f"{_ratio(r.get('macs'))} fewer"),
+        ("MACs (batch 1)", _count(b.macs), _count(c.macs), _shrink(r.get("macs"), "fewer", "more")),
         ("latency p1 (undisturbed)", lat(b, "p1"), lat(c, "p1"),
          f"{_ratio(r.get('speedup_p1'))} speed"),
         ("latency p50", lat(b, "p50"), lat(c, "p50"), f"{_ratio(r.get('speedup_p50'))} speed"),
         ("latency p90", lat(b, "p90"), lat(c, "p90"), f"{_ratio(r.get('speedup_p90'))} speed"),
         ("accuracy", _pct(b.accuracy), _pct(c.accuracy),
-         "" if drop is None else f"{-drop * 100:+.2f} points"),
-        ("agreement with baseline", _pct(b.agreement), _pct(c.agreement), ""),
+         "" if drop is None else f"{round(-drop * 100, 2) + 0.0:+.2f} points"),  # no "-0.00"
+        ("agreement with baseline", _pct(b.agreement, "n/a"), _pct(c.agreement, "n/a"), ""),
     ]
 
 
