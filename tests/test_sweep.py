@@ -288,6 +288,9 @@ def test_an_edited_recipe_runs_its_variants_again(swept, tmp_path):
     recipe.write_text(SWEEP_RECIPE + "  axes: [size_kb, accuracy]\n")
     doc = json.loads(run("sweep", recipe, "-o", folder / "sw", "-q", "--json").stdout)
     assert doc["reused"] == 2 and doc["axes"] == ["size_kb", "accuracy"]
+    (folder / "sw" / "variants" / "v000.json").unlink()  # Ctrl-C after the run, before its meta
+    doc = json.loads(run("sweep", recipe, "-o", folder / "sw", "-q", "--json").stdout)
+    assert doc["reused"] == 2
     recipe.write_text(SWEEP_RECIPE.replace("max_size_kb: 1000", "max_size_kb: 0.001"))
     result = run("sweep", recipe, "-o", folder / "sw", "-q", "--json")
     doc = json.loads(result.stdout)

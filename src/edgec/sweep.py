@@ -192,18 +192,24 @@ def _train_shared_models(variants: list[dict], progress) -> None:
 def _reusable(folder: Path, variant: dict) -> dict | None:
     """A finished, successful run of exactly this variant, as an outcome; else None. "Exactly":
     its report's recipe is this variant's, so an edit of the recipe file (or a new edgec default)
-    runs the variant again, not only a change of its grid values."""
-    meta_path = folder / "variants" / f"{variant['name']}.json"
+    runs the variant again, not only a change of its grid values. A finished run whose
+    variants/<name>.json was never written (Ctrl-C between the two) is reused too."""
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
         report = json.loads((folder / "variants" / variant["name"] / "report.json").read_text())
     except (OSError, ValueError):
         return None
-    if meta.get("overrides") != variant["overrides"] or report.get("status") != "ok":
+    if not isinstance(report, dict) or report.get("status") != "ok":
         return None
-    if "recipe" in variant and _runs_as(report.get("recipe")) != _runs_as(
-            variant["recipe"].model_dump(mode="json")):
-        return None
+    if "recipe" in variant:
+        if _runs_as(report.get("recipe")) != _runs_as(variant["recipe"].model_dump(mode="json")):
+            return None
+    else:  # a caller that did not plan (no validated recipe): the overrides it ran with
+        try:
+            meta = json.loads((folder / "variants" / f"{variant['name']}.json").read_text())
+        except (OSError, ValueError):
+            return None
+        if meta.get("overrides") != variant["overrides"]:
+            return None
     return {"name": variant["name"], "status": "ok", "error": None, "report": report}
 
 

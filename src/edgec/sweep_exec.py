@@ -160,9 +160,14 @@ def run_ray(tasks: list[dict], jobs: int, address: str | None) -> Iterator[dict]
     started = not ray.is_initialized()
     if started:
         env = {k: os.environ[k] for k in ("PYTHONPATH", "EDGEC_CACHE_DIR") if k in os.environ}
+        import logging
+
         kwargs = {"address": address} if address else {"num_cpus": jobs}
+        # a local instance's start-up lines (token auth, "Started a local Ray instance") are noise
+        # in a sweep's output; a cluster's warnings may matter
         ray.init(**kwargs, runtime_env={"env_vars": env} if env else None,
-                 include_dashboard=False, log_to_driver=False)
+                 include_dashboard=False, log_to_driver=False,
+                 logging_level=logging.WARNING if address else logging.ERROR)
     try:
         remote = ray.remote(num_cpus=1)(run_variant)
         pending = [remote.remote(t) for t in tasks]
