@@ -200,14 +200,19 @@ def _print_table(result: SweepResult, file=None) -> None:
     varied = [c for c in _columns(result.rows) if c not in fixed]
     shown = ["variant", *varied, "size_kb", "speedup", "accuracy", "passed", "pareto"]
     table = Table(title=f"edgec sweep ({result.folder})", title_justify="left")
-    for col in shown:
-        table.add_column(col, justify="left" if col == "variant" else "right")
+    tails = [c.rsplit(".", 1)[-1] for c in varied]  # passes.0.per_channel → per_channel, if unique
+    short = dict(zip(varied, tails, strict=True)) if len(set(tails)) == len(tails) else {}
+    for col in shown:  # fold, never cut: a narrow CI log must still show every value
+        table.add_column(short.get(col, col), justify="left" if col == "variant" else "right",
+                         overflow="fold")
     for row in result.rows:
         style = "bold" if row["best"] else ("dim" if row["status"] != "ok" else None)
         cells = [_cell(row, c) if row["status"] == "ok" or c in ("variant", *varied)
                  else "failed" for c in shown]
         table.add_row(*cells, style=style)
     console = Console(file=file, highlight=False)
+    if not console.is_terminal:  # a CI log or a file: no screen to fit, rich would assume 80
+        console.width = max(console.width, 200)
     console.print(table)
     best = result.rows[result.best]["variant"] if result.best is not None else "none"
     console.print(f"best (meets the budgets, on the front of those that do, by {result.axes[0]}): "
