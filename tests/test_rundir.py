@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 import pytest
 
@@ -28,8 +29,8 @@ def test_existing_run_is_refused_without_force(tmp_path):
 
 def test_force_replaces_only_at_the_end(tmp_path):
     target = tmp_path / "exp"
-    target.mkdir()
-    (target / "old.txt").write_text("old")
+    with RunFolder(target, force=False) as folder:
+        (folder.path / "old.txt").write_text("old")
     with RunFolder(target, force=True) as folder:
         (folder.path / "new.txt").write_text("new")
         assert (target / "old.txt").exists()  # the old run survives until the new one is done
@@ -75,3 +76,40 @@ def test_force_discards_an_unfinished_run(tmp_path):
     with RunFolder(tmp_path / "exp", force=True) as folder:
         assert not (folder.path / "stale.onnx").exists()
     assert not (tmp_path / "exp" / "stale.onnx").exists()
+
+
+def test_force_never_deletes_a_folder_edgec_did_not_make(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "images.npz").write_text("precious")
+    with pytest.raises(UsageError, match="not an edgec run folder") as info:
+        RunFolder(data, force=True)
+    assert "will not delete it" in str(info.value)
+    assert (data / "images.npz").read_text() == "precious"
+
+
+def test_force_replaces_an_empty_folder_and_an_old_run_without_marker(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with RunFolder(empty, force=True) as folder:
+        (folder.path / "a.txt").write_text("x")
+    assert (empty / "a.txt").exists() and (empty / ".edgec-run").exists()
+    old = tmp_path / "old"  # a run from before the marker: recognised by its report
+    old.mkdir()
+    (old / "report.json").write_text('{"schema": "edgec.report/1"}')
+    with RunFolder(old, force=True):
+        pass
+    assert not (old / "report.json").exists()
+
+
+def test_force_refuses_the_working_folder(tmp_path, monkeypatch):
+    here = tmp_path / "work"
+    here.mkdir()
+    (here / "recipe.yaml").write_text("model: {}")
+    monkeypatch.chdir(here)
+    for target in (".", "../work", ".."):
+        with pytest.raises(UsageError, match="folder you are working in"):
+            RunFolder(Path(target), force=True)
+    with pytest.raises(UsageError, match="already exists"):
+        RunFolder(Path("."), force=False)
+    assert (here / "recipe.yaml").exists()

@@ -6,10 +6,15 @@ interrupted run stays in ``<name>.partial`` with its completed artifacts and a r
 status says where it stopped; ``--resume`` continues it, ``--force`` discards it. An existing run
 is replaced only with ``force``, and only at the very end. A lock file inside the partial folder
 keeps two processes from writing the same run.
+
+``--force`` removes a whole folder, so it only ever removes one that edgec made: every run folder
+carries a ``.edgec-run`` marker (older runs are recognised by their report.json or
+sensitivity.json). A typo like ``-o data --force`` must not delete a user's data set.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -17,6 +22,9 @@ from pathlib import Path
 from edgec.errors import EdgecError, UsageError
 
 PARTIAL_SUFFIX = ".partial"
+MARKER = ".edgec-run"
+# what runs made before the marker existed always hold (schema checked for report.json)
+_LEGACY_OUTPUTS = ("report.json", "sensitivity.json")
 
 
 def partial_path(target: Path) -> Path:
@@ -27,6 +35,10 @@ def partial_path(target: Path) -> Path:
 
 def check_target(target: Path, force: bool, resume: bool = False) -> None:
     """Refuse before any work if the run folder cannot or may not be written."""
+    if not Path(target).resolve().name:
+        raise UsageError(f"'{target}' is the root folder; pass -o a folder for this run, e.g. "
+                         "-o runs/exp.")
+    target = Path(target)
     if target.exists() and not target.is_dir():
         raise UsageError(f"Output path '{target}' exists and is a file; choose another -o folder.")
     if target.exists() and resume and not force:
@@ -37,6 +49,8 @@ def check_target(target: Path, force: bool, resume: bool = False) -> None:
             f"Run folder '{target}' already exists. Choose another with -o, or pass --force to "
             "replace it (the old run is removed only after the new one completes)."
         )
+    if target.exists() and force:
+        check_replaceable(target)
     partial = partial_path(target)
     if partial.exists() and not partial.is_dir():
         raise UsageError(f"'{partial}' exists and is a file; edgec needs that name for the "
@@ -47,6 +61,35 @@ def check_target(target: Path, force: bool, resume: bool = False) -> None:
             "stopped). Pass --resume to continue it, or --force to discard it and start over."
         )
     check_creatable(target, "run folder")
+
+
+def check_replaceable(target: Path) -> None:
+    """Refuse to replace a folder that is not an edgec run, or that holds the current folder."""
+    here = Path.cwd().resolve()
+    resolved = target.resolve()
+    if resolved == here or resolved in here.parents:
+        raise UsageError(f"-o '{target}' is the folder you are working in (or holds it); --force "
+                         "would delete it. Choose a folder for the run's results, e.g. -o runs/exp.")
+    if any(target.iterdir()) and not is_run_folder(target):
+        raise UsageError(
+            f"'{target}' is not an edgec run folder (it has no {MARKER} marker or report.json), so "
+            "--force will not delete it. Choose another -o folder; remove it yourself if it really "
+            "is meant to go.")
+
+
+def is_run_folder(folder: Path) -> bool:
+    """Whether ``folder`` was written by an edgec run (so --force may replace it)."""
+    if (folder / MARKER).is_file():
+        return True
+    for name in _LEGACY_OUTPUTS:
+        try:
+            doc = json.loads((folder / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if name == "sensitivity.json" or (isinstance(doc, dict)
+                                          and str(doc.get("schema", "")).startswith("edgec.")):
+            return True
+    return False
 
 
 def check_creatable(target: Path, what: str) -> None:
@@ -60,7 +103,7 @@ def check_creatable(target: Path, what: str) -> None:
 
 class RunFolder:
     def __init__(self, target: Path, force: bool, resume: bool = False):
-        self.target = Path(target)
+        self.target = Path(target).resolve() if not Path(target).name else Path(target)
         self.force = force
         check_target(self.target, force, resume)
         self.path = partial_path(self.target)
@@ -74,6 +117,7 @@ class RunFolder:
                 self._release_lock()
                 shutil.rmtree(self.path)
             self.path.mkdir(parents=True, exist_ok=self.resumed)
+            (self.path / MARKER).write_text("written by edgec; --force may replace this folder\n")
             self._take_lock(create=True)
         except OSError as exc:
             raise UsageError(f"Cannot create run folder '{self.path}': "
