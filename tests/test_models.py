@@ -184,6 +184,13 @@ def test_whole_pickled_model_needs_opt_in(tmp_path):
     assert same_weights(model, saved) and not model.training
 
 
+def test_corrupt_checkpoint_is_not_mistaken_for_a_pickle(tmp_path):
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint at all " * 8)
+    with pytest.raises(ModelLoadError, match=r"not a readable PyTorch checkpoint") as info:
+        load_model(spec(source="checkpoint", path="junk.pt"), tmp_path)
+    assert "trust_pickle" not in str(info.value)
+
+
 def test_state_dict_without_architecture(tmp_path):
     torch.save(tiny_module().state_dict(), tmp_path / "sd.pt")
     for trust in (False, True):

@@ -67,7 +67,9 @@ def _torch_load(path: Path, what: str, *, weights_only: bool, extra_sys_path: Pa
         with _sys_path(extra_sys_path):  # a pickled model's classes may live beside the recipe
             return torch.load(path, map_location="cpu", weights_only=weights_only)
     except pickle.UnpicklingError as exc:
-        if weights_only and "Weights only load failed" in str(exc):
+        # the safe loader says "Unsupported global" for a class it will not build (a pickled
+        # model); garbage bytes fail in the same loader with e.g. "Unsupported operand"
+        if weights_only and "Unsupported global" in str(exc):
             opt_in = ("set model.trust_pickle: true" if what == "model.path" else
                       "load it with source: checkpoint and trust_pickle: true")
             raise ModelLoadError(
