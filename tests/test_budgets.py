@@ -43,3 +43,23 @@ def test_numbers_read_as_people_write_them():
     assert _shrink(3.58, "smaller", "larger") == "3.58x smaller"
     assert _shrink(0.55, "smaller", "larger") == "1.82x larger"  # a model that grew says so
     assert _shrink(0.999, "fewer", "more") == "1.00x fewer" and _shrink(None, "a", "b") == "n/a"
+
+
+def test_slower_finding_names_the_cause_and_fix_for_the_mode_that_ran():
+    from edgec.report import find_findings
+
+    base = SimpleNamespace(latency_ms=SimpleNamespace(p50=1.0), macs=10_000)
+    comp = SimpleNamespace(latency_ms=SimpleNamespace(p50=4.0), macs=10_000, params=100,
+                           nonzero_params=100)
+
+    def finding(mode):
+        passes = [SimpleNamespace(type="quantize", details={"mode": mode})] if mode else []
+        [text] = find_findings(base, comp, {"speedup_p50": 0.25}, passes)
+        return text
+
+    assert "SLOWER" in finding("dynamic") and "ConvInteger" in finding("dynamic")
+    assert "mode: static" in finding("fp16")
+    assert "mode: auto" in finding("static")
+    assert "edgec doctor" in finding(None)
+    assert find_findings(base, SimpleNamespace(**{**vars(comp), "latency_ms": base.latency_ms}),
+                         {"speedup_p50": 1.0}, []) == []

@@ -1,6 +1,7 @@
 """End to end through the CLI on a tiny model: exit codes, artifacts, report contract."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -140,6 +141,10 @@ def test_inspect_and_bench(finished_run):
     metrics = json.loads(result.output)
     assert len(metrics) == 2
     assert all(m["accuracy"] is None for m in metrics.values())  # random inputs: no labels
+    table = run("bench", out / "baseline.onnx", "--vs", out / "model.onnx", "--runs", "5").output
+    size_row = next(line for line in table.splitlines() if "size vs baseline " in line)
+    assert "reference" in size_row and "x smaller" in size_row  # int8 is smaller, said in words
+    assert re.search(r"speed vs baseline .*reference.*x (faster|slower)", table)
 
 
 def test_inspect_corrupt_onnx_exits_cleanly(tmp_path):

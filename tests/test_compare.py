@@ -62,6 +62,10 @@ def test_cli_rejects_what_is_not_a_run(tmp_path):
     (tmp_path / "bad" / "report.json").write_text('{"schema": "other"}')
     result = CliRunner().invoke(cli, ["compare", str(tmp_path / "bad"), "-o", str(tmp_path / "c.md")])
     assert result.exit_code == 2 and "not an edgec report" in result.output
+    (tmp_path / "notes.txt").write_text("plain text, not JSON")
+    result = CliRunner().invoke(cli, ["compare", str(tmp_path / "notes.txt"), "-o", str(tmp_path / "c.md")])
+    assert result.exit_code == 2 and "notes.txt' is not an edgec report" in result.output
+    assert "Expecting value" not in result.output
     good = fake_run(tmp_path / "good", size_kb=1, speedup=1.0, accuracy=None)
     result = CliRunner().invoke(cli, ["compare", str(good), "-o", str(tmp_path / "c.txt")])
     assert result.exit_code == 2 and ".md, .csv or .json" in result.output

@@ -251,21 +251,45 @@ def _recipe(passes, data=None):
 def test_data_free_distill_is_allowed_with_synthetic_data_but_real_is_not():
     r = _recipe([{"type": "distill", "student": {"width": 0.5}}])
     assert r.passes[0].teacher == "baseline" and r.passes[0].student.width == 0.5
-    _recipe([{"type": "distill", "data": "synthetic"}])
+    _recipe([{"type": "distill", "data": "synthetic", "student": {"width": 0.5}}])
     with pytest.raises(RecipeError, match="passes\\[0\\] \\(distill\\) needs training data"):
-        _recipe([{"type": "distill", "data": "real"}])
-    _recipe([{"type": "distill", "data": "real"}], data={"source": "digits"})
+        _recipe([{"type": "distill", "data": "real", "student": {"width": 0.5}}])
+    _recipe([{"type": "distill", "data": "real", "student": {"width": 0.5}}], data={"source": "digits"})
 
 
 def test_static_quantization_may_calibrate_on_data_free_distillation():
-    quant = {"type": "quantize", "mode": "static"}
-    _recipe([{"type": "distill"}, quant])  # synthetic recipe data: the distill pass calibrates
+    quant, half = {"type": "quantize", "mode": "static"}, {"width": 0.5}
+    _recipe([{"type": "distill", "student": half}, quant])  # synthetic data: the distill pass calibrates
     with pytest.raises(RecipeError, match="passes\\[0\\] \\(quantize\\) needs calibration"):
         _recipe([quant])
     with pytest.raises(RecipeError, match="passes\\[1\\] \\(quantize\\) needs calibration"):
-        _recipe([{"type": "distill", "use_synthetic_for_calibration": False}, quant])
+        _recipe([{"type": "distill", "use_synthetic_for_calibration": False, "student": half}, quant])
     with pytest.raises(RecipeError, match="passes\\[1\\] \\(finetune\\) needs labelled"):
-        _recipe([{"type": "distill"}, {"type": "finetune"}, quant])
+        _recipe([{"type": "distill", "student": half}, {"type": "finetune"}, quant])
+
+
+def test_distilling_the_unchanged_model_into_itself_is_refused():
+    with pytest.raises(RecipeError, match=r"passes\[0\] \(distill\) would train the model to mimic "
+                       r"itself.*student: \{width: 0.5\}"):
+        _recipe([{"type": "distill", "data": "synthetic"}])
+    _recipe([{"type": "prune", "amount": 0.3}, {"type": "distill", "data": "synthetic"}])
+
+
+def test_student_and_teacher_errors_speak_of_the_meant_form_only():
+    def problems(fields):
+        with pytest.raises(RecipeError) as info:
+            _recipe([{"type": "distill", **fields}])
+        return info.value.problems
+
+    assert problems({"student": {"source": "zoo", "nam": "x"}}) == [
+        "passes[0].student.name: required key is missing",
+        "passes[0].student.nam: unknown key 'nam'; did you mean 'name'? Allowed here: source, name."]
+    assert problems({"student": {"width": 0.5, "inti": "random"}}) == [
+        "passes[0].student.inti: unknown key 'inti'; did you mean 'init'? Allowed here: width, init."]
+    [wrong] = problems({"student": 5, "teacher": "baseline"})
+    assert wrong.startswith("passes[0].student: must be 'current', {width: 0.5} or a model spec")
+    [wrong] = problems({"teacher": 7, "student": {"width": 0.5}})
+    assert wrong.startswith("passes[0].teacher: must be 'baseline' or a model spec")
 
 
 @pytest.mark.parametrize("fields", [

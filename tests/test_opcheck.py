@@ -108,8 +108,9 @@ def test_compress_fails_early_when_no_pass_can_make_the_model_int8(write_recipe)
         """)
     out = recipe.parent / "run"
     res = CliRunner().invoke(cli, ["compress", str(recipe), "-o", str(out), "-q"])
-    assert res.exit_code == 2, res.output
+    assert res.exit_code == 3, res.output  # a failed step: the baseline was exported
     assert "before compression" in res.output and "mode: static" in res.output
+    assert "--force" in res.output and "--resume" not in res.output  # the same recipe fails again
     assert not out.exists()  # a failed run never lands where a complete one would
     report = json.loads((out.parent / "run.partial" / "report.json").read_text())
     assert report["status"] == "failed" and report["baseline"] is None
@@ -120,5 +121,5 @@ def test_pass_that_introduces_an_unsupported_op_stops_the_run(write_recipe):
     recipe = write_recipe()  # tiny CNN, static uint8 quantization
     out = recipe.parent / "run"
     res = CliRunner().invoke(cli, ["compress", str(recipe), "-o", str(out), "-q", "--target", "mcu"])
-    assert res.exit_code == 2, res.output
+    assert res.exit_code == 3, res.output
     assert "After step 'pass quantize'" in res.output and "activation_type: int8" in res.output

@@ -143,6 +143,9 @@ def test_an_overridden_value_is_blamed_on_its_override_not_on_a_line(write_recip
     with pytest.raises(RecipeError) as info:  # the rest of the file keeps its line numbers
         load_recipe(write_recipe(TINY_RECIPE.replace("runs: 10", "runs: 0"), "b.yaml"), ["seed=2"])
     assert "benchmark.runs (line 6)" in info.value.problems[0]
+    with pytest.raises(RecipeError) as info:  # a key the override itself created
+        load_recipe(path, ["foo.bar=1"])
+    assert info.value.problems[0].startswith("foo (set by foo.bar=1): unknown key 'foo'")
 
 
 def test_parse_override_types():

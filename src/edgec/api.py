@@ -15,15 +15,21 @@ def resolve_recipe(
 ) -> tuple[Recipe, Path, str]:
     """Any accepted recipe form → (validated Recipe, folder for relative paths, run name)."""
     from edgec.recipe import Recipe, load_recipe, validate_recipe
+    from edgec.recipe_files import check_local_paths
     from edgec.recipe_yaml import apply_overrides
 
     if isinstance(recipe_or_path, (str, Path)):
         path = Path(recipe_or_path)
-        return load_recipe(path, overrides), path.resolve().parent, path.stem
-    if isinstance(recipe_or_path, Recipe):
-        recipe_or_path = recipe_or_path.model_dump(mode="json", exclude_unset=True)
-    raw: Any = apply_overrides(recipe_or_path, overrides)
-    return validate_recipe(raw, source="<recipe dict>"), Path.cwd(), "run"
+        recipe, recipe_dir, name = load_recipe(path, overrides), path.resolve().parent, path.stem
+        source = str(path)
+    else:
+        if isinstance(recipe_or_path, Recipe):
+            recipe_or_path = recipe_or_path.model_dump(mode="json", exclude_unset=True)
+        raw: Any = apply_overrides(recipe_or_path, overrides)
+        source = "<recipe dict>"
+        recipe, recipe_dir, name = validate_recipe(raw, source=source), Path.cwd(), "run"
+    check_local_paths(recipe, recipe_dir, source)
+    return recipe, recipe_dir, name
 
 
 def default_output(recipe: Recipe, name: str) -> Path:

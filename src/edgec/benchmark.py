@@ -193,9 +193,12 @@ def bench_files(
     from edgec.graph_stats import load_onnx
 
     names: dict[str, Path] = {}
+    given = input_shape
     for path in paths:
         model = load_onnx(Path(path))  # existence and validity, with a clear message
-        if input_shape is None:
+        if given is not None:
+            _check_given_shape(model, path, given)
+        elif input_shape is None:
             input_shape = _declared_shape(model, path)
         name = Path(path).stem
         names[name if name not in names else f"{name}#{len(names) + 1}"] = Path(path)
@@ -212,6 +215,21 @@ def _declared_shape(model, path: Path) -> tuple[int, ...]:
             hint="Give the shape to measure with --input-shape, e.g. 1,3,224,224.",
         )
     return (1, *dims[1:]) if dims else ()
+
+
+def _check_given_shape(model, path: Path, shape: tuple[int, ...]) -> None:
+    """--input-shape against the model's fixed dimensions, before anything runs."""
+    init = {t.name for t in model.graph.initializer}
+    inp = next(i for i in model.graph.input if i.name not in init)
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in inp.type.tensor_type.shape.dim]
+    clash = len(dims) != len(shape) or any(
+        d is not None and i > 0 and d != s for i, (d, s) in enumerate(zip(dims, shape, strict=False)))
+    if clash:
+        wanted = ",".join("N" if i == 0 or d is None else str(d) for i, d in enumerate(dims))
+        raise UsageError(
+            f"--input-shape {','.join(map(str, shape))} does not fit '{path}', whose input "
+            f"'{inp.name}' is {wanted} (N: any batch).",
+            hint="Pass an --input-shape of that form, or leave it out to use the model's own.")
 
 
 def _latency_input(eval_x, input_shape: tuple[int, ...], batch: int):

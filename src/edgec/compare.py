@@ -25,10 +25,14 @@ def load_run(path: Path) -> dict:
                          hint="Pass the folders written by `edgec compress` (-o).")
     try:
         report = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"Cannot read '{file}': {exc}.") from None
+    except OSError as exc:
+        raise UsageError(f"Cannot read '{file}': {exc.strerror or exc}.") from None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        report = None  # not JSON at all: said below like any other non-report
     if not isinstance(report, dict) or report.get("schema") != SCHEMA:
-        raise UsageError(f"'{file}' is not an edgec report (schema {SCHEMA}).")
+        raise UsageError(f"'{file}' is not an edgec report (schema {SCHEMA}).",
+                         hint="Pass run folders written by `edgec compress` (-o), or their "
+                         "report.json.")
     return report
 
 

@@ -8,6 +8,7 @@ YAML 1.1 reads ``yes``/``on``/``true`` as booleans and pydantic's lax mode would
 
 import types
 import typing
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
@@ -39,3 +40,14 @@ class ConfigModel(BaseModel):
                     raise ValueError(f"{key}: expected a number or text, got the boolean "
                                      f"{str(value).lower()} (YAML reads yes/no/on/off as booleans)")
         return data
+
+    # fields holding a path relative to the recipe's folder: recipe_files.py checks they exist
+    # before any work. ClassVars, so pydantic never reads them as recipe keys.
+    FILE_FIELDS: ClassVar[tuple[str, ...]] = ()
+    FOLDER_FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    def local_paths(self) -> list[tuple[str, str, str]]:
+        """(key, path, "file" or "folder") for every local path this section names."""
+        found = [(name, getattr(self, name), "file") for name in self.FILE_FIELDS]
+        found += [(name, getattr(self, name), "folder") for name in self.FOLDER_FIELDS]
+        return [(key, path, kind) for key, path, kind in found if isinstance(path, str) and path]

@@ -102,6 +102,8 @@ class DigitsDataConfig(ConfigModel):
 class NpzDataConfig(ConfigModel):
     """Arrays from a NumPy ``.npz`` file: inputs (used as-is, cast to float32) and optional labels."""
 
+    FILE_FIELDS = ("path", "eval_path")
+
     source: Literal["npz"] = Field(description="A NumPy .npz file with input (and label) arrays.")
     path: str = Field(description="The .npz file, relative to the recipe's folder.")
     x_key: str = Field("x", description="Name of the input array: N×C×H×W (or N×H×W, N×features), "
@@ -137,6 +139,8 @@ class ImageFolderDataConfig(ConfigModel):
     Meant for edge-sized data sets (thousands of small images): every image is decoded, resized and
     held in RAM. ``root/train`` + ``root/val`` subfolders, if both exist, are used as the splits.
     """
+
+    FOLDER_FIELDS = ("path",)
 
     source: Literal["imagefolder"] = Field(description="A folder with one subfolder per class.")
     path: str = Field(description="Root folder, relative to the recipe's folder: root/<class>/<img>, "

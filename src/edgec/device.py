@@ -3,8 +3,9 @@
 The pipeline calls one ``DeviceStage`` method at each point (before compression, after each step,
 at the benchmark); everything it finds goes into ``report.device`` (a plain dict in report.json):
   target  the profile (or null), checks  one op-support check per stage, memory  per model.
-Op problems stop the run (``TargetError``, exit 2) as soon as a stage produces them; a dtype
-problem waits while a later pass (quantize) can still change dtypes.
+Op problems stop the run (``TargetError``, exit 3 like any failed step: work was done and stays in
+the .partial folder) as soon as a stage produces them; a dtype problem waits while a later pass
+(quantize) can still change dtypes.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edgec.errors import RecipeError
+from edgec.errors import EdgecError
 
 if TYPE_CHECKING:
     from edgec.benchmark import Metrics
@@ -25,8 +26,12 @@ if TYPE_CHECKING:
 DTYPE_PASSES = {"quantize", "qat"}
 
 
-class TargetError(RecipeError):
-    """The model (as the recipe produces it) cannot run on the recipe's target. Exit code 2."""
+class TargetError(EdgecError):
+    """The model (as the recipe produces it) cannot run on the recipe's target. A failed step
+    (exit 3), not an invalid recipe (exit 2 promises nothing ran); --resume cannot help, as the
+    same recipe fails the same check: the recipe must change."""
+
+    resumable = False
 
 
 class DeviceStage:

@@ -23,7 +23,9 @@ class EdgecError(Exception):
     def __init__(self, message: str, *, hint: str | None = None):
         self.message = message.strip()
         self.hint = hint
-        super().__init__(self.message if not hint else f"{self.message} {hint}")
+        # after a list of problems the hint gets its own line, not the tail of the last problem
+        joint = "\n" if "\n  - " in self.message else " "
+        super().__init__(self.message if not hint else f"{self.message}{joint}{hint}")
 
 
 class RecipeError(EdgecError):

@@ -71,9 +71,12 @@ def _data_block(data: str, shape: list[int]) -> str:
 def _passes_block(data: str) -> str:
     if data == "synthetic":
         return """\
-  # Random inputs cannot calibrate static int8 nor train: dynamic quantization needs no data.
-  - {type: quantize, mode: dynamic}
-  # - {type: prune, amount: 0.3, importance: l2}     # structured channel pruning (no data)"""
+  # Random inputs can neither calibrate int8 nor train. Channel pruning needs no data and makes
+  # the model really smaller and faster (mobilenet_v3_small: 2.0x smaller, 1.6x faster).
+  - {type: prune, amount: 0.3, importance: l2}
+  # Without real data the int8 choices are slow on CPU for conv nets: dynamic (ConvInteger) ran
+  # 0.12x and fp16 0.34x the float speed on mobilenet_v3_small. Give real data (npz,
+  # imagefolder) and use {type: quantize, mode: static} for fast int8."""
     return """\
   # - {type: prune, amount: 0.3}                # remove 30% of channels: smaller and faster
   # - {type: finetune, epochs: 3}               # recover accuracy after pruning (needs labels)

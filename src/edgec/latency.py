@@ -89,7 +89,10 @@ def run_session(session: ort.InferenceSession, feed: dict[str, np.ndarray], name
     try:
         return session.run(None, feed)
     except Exception as exc:
-        text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        # the whole message on one line: its first line alone ends mid-sentence ("for the
+        # following indices"), the indices are on the next ones
+        text = " ".join(str(exc).split()).removeprefix("[ONNXRuntimeError] : ")[:500]
+        text = text or type(exc).__name__
         raise BenchmarkError(
             f"onnxruntime failed running model '{name}': {text}",
             hint="Check the input shape (--input-shape / model.input_shape) matches the model.",

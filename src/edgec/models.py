@@ -64,6 +64,8 @@ class ZooArchitecture(ConfigModel):
 
 
 class TorchvisionArchitecture(ConfigModel):
+    FILE_FIELDS = ("weights",)
+
     source: Literal["torchvision"] = Field(description="A torchvision architecture, by name.")
     name: str = Field(description="torchvision.models name, e.g. resnet18, mobilenet_v3_small.")
     weights: str | None = Field(
@@ -112,6 +114,8 @@ class TorchvisionArchitecture(ConfigModel):
 
 
 class PythonArchitecture(ConfigModel):
+    FILE_FIELDS = ("weights",)
+
     source: Literal["python"] = Field(description="Your own code: a function or class that "
                                       "returns a torch.nn.Module.")
     callable: str = Field(description="'package.module:function' or 'path/to/file.py:function', "
@@ -129,6 +133,11 @@ class PythonArchitecture(ConfigModel):
             raise ValueError(f"'{ref}' must look like 'package.module:function' or "
                              "'path/to/file.py:function'")
         return ref
+
+    def local_paths(self) -> list[tuple[str, str, str]]:
+        module, _, _ = self.callable.rpartition(":")
+        is_file = module.endswith(".py") or "/" in module or "\\" in module  # as import_callable
+        return super().local_paths() + ([("callable", module, "file")] if is_file else [])
 
     def build(self, base_dir: Path, cache_dir: Path | None, progress: Progress | None) -> nn.Module:
         import torch.nn as nn
@@ -180,6 +189,8 @@ class PythonModelConfig(_InputFields, PythonArchitecture):
 
 
 class _CheckpointFields(ConfigModel):
+    FILE_FIELDS = ("path",)
+
     source: Literal["checkpoint"] = Field(description="A file saved with torch.save.")
     path: str = Field(description="Checkpoint file, relative to the recipe's folder.")
     architecture: ArchitectureSpec | None = Field(

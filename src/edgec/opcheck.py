@@ -84,7 +84,7 @@ class OpCheckResult:
         for p in self.problems:
             more = f" (+{len(p.nodes) - max_nodes} more)" if len(p.nodes) > max_nodes else ""
             nodes = f" [nodes: {', '.join(p.nodes[:max_nodes])}{more}]" if p.nodes else ""
-            lines.append(f"  - {p.message}{nodes}" + (f"; fix: {p.fix}" if p.fix else ""))
+            lines.append(f"  - {p.message}{nodes}" + (f"; fix: {p.fix}." if p.fix else "."))
         return "\n".join(lines)
 
 

@@ -200,6 +200,7 @@ class Recipe(ConfigModel):
                 )
         problems += _qat_order_problems([p.type for p in self.passes], stages)
         problems += _cluster_order_problems(self.passes)
+        problems += _self_distill_problems(self.passes, stages)
         synthetic = self.data.source == "synthetic"
         calibration_made = False  # by an earlier pass (data-free distillation)
         for i, p in enumerate(self.passes):
@@ -241,6 +242,17 @@ def _cluster_order_problems(passes) -> list[str]:
             "would scatter the shared values again; move it before cluster, or fine-tune inside "
             "the cluster pass (finetune: {epochs: N})"
             for j in range(i + 1, len(passes)) if passes[j].trains_weights()]
+
+
+def _self_distill_problems(passes, stages: list[str]) -> list[str]:
+    """A distill pass with the defaults (teacher: baseline, student: current) and no torch pass
+    before it trains the model to mimic itself: minutes of training that leave it as it was."""
+    return [f"passes[{i}] (distill) would train the model to mimic itself: its teacher is the "
+            "baseline and its student the current model, which no pass before it changed; set "
+            "student: {width: 0.5} (a narrower copy) or a model spec, or put a prune pass before it"
+            for i, p in enumerate(passes)
+            if p.type == "distill" and p.teacher == "baseline" and p.student == "current"
+            and "torch" not in stages[:i]]
 
 
 def validate_recipe(raw: Any, *, source: str = "<recipe>", lines=None) -> Recipe:

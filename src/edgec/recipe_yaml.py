@@ -135,6 +135,8 @@ def lines_with_overrides(lines: Lines, overrides) -> dict[tuple, int | str]:
         for old in [p for p in out if p[: len(key)] == key]:
             del out[old]
         out[key] = f"set by {item.strip()}"
+        for end in range(1, len(key)):  # keys the override created (--set foo.bar=1 makes foo)
+            out.setdefault(key[:end], f"set by {item.strip()}")
     return out
 
 

@@ -107,6 +107,27 @@ def write_text_atomic(path: Path, text: str) -> None:
         raise
 
 
+# what makes int8 slower than float on a CPU, by quantize mode (measured: docs/guide-quantize.md)
+_SLOW_MODE_FIX = {
+    "dynamic": "Dynamic int8 turns Conv into ConvInteger, which onnxruntime runs slowly; for conv "
+               "nets use mode: static (or mode: auto, which keeps slow layers float).",
+    "fp16": "onnxruntime's CPU kernels compute fp16 by casting to float; fp16 halves the size only. "
+            "For speed use mode: static (or mode: auto).",
+    "static": "Some int8 kernels are slower than float on this CPU (no VNNI, small layers); "
+              "mode: auto keeps those layers float so the result is never slower.",
+}
+
+
+def _slower_fix(passes: list) -> str:
+    """The likely cause and fix of a slower model, from the passes that ran."""
+    modes = [r.details.get("mode") for r in passes if r.type == "quantize"]
+    for mode in modes:
+        if mode in _SLOW_MODE_FIX:
+            return f"Fix: {_SLOW_MODE_FIX[mode]}"
+    return ("The operator profile in this report shows which operators lost time; "
+            "`edgec doctor MODEL.onnx` suggests fixes.")
+
+
 def find_findings(baseline: Metrics, compressed: Metrics, ratios: dict, passes: list) -> list[str]:
     """Plain-language statements a user must not miss (slower int8, sparsity without speed)."""
     out = []
@@ -115,7 +136,7 @@ def find_findings(baseline: Metrics, compressed: Metrics, ratios: dict, passes: 
         out.append(
             f"The compressed model is SLOWER than the baseline on this host: {speedup:.2f}x the "
             f"baseline speed (p50 {compressed.latency_ms.p50:.3f} ms vs "
-            f"{baseline.latency_ms.p50:.3f} ms). This is a size-versus-speed trade-off here."
+            f"{baseline.latency_ms.p50:.3f} ms). {_slower_fix(passes)}"
         )
     sparse = compressed.params and compressed.nonzero_params < 0.8 * compressed.params
     if sparse and compressed.macs >= 0.95 * baseline.macs:

@@ -198,9 +198,13 @@ def print_metrics(metrics: dict[str, Metrics], threads: int, file=None) -> None:
         ("MACs", lambda m: _count(m.macs)),
         ("p50 latency", lambda m: f"{m.latency_ms.p50:.3f} ms"),
         ("p90 latency", lambda m: f"{m.latency_ms.p90:.3f} ms"),
-        (f"speedup vs {names[0]}", lambda m: _ratio(first.latency_ms.p50 / m.latency_ms.p50)),
+        # in words: a bare "0.55x" was read both ways ("A vs B" sounds like A's speed-up over B)
+        (f"speed vs {names[0]}", lambda m: "reference" if m is first else
+         _shrink(first.latency_ms.p50 / m.latency_ms.p50, "faster", "slower")),
+        (f"size vs {names[0]}", lambda m: "reference" if m is first else
+         _shrink(first.size_bytes / m.size_bytes, "smaller", "larger")),
     ]
-    for label, fmt in rows:
+    for label, fmt in rows[:None if len(names) > 1 else -2]:  # one model: nothing to compare
         table.add_row(label, *(fmt(metrics[n]) for n in names))
     Console(file=file, highlight=False).print(table)
 

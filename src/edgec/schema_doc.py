@@ -30,7 +30,7 @@ def section_ref(node: dict) -> str | None:
     """The $defs name of a nested section field, also when it is optional (`X | None`)."""
     if "$ref" in node:
         return _ref_name(node)
-    refs = [n for n in node.get("anyOf", []) if "$ref" in n]
+    refs = [n for n in node.get("anyOf", node.get("oneOf", [])) if "$ref" in n]
     return _ref_name(refs[0]) if len(refs) == 1 else None
 
 
@@ -118,4 +118,5 @@ def markdown_table(fields: list[FieldDoc]) -> list[str]:
 def docstring_line(obj: Any) -> str:
     """First paragraph of an object's docstring, on one line ('' if none)."""
     doc = (getattr(obj, "__doc__", None) or "").strip()
-    return " ".join(doc.split("\n\n")[0].split())
+    # docstrings use reST ``code``; Markdown and the console read single backticks
+    return " ".join(doc.split("\n\n")[0].split()).replace("``", "`")

@@ -48,6 +48,7 @@ def plan(recipe: Path, grid_options: tuple[str, ...], mode: str | None,
     recipe}], sweep config). ``recipe`` is the validated Recipe, kept in memory for the decisions
     made before the variants run (never written; each variant validates its overrides again)."""
     from edgec.recipe import recipe_variants
+    from edgec.recipe_files import check_local_paths
     from edgec.sweep_config import SweepConfig, as_overrides, expand, parse_grid_option
 
     load_recipe = recipe_variants(recipe)  # parsed once: 100 variants re-read it in 2-3 s
@@ -68,6 +69,7 @@ def plan(recipe: Path, grid_options: tuple[str, ...], mode: str | None,
         sets = [*overrides, *as_overrides(values)]
         try:
             validated = load_recipe(sets)
+            check_local_paths(validated, Path(recipe).resolve().parent, str(recipe))
         except RecipeError as exc:
             raise RecipeError(f"sweep variant {name} ({_label(values)}) is invalid: {exc.message}",
                               hint=exc.hint) from None

@@ -6,15 +6,46 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import Field, model_validator
+from pydantic import Discriminator, Field, Tag, model_validator
 
 from edgec.config import ConfigModel
 from edgec.passes.base import PassConfig
 from edgec.passes.distill_datafree import SynthesisConfig
 from edgec.passes.distill_models import StudentArchitecture, TeacherSpec, WidthStudentConfig
 from edgec.training import TrainingConfig
+
+
+def _kind(word: str, wide: bool):
+    """Which member of a "word | {width: ...} | model spec" union a value means, so an error
+    speaks of that member only (pydantic otherwise reports every member's complaint)."""
+    def kind(value: Any) -> str | None:
+        if isinstance(value, str):
+            return word
+        if isinstance(value, dict):
+            return "model spec" if "source" in value or not wide else "width copy"
+        if isinstance(value, ConfigModel):  # an already validated recipe, validated again
+            return "model spec" if hasattr(value, "source") else "width copy"
+        return None
+    return kind
+
+
+_TEACHER_CHOICES = "'baseline' or a model spec like {source: zoo, name: resnet20_digits}"
+_STUDENT_CHOICES = ("'current', {width: 0.5} or a model spec like {source: torchvision, name: "
+                    "mobilenet_v3_small}")
+Teacher = Annotated[
+    Union[Annotated[Literal["baseline"], Tag("baseline")], Annotated[TeacherSpec, Tag("model spec")]],  # noqa: UP007
+    Discriminator(_kind("baseline", wide=False), custom_error_type="teacher",
+                  custom_error_message=f"must be {_TEACHER_CHOICES}"),
+]
+Student = Annotated[
+    Union[Annotated[Literal["current"], Tag("current")],  # noqa: UP007
+          Annotated[WidthStudentConfig, Tag("width copy")],
+          Annotated[StudentArchitecture, Tag("model spec")]],
+    Discriminator(_kind("current", wide=True), custom_error_type="student",
+                  custom_error_message=f"must be {_STUDENT_CHOICES}"),
+]
 
 
 class FeaturePairConfig(ConfigModel):
@@ -33,11 +64,11 @@ class FeaturePairConfig(ConfigModel):
 
 class DistillConfig(PassConfig, TrainingConfig):
     type: Literal["distill"] = "distill"
-    teacher: Literal["baseline"] | TeacherSpec = Field(
+    teacher: Teacher = Field(
         "baseline", description="baseline: the recipe's original model. Or a trained model spec "
         "(source: zoo | torchvision | python | checkpoint, as in model: but without input_shape).",
     )
-    student: Literal["current"] | WidthStudentConfig | StudentArchitecture = Field(
+    student: Student = Field(
         "current", description="current: the model as the previous passes left it. {width: 0.5}: "
         "a width-scaled copy of the teacher. Or an architecture spec (source: torchvision | zoo | "
         "python | checkpoint) trained from its initial weights.",

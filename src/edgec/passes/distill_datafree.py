@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 class SynthesisConfig(ConfigModel):
     """How synthetic inputs are generated from the teacher (data-free distillation)."""
 
+    FILE_FIELDS = ("metadata",)
+
     # Defaults measured on digits (benchmarks/distill_digits.py): with the student trained long
     # enough on them, 100 steps match the BN statistics as usefully as 200 (same student accuracy
     # at half the time), and 1,536 images, as in the issue's feasibility check, cost ~1.5 min.
