@@ -205,10 +205,16 @@ def bench_files(
     return benchmark_models(names, None, None, config, input_shape, reference=None, progress=progress)
 
 
-def _declared_shape(model, path: Path) -> tuple[int, ...]:
+def _input_dims(model) -> tuple[str, list[int | None]]:
+    """The first real input's name and dimensions (None where dynamic)."""
     init = {t.name for t in model.graph.initializer}
     inp = next(i for i in model.graph.input if i.name not in init)
-    dims = [d.dim_value if d.HasField("dim_value") else None for d in inp.type.tensor_type.shape.dim]
+    return inp.name, [d.dim_value if d.HasField("dim_value") else None
+                      for d in inp.type.tensor_type.shape.dim]
+
+
+def _declared_shape(model, path: Path) -> tuple[int, ...]:
+    _, dims = _input_dims(model)
     if any(d is None for d in dims[1:]):
         raise UsageError(
             f"'{path}' has a dynamic input shape {dims} beyond the batch dimension.",
@@ -219,16 +225,14 @@ def _declared_shape(model, path: Path) -> tuple[int, ...]:
 
 def _check_given_shape(model, path: Path, shape: tuple[int, ...]) -> None:
     """--input-shape against the model's fixed dimensions, before anything runs."""
-    init = {t.name for t in model.graph.initializer}
-    inp = next(i for i in model.graph.input if i.name not in init)
-    dims = [d.dim_value if d.HasField("dim_value") else None for d in inp.type.tensor_type.shape.dim]
+    name, dims = _input_dims(model)
     clash = len(dims) != len(shape) or any(
         d is not None and i > 0 and d != s for i, (d, s) in enumerate(zip(dims, shape, strict=False)))
     if clash:
         wanted = ",".join("N" if i == 0 or d is None else str(d) for i, d in enumerate(dims))
         raise UsageError(
             f"--input-shape {','.join(map(str, shape))} does not fit '{path}', whose input "
-            f"'{inp.name}' is {wanted} (N: any batch).",
+            f"'{name}' is {wanted} (N: any batch).",
             hint="Pass an --input-shape of that form, or leave it out to use the model's own.")
 
 
