@@ -193,16 +193,16 @@ def bench_files(
     from edgec.graph_stats import load_onnx
 
     names: dict[str, Path] = {}
-    given = input_shape
+    shape = input_shape
     for path in paths:
         model = load_onnx(Path(path))  # existence and validity, with a clear message
-        if given is not None:
-            _check_given_shape(model, path, given)
-        elif input_shape is None:
-            input_shape = _declared_shape(model, path)
+        if input_shape is not None:
+            _check_given_shape(model, path, input_shape)
+        elif shape is None:
+            shape = _declared_shape(model, path)
         name = Path(path).stem
         names[name if name not in names else f"{name}#{len(names) + 1}"] = Path(path)
-    return benchmark_models(names, None, None, config, input_shape, reference=None, progress=progress)
+    return benchmark_models(names, None, None, config, shape, reference=None, progress=progress)
 
 
 def _input_dims(model) -> tuple[str, list[int | None]]:

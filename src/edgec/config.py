@@ -12,6 +12,11 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
+# Tags of unions told apart by a function (distill's teacher/student). pydantic puts them in an
+# error's location; recipe_errors drops them. With a space, so never a recipe key.
+SPEC_TAG, WIDTH_TAG = "model spec", "width copy"
+MEMBER_TAGS = (SPEC_TAG, WIDTH_TAG)
+
 
 def _takes_bool(annotation) -> bool:
     if annotation is bool:

@@ -19,6 +19,8 @@ class EdgecError(Exception):
     """Base of all user-facing errors."""
 
     exit_code = EXIT_RUNTIME
+    # whether `--resume` can get a failed run further (not when the same recipe fails again)
+    resumable = True
 
     def __init__(self, message: str, *, hint: str | None = None):
         self.message = message.strip()

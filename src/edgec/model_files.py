@@ -107,6 +107,13 @@ def whole_model(path: Path, base_dir: Path, trust_pickle: bool) -> nn.Module:
     )
 
 
+def callable_file(ref: str) -> str | None:
+    """The file part of a 'path/file.py:fn' reference, None for 'package.module:fn'."""
+    module_ref = ref.rpartition(":")[0]
+    is_file = module_ref.endswith(".py") or "/" in module_ref or "\\" in module_ref
+    return module_ref if is_file else None
+
+
 def import_callable(ref: str, base_dir: Path) -> Callable[..., Any]:
     """'pkg.module:fn' (importable, or under base_dir) or 'path/file.py:fn' (relative to base_dir)."""
     import functools
@@ -116,7 +123,7 @@ def import_callable(ref: str, base_dir: Path) -> Callable[..., Any]:
 
     module_ref, _, attr = ref.rpartition(":")
     try:
-        if module_ref.endswith(".py") or "/" in module_ref or "\\" in module_ref:
+        if callable_file(ref):
             file = (base_dir / module_ref).resolve()
             if not file.is_file():
                 raise ModelLoadError(f"model.callable '{ref}': file '{file}' does not exist. The path "

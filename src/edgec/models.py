@@ -18,7 +18,7 @@ from pydantic import Field, field_validator, model_validator
 
 from edgec.config import ConfigModel
 from edgec.errors import ModelLoadError
-from edgec.model_files import import_callable, load_weights, whole_model
+from edgec.model_files import callable_file, import_callable, load_weights, whole_model
 from edgec.zoo import ZOO_NAMES, unknown_zoo_name_message, zoo_entry
 
 if TYPE_CHECKING:
@@ -135,9 +135,8 @@ class PythonArchitecture(ConfigModel):
         return ref
 
     def local_paths(self) -> list[tuple[str, str, str]]:
-        module, _, _ = self.callable.rpartition(":")
-        is_file = module.endswith(".py") or "/" in module or "\\" in module  # as import_callable
-        return super().local_paths() + ([("callable", module, "file")] if is_file else [])
+        file = callable_file(self.callable)
+        return super().local_paths() + ([("callable", file, "file")] if file else [])
 
     def build(self, base_dir: Path, cache_dir: Path | None, progress: Progress | None) -> nn.Module:
         import torch.nn as nn

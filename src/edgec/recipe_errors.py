@@ -13,10 +13,9 @@ from typing import Any, Union
 
 from pydantic import BaseModel
 
+from edgec.config import MEMBER_TAGS
+
 TAG_FIELDS = ("type", "source")  # discriminators of our tagged unions
-# the Tag names of unions told apart by a function (distill's teacher/student), which pydantic
-# puts in an error's location although they are not keys of the user's data
-_MEMBER_TAGS = ("model spec", "width copy")  # with a space: never a recipe key
 
 _BOUNDS = {
     "less_than": ("<", "lt"),
@@ -45,7 +44,7 @@ def _clean_loc(loc: tuple, raw: Any) -> list:
         if isinstance(current, dict):
             if part not in current and any(current.get(t) == part for t in TAG_FIELDS):
                 continue  # the discriminated-union member name pydantic inserts
-            if part not in current and i < len(loc) - 1 and part in _MEMBER_TAGS:
+            if part not in current and i < len(loc) - 1 and part in MEMBER_TAGS:
                 continue  # a callable discriminator's member tag, never a key
             path.append(part)
             current = current.get(part)

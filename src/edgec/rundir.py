@@ -23,8 +23,6 @@ from edgec.errors import EdgecError, UsageError
 
 PARTIAL_SUFFIX = ".partial"
 MARKER = ".edgec-run"
-# what runs made before the marker existed always hold (schema checked for report.json)
-_LEGACY_OUTPUTS = ("report.json", "sensitivity.json")
 
 
 def partial_path(target: Path) -> Path:
@@ -78,18 +76,15 @@ def check_replaceable(target: Path) -> None:
 
 
 def is_run_folder(folder: Path) -> bool:
-    """Whether ``folder`` was written by an edgec run (so --force may replace it)."""
-    if (folder / MARKER).is_file():
+    """Whether ``folder`` was written by an edgec run (so --force may replace it): its marker, or
+    what runs from before the marker always hold (an edgec report.json, sensitivity.json)."""
+    if (folder / MARKER).is_file() or (folder / "sensitivity.json").is_file():
         return True
-    for name in _LEGACY_OUTPUTS:
-        try:
-            doc = json.loads((folder / name).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if name == "sensitivity.json" or (isinstance(doc, dict)
-                                          and str(doc.get("schema", "")).startswith("edgec.")):
-            return True
-    return False
+    try:
+        doc = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(doc, dict) and str(doc.get("schema", "")).startswith("edgec.")
 
 
 def check_creatable(target: Path, what: str) -> None:

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import Discriminator, Field, Tag, model_validator
 
-from edgec.config import ConfigModel
+from edgec.config import SPEC_TAG, WIDTH_TAG, ConfigModel
 from edgec.passes.base import PassConfig
 from edgec.passes.distill_datafree import SynthesisConfig
 from edgec.passes.distill_models import StudentArchitecture, TeacherSpec, WidthStudentConfig
@@ -24,9 +24,9 @@ def _kind(word: str, wide: bool):
         if isinstance(value, str):
             return word
         if isinstance(value, dict):
-            return "model spec" if "source" in value or not wide else "width copy"
+            return SPEC_TAG if "source" in value or not wide else WIDTH_TAG
         if isinstance(value, ConfigModel):  # an already validated recipe, validated again
-            return "model spec" if hasattr(value, "source") else "width copy"
+            return SPEC_TAG if hasattr(value, "source") else WIDTH_TAG
         return None
     return kind
 
@@ -35,14 +35,14 @@ _TEACHER_CHOICES = "'baseline' or a model spec like {source: zoo, name: resnet20
 _STUDENT_CHOICES = ("'current', {width: 0.5} or a model spec like {source: torchvision, name: "
                     "mobilenet_v3_small}")
 Teacher = Annotated[
-    Union[Annotated[Literal["baseline"], Tag("baseline")], Annotated[TeacherSpec, Tag("model spec")]],  # noqa: UP007
+    Union[Annotated[Literal["baseline"], Tag("baseline")], Annotated[TeacherSpec, Tag(SPEC_TAG)]],  # noqa: UP007
     Discriminator(_kind("baseline", wide=False), custom_error_type="teacher",
                   custom_error_message=f"must be {_TEACHER_CHOICES}"),
 ]
 Student = Annotated[
     Union[Annotated[Literal["current"], Tag("current")],  # noqa: UP007
-          Annotated[WidthStudentConfig, Tag("width copy")],
-          Annotated[StudentArchitecture, Tag("model spec")]],
+          Annotated[WidthStudentConfig, Tag(WIDTH_TAG)],
+          Annotated[StudentArchitecture, Tag(SPEC_TAG)]],
     Discriminator(_kind("current", wide=True), custom_error_type="student",
                   custom_error_message=f"must be {_STUDENT_CHOICES}"),
 ]
