@@ -130,6 +130,25 @@ def test_check_budgets_exit_codes(gated_run, tmp_path):
     assert result.exit_code == 2 and "is a folder" in result.output
 
 
+def test_check_budgets_measures_memory_budgets(gated_run, tmp_path):
+    """max_flash_kb / max_ram_kb / max_peak_activation_kb are estimated as compress does, not
+    'not measured' (which failed every such gate)."""
+    _, folder = gated_run
+    model = folder / "run" / "model.onnx"
+    budgets = tmp_path / "mem.yaml"
+    budgets.write_text("max_flash_kb: 1000\nmax_ram_kb: 1000\nmax_peak_activation_kb: 1000\n")
+    result = run("check-budgets", model, "--budgets", budgets, "--runs", 3, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    rows = {r["name"]: r for r in report["budgets"]}
+    assert rows["max_flash_kb"]["actual"] == pytest.approx(model.stat().st_size / 1024)
+    assert 0 < rows["max_peak_activation_kb"]["actual"] < rows["max_ram_kb"]["actual"]
+    assert report["device"]["memory"]["compressed"]["ram_kb"] == rows["max_ram_kb"]["actual"]
+    result = run("check-budgets", model, "--budgets", budgets, "--runs", 3,
+                 "--set", "max_peak_activation_kb=0.001")
+    assert result.exit_code == 1 and "max_peak_activation_kb" in result.output
+
+
 def test_check_budgets_reads_budgets_from_a_pipe(gated_run, tmp_path):
     """--budgets <(echo ...) or /dev/stdin in a CI script: a pipe, not a regular file."""
     import os

@@ -2,7 +2,8 @@
 
 For pipelines that produce the model elsewhere (or cached it): the same measurements as a run
 (benchmark.bench_files → graph stats, size, interleaved latency) and the same budget rows
-(budgets.check_budgets), in a Report so the CI outputs (JUnit, summary) are identical to compress.
+(budgets.check_budgets; memory estimated as device.py does for a run), in a Report so the CI
+outputs (JUnit, summary) are identical to compress.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from edgec.report import Report
 
 NEEDS_BASELINE = ("min_speedup", "min_size_reduction", "max_accuracy_drop")
+MEMORY_BUDGETS = ("max_flash_kb", "max_ram_kb", "max_peak_activation_kb")
 
 
 def load_budgets(path: Path, overrides: tuple[str, ...] = ()) -> BudgetsConfig:
@@ -100,7 +102,15 @@ def check_onnx(
                     environment=collect_environment(config.threads, 0), started=started,
                     baseline=base, compressed=comp)
     report.ratios = ratios(base, comp) if base else {}
-    report.budgets = check_budgets(budgets, base or comp, comp, report.ratios)
+    memory = None
+    if any(k in active for k in MEMORY_BUDGETS):  # estimated as compress does (device.py)
+        from edgec.device import memory_record
+
+        memory = {"baseline": memory_record(Path(baseline), input_shape)} if baseline else {}
+        memory["compressed"] = memory_record(Path(model), input_shape)
+        report.device = {"target": None, "checks": [], "memory": memory}
+    report.budgets = check_budgets(budgets, base or comp, comp, report.ratios,
+                                   memory=memory["compressed"] if memory else None)
     apply_against(report, against, budgets)
     report.seconds = round(time.perf_counter() - t0, 2)
     return report

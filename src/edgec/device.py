@@ -80,19 +80,27 @@ class DeviceStage:
         return [dataclasses.replace(r, source=source) if r.name in from_target else r for r in rows]
 
     def _memory(self, path: Path) -> dict:
-        from edgec.memory import estimate_memory
         from edgec.memory_probe import measure_memory
 
-        estimate = estimate_memory(path, self.input_shape)
-        weights_in_ram = self.target.weights_in_ram if self.target else True
-        out = {"estimate": estimate.to_dict(), "weights_in_ram": weights_in_ram,
-               "flash_kb": path.stat().st_size / 1024,
-               "ram_kb": estimate.ram_bytes(weights_in_ram) / 1024,
-               "peak_activation_kb": estimate.peak_activation_bytes / 1024}
+        out = memory_record(path, self.input_shape,
+                            weights_in_ram=self.target.weights_in_ram if self.target else True)
         if self.target is not None:  # a subprocess per model: only when a device is in question
             out["measured"] = measure_memory(path, self.input_shape, arena=False,
                                              threads=self.recipe.benchmark.threads)
         return out
+
+
+def memory_record(path: Path, input_shape: tuple[int, ...] | None, weights_in_ram: bool = True
+                  ) -> dict:
+    """One model's estimated memory, as report.json records it and the memory budgets read it
+    (flash_kb, ram_kb, peak_activation_kb); the same for compress and check-budgets."""
+    from edgec.memory import estimate_memory
+
+    estimate = estimate_memory(path, input_shape)
+    return {"estimate": estimate.to_dict(), "weights_in_ram": weights_in_ram,
+            "flash_kb": Path(path).stat().st_size / 1024,
+            "ram_kb": estimate.ram_bytes(weights_in_ram) / 1024,
+            "peak_activation_kb": estimate.peak_activation_bytes / 1024}
 
 
 def merge_budgets(budgets: BudgetsConfig, target: TargetProfile | None
