@@ -273,6 +273,14 @@ def test_check_budgets_refuses_gates_it_cannot_decide(gated_run, tmp_path):
     (lambda r: r["compressed"].update(size_bytes=0), "compressed.size_bytes is 0"),
     (lambda r: r["compressed"].update(accuracy=[1]), "compressed.accuracy"),
     (lambda r: r.update(ratios={"speedup_p1": "fast"}), "ratios.speedup_p1"),
+    (lambda r: r.update(environment="x"), "'environment' is 'x', not a mapping"),
+    (lambda r: r.update(baseline=5), "'baseline' is 5, not a mapping"),
+    (lambda r: r.update(recipe=[]), "'recipe' is [], not a mapping"),
+    (lambda r: r["recipe"].update(model="m"), "recipe.model is 'm'"),
+    (lambda r: r["compressed"].update(accuracy=float("nan")), "compressed.accuracy is nan"),
+    (lambda r: r["compressed"].update(accuracy=1.5), "between 0 and 1"),
+    (lambda r: r["compressed"].update(size_bytes=float("inf")), "size_bytes is inf, not a finite"),
+    (lambda r: r["ratios"].update(speedup_p1=float("inf")), "ratios.speedup_p1 is inf"),
 ])
 def test_against_refuses_an_edited_report_before_any_work(gated_run, tmp_path, write_recipe, edit,
                                                            message):

@@ -10,6 +10,7 @@ environment fingerprints show different CPUs the latency gate is "inconclusive",
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -54,23 +55,40 @@ def load_against(path: Path) -> dict:
 
 
 def _measurement_problem(stored: dict) -> str | None:
-    """What makes a stored report's measurements unusable (edited, truncated), or None."""
+    """What makes a stored report unusable (edited, truncated), or None. Checked before any work:
+    each value read after the run (apply_against) has the type it is read as, so a bad report is
+    refused now instead of crashing the gate after the whole run."""
+    for section in ("compressed", "environment", "baseline", "recipe", "ratios"):
+        if stored.get(section) is not None and not isinstance(stored[section], dict):
+            return f"'{section}' is {_short(stored[section])}, not a mapping"
     comp = stored.get("compressed")
-    if not isinstance(comp, dict) or not comp:
+    if not comp:
         return "it has no 'compressed' measurements"
-    checks = [("compressed.size_bytes", comp.get("size_bytes"), True),
-              ("compressed.accuracy", comp.get("accuracy"), False)]
-    ratios = stored.get("ratios")
-    if ratios is not None and not isinstance(ratios, dict):
-        return "'ratios' is not a mapping"
-    checks += [(f"ratios.{k}", v, False) for k, v in (ratios or {}).items() if k.startswith("speedup")]
-    for name, value, required in checks:
+    model = (stored.get("recipe") or {}).get("model")
+    if model is not None and not isinstance(model, dict):
+        return f"recipe.model is {_short(model)}, not a mapping"
+    shape = (model or {}).get("input_shape")
+    if shape is not None and not isinstance(shape, list):
+        return f"recipe.model.input_shape is {_short(shape)}, not a list"
+    # (name, value, required, upper bound): accuracy is a share, at most 1
+    checks = [("compressed.size_bytes", comp.get("size_bytes"), True, None),
+              ("compressed.accuracy", comp.get("accuracy"), False, 1)]
+    checks += [(f"ratios.{k}", v, False, None) for k, v in (stored.get("ratios") or {}).items()
+               if k.startswith("speedup")]
+    for name, value, required, most in checks:
         if value is None and not required:
             continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (
-                required and value == 0):
-            return f"{name} is {value!r}, not a {'positive ' if required else ''}number"
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(
+                value) or value < 0 or (required and value == 0) or (most and value > most):
+            what = (f"a number between 0 and {most}" if most else
+                    f"a finite {'positive' if required else 'non-negative'} number")
+            return f"{name} is {_short(value)}, not {what}"
     return None
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def environment_diff(current: dict, stored: dict) -> dict[str, list]:
