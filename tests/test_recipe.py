@@ -59,6 +59,9 @@ BAD_RECIPES = [
      "budgets: {max_accuracy_drop: 0.01}\n",
      ["max_accuracy_drop needs labelled data"]),
     ("version: 1\nmodel: {source: zoo, name: digits_cnn, input_shape: [1,1,8,8]}\n"
+     "budgets: {max_accuracy_loss: 0.01}\n",  # a regression gate on accuracy: labels too
+     ["max_accuracy_loss needs labelled data", "synthetic"]),
+    ("version: 1\nmodel: {source: zoo, name: digits_cnn, input_shape: [1,1,8,8]}\n"
      "benchmark: {threads: 0}\n", ["benchmark.threads", "must be >= 1"]),
     ("version: 1\nmodel: {source: zoo, name: digits_cnn, input_shape: [1,1,8,8]}\n"
      "budgets: {max_size_kb: .nan}\n", ["budgets.max_size_kb"]),

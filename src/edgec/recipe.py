@@ -113,7 +113,10 @@ class BudgetsConfig(ConfigModel):
 
     @property
     def needs_labels(self) -> list[str]:
-        return [k for k in ("min_accuracy", "max_accuracy_drop") if getattr(self, k) is not None]
+        """Budgets that measure accuracy (max_accuracy_loss too: it compares this run's accuracy
+        with a stored report's), refused up front when the data has no labels."""
+        return [k for k in ("min_accuracy", "max_accuracy_drop", "max_accuracy_loss")
+                if getattr(self, k) is not None]
 
 
 class OutputConfig(ConfigModel):
