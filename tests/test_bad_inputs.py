@@ -304,7 +304,7 @@ CASES = [
     Case("output-resume-complete", TINY, 2, r"already complete", extra=("--resume",),
          setup=lambda d: (d / "out").mkdir()),
     Case("output-is-file", TINY, 2, r"out' exists and is a file", setup=write("out", "x")),
-    Case("output-parent-is-file", TINY, 2, r"not writable", args=("compress", "{recipe}", "-o", "{dir}/f/out", "-q"),
+    Case("output-parent-is-file", TINY, 2, r"f' is a file, not a folder", args=("compress", "{recipe}", "-o", "{dir}/f/out", "-q"),
          setup=write("f", "x")),
     Case("output-unwritable", TINY, 2, r"ro/out'.*not writable", args=("compress", "{recipe}", "-o", "{dir}/ro/out", "-q"),
          setup=lambda d: (d / "ro").mkdir(), patch=_no_access),

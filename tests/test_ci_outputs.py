@@ -230,12 +230,27 @@ def test_report_markdown_shows_interval_and_inconclusive():
 def test_ci_output_paths_are_checked_before_any_work(write_recipe, tmp_path):
     (tmp_path / "afile").write_text("")
     (tmp_path / "adir").mkdir()
-    for option, path, message in (("--junit", tmp_path / "adir", "is a folder"),
-                                  ("--summary-md", tmp_path / "afile" / "s.md", "not writable")):
-        result = run("compress", write_recipe(), "-o", tmp_path / "run", option, path)
+    same = tmp_path / "ci.out"
+    for args, message in ((("--junit", tmp_path / "adir"), "is a folder"),
+                          (("--summary-md", tmp_path / "afile" / "s.md"),
+                           "afile' is a file, not a folder"),
+                          (("--junit", same, "--summary-md", same), "both name")):
+        result = run("compress", write_recipe(), "-o", tmp_path / "run", *args)
         assert result.exit_code == 2 and message in result.output, result.output
+        assert "finished" not in result.output and "warning" not in result.output  # nothing ran
         assert not (tmp_path / "run").exists() and not (tmp_path / "run.partial").exists()
+    # the clash is --summary-md's: the JUnit file is written, and tells CI why nothing ran
+    assert "both name" in ET.fromstring(same.read_text()).find(".//error").get("message")
     assert not list(tmp_path.rglob(".*tmp*"))  # no stray temp file either
+
+
+def test_a_refused_junit_path_still_gets_the_summary(write_recipe, tmp_path):
+    (tmp_path / "afile").write_text("")
+    result = run("compress", write_recipe(), "-o", tmp_path / "run", "--junit",
+                 tmp_path / "afile" / "j.xml", "--summary-md", tmp_path / "s.md")
+    assert result.exit_code == 2 and "is a file, not a folder" in result.output, result.output
+    assert "finished" not in result.output and "warning" not in result.output
+    assert "--junit" in (tmp_path / "s.md").read_text()  # CI's page says why
 
 
 def test_an_unwritable_step_summary_does_not_change_the_verdict(gated_run, tmp_path, monkeypatch):

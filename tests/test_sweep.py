@@ -360,7 +360,7 @@ def test_sweep_folder_must_be_a_sweeps(write_recipe, tmp_path):
     (tmp_path / "afile").write_text("")
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "results.csv").write_text("my own results")
-    for out, message in ((tmp_path / "afile", "is a file"), (tmp_path / "afile" / "sub", "not writable"),
+    for out, message in ((tmp_path / "afile", "is a file"), (tmp_path / "afile" / "sub", "not a folder"),
                          (tmp_path / "mine", "not of a sweep")):
         result = run("sweep", recipe, "--grid", "seed=1,2", "-o", out)
         assert result.exit_code == 2 and message in result.output, result.output

@@ -109,18 +109,45 @@ def check_ci_paths(junit: Path | None, summary_md: Path | None) -> None:
     """Refuse, before any work, a --junit / --summary-md path that cannot be written: otherwise a
     finished run (its gate decided) failed at its very end on a file it could not write."""
     from edgec.errors import UsageError
+
+    problems = ci_path_problems(junit, summary_md)
+    if problems:
+        raise UsageError(next(iter(problems.values())))
+
+
+def ci_path_problems(junit: Path | None, summary_md: Path | None) -> dict[str, str]:
+    """--junit / --summary-md → why that file cannot be written; empty when both can."""
+    from edgec.errors import UsageError
     from edgec.rundir import check_creatable
 
+    problems = {}
     for option, path in (("--junit", junit), ("--summary-md", summary_md)):
         if path is None:
             continue
         path = Path(path)
         if path.is_dir():
-            raise UsageError(f"{option} '{path}' is a folder; give a file path, e.g. {path}/"
-                             f"{'report.xml' if option == '--junit' else 'summary.md'}.")
-        if path.exists() and not os.access(path, os.W_OK):
-            raise UsageError(f"{option} '{path}' exists and is not writable.")
-        check_creatable(path, f"{option} file")
+            problems[option] = (f"{option} '{path}' is a folder; give a file path, e.g. {path}/"
+                                f"{'report.xml' if option == '--junit' else 'summary.md'}.")
+        elif path.exists() and not os.access(path, os.W_OK):
+            problems[option] = f"{option} '{path}' exists and is not writable."
+        else:
+            try:
+                check_creatable(path, f"{option} file")
+            except UsageError as exc:
+                problems[option] = exc.message
+    if junit and summary_md and "--junit" not in problems and _same_file(junit, summary_md):
+        # one would overwrite the other: CI would parse Markdown as JUnit XML, or show XML
+        problems["--summary-md"] = (f"--junit and --summary-md both name '{summary_md}'; the "
+                                    "summary would overwrite the JUnit XML. Give two file names, "
+                                    "e.g. --junit edgec.xml --summary-md edgec.md.")
+    return problems
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    a, b = Path(a), Path(b)
+    if a.exists() and b.exists():
+        return os.path.samefile(a, b)
+    return a.resolve() == b.resolve()
 
 
 def write_ci_outputs(report: Report, junit: Path | None, summary_md: Path | None,
@@ -144,8 +171,9 @@ def write_ci_outputs(report: Report, junit: Path | None, summary_md: Path | None
             write_text_atomic(Path(summary_md), text)
             written.append(Path(summary_md))
     except OSError as exc:  # checked before the run: a full disk, or a folder removed meanwhile
-        raise OutputError(f"Cannot write '{exc.filename}': {exc.strerror or exc}. The run itself "
-                          "finished; its report.json holds the results.") from None
+        done = (" The run itself finished; its report.json holds the results."
+                if report.status == "ok" else "")  # a failed run's own error is said after this
+        raise OutputError(f"Cannot write '{exc.filename}': {exc.strerror or exc}.{done}") from None
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if step_summary:  # GitHub's contract: append, other steps write to the same file
         try:
@@ -161,13 +189,17 @@ def write_ci_outputs(report: Report, junit: Path | None, summary_md: Path | None
 def write_failed_ci_outputs(exc: BaseException, run_dir: Path | None, junit: Path | None,
                             summary_md: Path | None, title: str = "edgec") -> None:
     """After compress raised: CI outputs that say why (from the run's failed report.json when the
-    run got that far, else from the error itself, e.g. an invalid recipe)."""
+    run got that far, else from the error itself, e.g. an invalid recipe). A path that is itself
+    the error (check_ci_paths refused it) is skipped: nothing ran, and nothing can go there."""
     import json
     import sys
 
     from edgec.errors import EdgecError
     from edgec.report import Report
 
+    problems = ci_path_problems(junit, summary_md)  # the error being reported, when there are
+    junit = None if "--junit" in problems else junit  # any: nothing can be written there
+    summary_md = None if "--summary-md" in problems else summary_md
     if not (junit or summary_md or os.environ.get("GITHUB_STEP_SUMMARY")):
         return
     stored: dict = {}

@@ -92,8 +92,12 @@ def check_creatable(target: Path, what: str) -> None:
     writable (e.g. -o somefile/sub, or a folder of another user)."""
     parent = target.parent if target.parent != Path("") else Path(".")
     existing = next((p for p in (parent, *parent.parents) if p.exists()), Path("."))
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"Cannot create {what} '{target}': '{existing}' is not writable.")
+    if not existing.is_dir():
+        raise UsageError(f"Cannot create {what} '{target}': '{existing}' is a file, not a folder. "
+                         "Choose a path inside a folder, or move that file away.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"Cannot create {what} '{target}': '{existing}' is not writable. "
+                         "Choose a path inside a folder you can write to.")
 
 
 class RunFolder:
