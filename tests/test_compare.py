@@ -70,3 +70,17 @@ def test_cli_rejects_what_is_not_a_run(tmp_path):
     result = CliRunner().invoke(cli, ["compare", str(good), "-o", str(tmp_path / "c.txt")])
     assert result.exit_code == 2 and ".md, .csv or .json" in result.output
     assert CliRunner().invoke(cli, ["compare"]).exit_code == 2
+
+
+def test_output_folders_are_created_and_a_file_parent_is_refused(tmp_path):
+    run = fake_run(tmp_path / "run", size_kb=1, speedup=1.0, accuracy=None)
+    out = tmp_path / "missing" / "folder" / "out.md"
+    result = CliRunner().invoke(cli, ["compare", str(run), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.read_text().startswith("| metric |")
+    (tmp_path / "afile").write_text("")
+    (tmp_path / "dir.md").mkdir()
+    for bad, message in ((tmp_path / "afile" / "out.md", "afile' is a file, not a folder"),
+                         (tmp_path / "dir.md", "is a folder; give a file path")):
+        result = CliRunner().invoke(cli, ["compare", str(run), "-o", str(bad)])
+        assert result.exit_code == 2 and message in result.output, result.output

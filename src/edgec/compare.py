@@ -97,13 +97,25 @@ NOTE = ("Ratios are each run's compressed model against its own baseline, measur
 
 
 def write_comparison(header: list[str], rows: list[list[str]], output: Path) -> None:
+    """Write the table to ``output``, creating its folders as -o does for every edgec command."""
     from edgec.report import write_text_atomic
+    from edgec.rundir import check_creatable
 
+    output = Path(output)
     suffix = output.suffix.lower().lstrip(".")
     fmt = {"md": "md", "markdown": "md", "csv": "csv", "json": "json"}.get(suffix)
     if fmt is None:
         raise UsageError(f"--output '{output}': use a .md, .csv or .json file name.")
-    write_text_atomic(output, render(header, rows, fmt))
+    if output.is_dir():
+        raise UsageError(f"--output '{output}' is a folder; give a file path, e.g. "
+                         f"{output / 'compare.md'}.")
+    check_creatable(output, "--output file")  # a parent that is a file, or not writable
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(output, render(header, rows, fmt))
+    except OSError as exc:
+        raise UsageError(f"Cannot write --output '{output}': {exc.strerror or exc}.",
+                         hint="Choose a file in a folder you can write to.") from None
 
 
 def print_comparison(header: list[str], rows: list[list[str]], file=None) -> None:
