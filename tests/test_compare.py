@@ -84,3 +84,17 @@ def test_output_folders_are_created_and_a_file_parent_is_refused(tmp_path):
                          (tmp_path / "dir.md", "is a folder; give a file path")):
         result = CliRunner().invoke(cli, ["compare", str(run), "-o", str(bad)])
         assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_skipped_budgets_are_not_counted_as_met(tmp_path):
+    """A regression gate without --against is SKIPPED (passed=True in report.json): not met."""
+    run = fake_run(tmp_path / "run", size_kb=1, speedup=1.0, accuracy=None)
+    report = json.loads((run / "report.json").read_text())
+    skipped = {"name": "max_size_growth", "passed": True, "verdict": "skipped"}
+    report["budgets"].append(skipped)
+    (run / "report.json").write_text(json.dumps(report))
+    only = fake_run(tmp_path / "only", size_kb=1, speedup=1.0, accuracy=None)
+    report["budgets"] = [skipped]
+    (only / "report.json").write_text(json.dumps(report))
+    table = {r[0]: r[1:] for r in compare_table([run, only])[1]}
+    assert table["budgets met"] == ["1/1, 1 skipped", "none checked, 1 skipped"]

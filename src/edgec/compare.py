@@ -65,8 +65,19 @@ def _row_values(r: dict) -> dict[str, str]:
         "latency p50 (ms, own process)": _num(lat, ".3f"),
         "accuracy": "n/a" if acc is None else f"{acc * 100:.2f}%",
         "accuracy drop (points)": "n/a" if drop is None else f"{drop * 100:.2f}",
-        "budgets met": f"{sum(b['passed'] for b in budgets)}/{len(budgets)}" if budgets else "none set",
+        "budgets met": _budgets_met(budgets),
     }
+
+
+def _budgets_met(budgets: list[dict]) -> str:
+    """'met/checked', skipped gates (a regression budget without --against) apart: a gate that
+    was never checked is not a met one."""
+    if not budgets:
+        return "none set"
+    skipped = sum(1 for b in budgets if b.get("verdict") == "skipped")
+    checked = [b for b in budgets if b.get("verdict") != "skipped"]
+    met = f"{sum(bool(b.get('passed')) for b in checked)}/{len(checked)}" if checked else "none checked"
+    return met + (f", {skipped} skipped" if skipped else "")
 
 
 def compare_table(paths: list[Path]) -> tuple[list[str], list[list[str]]]:
