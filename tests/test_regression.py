@@ -85,3 +85,27 @@ def test_against_without_regression_budgets_says_nothing_is_gated():
     report = _current()
     apply_against(report, _stored(), BudgetsConfig(max_size_kb=100))
     assert any("nothing is gated" in f for f in report.findings) and report.against is not None
+
+
+def test_a_different_thread_count_makes_latency_inconclusive():
+    """Speed-ups change with onnxruntime's thread count (environment.threads = benchmark.threads),
+    as they do with the CPU: a comparison across thread counts is flagged, never trusted."""
+    from edgec.ci_outputs import summary_markdown
+
+    report = _current(env={**ENV, "threads": 4})
+    budgets = BudgetsConfig(max_latency_growth=0.5, max_size_growth=0.1)
+    apply_against(report, _stored(env={**ENV, "threads": 1}), budgets)
+    rows = {r.name: r for r in report.budgets}
+    assert rows["max_latency_growth"].verdict == "inconclusive" and rows["max_latency_growth"].passed
+    assert "1 vs 4 threads" in rows["max_latency_growth"].note
+    assert rows["max_size_growth"].verdict == "pass"  # sizes do not depend on threads
+    assert report.against["cross_threads"] and not report.against["cross_cpu"]
+    assert any("1 onnxruntime thread(s), this run with 4" in f for f in report.findings)
+    assert "different thread count" in summary_markdown(report)
+    report = _current(env={**ENV, "threads": 4})
+    apply_against(report, _stored(env={**ENV, "threads": 1}),
+                  BudgetsConfig(max_latency_growth=0.5, inconclusive="fail"))
+    assert not report.budgets[0].passed
+    report = _current(env={**ENV, "threads": 2})
+    apply_against(report, _stored(env={**ENV, "threads": 2}), budgets)
+    assert {r.verdict for r in report.budgets} == {"pass"} and not report.against["cross_threads"]

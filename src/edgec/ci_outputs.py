@@ -91,8 +91,9 @@ def summary_markdown(report: Report, title: str = "edgec") -> str:
         a = report.against
         lines.append(f"Compared with `{a.get('report')}`: size growth {_pct(a.get('size_growth'))}, "
                      f"latency growth {_pct(a.get('latency_growth'))}, accuracy loss "
-                     f"{_points(a.get('accuracy_loss'))}" + (" — **different CPU**" if a.get("cross_cpu")
-                                                          else "") + ".\n")
+                     f"{_points(a.get('accuracy_loss'))}"
+                     + (" — **different CPU**" if a.get("cross_cpu") else "")
+                     + (" — **different thread count**" if a.get("cross_threads") else "") + ".\n")
     lines += [f"> {f}\n" for f in report.findings]
     return "\n".join(lines).rstrip() + "\n"
 

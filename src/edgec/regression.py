@@ -4,7 +4,8 @@ Size and accuracy compare directly. Latency never compares absolute milliseconds
 (different load, maybe a different machine): it compares each run's compressed/baseline ratio,
 both measured interleaved in their own process, so the baseline model acts as the yardstick.
 Even that ratio depends on the CPU (int8 kernels gain far more with VNNI), so when the two
-environment fingerprints show different CPUs the latency gate is "inconclusive", never trusted.
+environment fingerprints show different CPUs (or onnxruntime thread counts) the latency gate is
+"inconclusive", never trusted.
 """
 
 from __future__ import annotations
@@ -122,14 +123,26 @@ def apply_against(report: Report, stored: dict | None, budgets: BudgetsConfig) -
             "regression gates compare two different models' results.")
     diff = environment_diff(report.environment, stored.get("environment") or {})
     cross_cpu = any(k in diff for k in CPU_KEYS)
+    # onnxruntime intra-op threads: int8 and float kernels scale differently with them, so the
+    # speed-up itself changes
+    threads = diff.get("threads")
+    if threads and None in threads:  # unknown in one report: nothing to compare
+        threads = None
     values = regression_values(report, stored)
     report.against = {"report": stored.get("_path"), "started": stored.get("started"),
-                      "environment_diff": diff, "cross_cpu": cross_cpu, **values}
+                      "environment_diff": diff, "cross_cpu": cross_cpu,
+                      "cross_threads": bool(threads), **values}
     if cross_cpu:
         report.findings.append(
             "The stored report was measured on a different CPU (" + ", ".join(
                 k for k in CPU_KEYS if k in diff) + "): latency comparisons with it are flagged "
             "inconclusive, not trusted.")
+    if threads:
+        report.findings.append(
+            f"The stored report timed latency with {threads[0]} onnxruntime thread(s), this run "
+            f"with {threads[1]}: speed-ups change with the thread count, so latency comparisons "
+            "with it are flagged inconclusive, not trusted. Time both with the same count "
+            "(benchmark.threads in the recipe, --threads for check-budgets).")
     for name, limit in gates.items():
         actual = values[name.replace("max_", "")]
         if actual is None:
@@ -138,8 +151,9 @@ def apply_against(report: Report, stored: dict | None, budgets: BudgetsConfig) -
             continue
         passed = actual <= limit
         verdict, note = ("pass" if passed else "fail"), None
-        if name == "max_latency_growth" and cross_cpu:
-            verdict, note = "inconclusive", "different CPUs: latency ratios are not comparable"
+        if name == "max_latency_growth" and (cross_cpu or threads):
+            why = "different CPUs" if cross_cpu else f"{threads[0]} vs {threads[1]} threads"
+            verdict, note = "inconclusive", f"{why}: latency ratios are not comparable"
             passed = budgets.inconclusive == "pass"
         report.budgets.append(BudgetRow(name, float(limit), actual, passed, "fraction", verdict,
                                         note=note))
