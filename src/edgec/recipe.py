@@ -61,7 +61,8 @@ class BudgetsConfig(ConfigModel):
         "p50", description="Which latency percentile max_latency_ms applies to."
     )
     min_speedup: float | None = Field(
-        None, gt=0, description="baseline p50 / compressed p50, measured side by side."
+        None, gt=0, description="baseline p1 / compressed p1 latency (1st percentile: the "
+        "undisturbed speed), interleaved side by side, decided on an interval (speedup_confidence)."
     )
     min_size_reduction: float | None = Field(
         None, gt=0, description="baseline size / compressed size (e.g. 4 for 4x smaller)."
@@ -74,7 +75,7 @@ class BudgetsConfig(ConfigModel):
     )
     speedup_confidence: float = Field(
         0.95, ge=0.5, lt=1, description="min_speedup is decided on a bootstrap confidence interval "
-        "of the interleaved per-round speedup at this level: it fails only when the whole "
+        "of that p1 speedup over the interleaved rounds at this level: it fails only when the whole "
         "interval is below the limit."
     )
     inconclusive: Literal["pass", "fail"] = Field(
@@ -88,7 +89,8 @@ class BudgetsConfig(ConfigModel):
     )
     max_latency_growth: float | None = Field(
         None, ge=0, description="With --against: largest allowed growth of compressed/baseline "
-        "latency (p50, each measured interleaved in its own run) vs the stored report, fraction."
+        "latency (the p1 speedup, each measured interleaved in its own run) vs the stored report, "
+        "fraction."
     )
     max_accuracy_loss: float | None = Field(
         None, ge=0, le=1, description="With --against: largest allowed accuracy loss vs the stored "
