@@ -63,3 +63,19 @@ def test_slower_finding_names_the_cause_and_fix_for_the_mode_that_ran():
     assert "edgec doctor" in finding(None)
     assert find_findings(base, SimpleNamespace(**{**vars(comp), "latency_ms": base.latency_ms}),
                          {"speedup_p50": 1.0}, []) == []
+
+
+def test_a_miss_never_reads_limit_equal_to_actual():
+    """Limit and actual get the digits it takes to tell them apart; growth budgets read as %."""
+    from edgec.budgets import BudgetRow
+
+    near = BudgetRow("min_speedup", 1.25, 1.2403, False, "x", "fail", 1.2012, 1.2499)
+    assert near.missed_text() == "min_speedup (limit 1.25, actual 1.2403 x, CI 1.2012–1.2499)"
+    plain = BudgetRow("max_size_kb", 200, 200.01, False, "KiB")
+    assert plain.missed_text() == "max_size_kb (limit 200, actual 200.01 KiB)"
+    growth = BudgetRow("max_size_growth", 0.05, 0.050004, False, "fraction", "fail")
+    assert growth.missed_text() == "max_size_growth (limit +5%, actual +5.0004%)"
+    unmeasured = BudgetRow("max_accuracy_loss", 0.01, None, False, "fraction")
+    assert unmeasured.missed_text() == "max_accuracy_loss (limit +1 points, actual not measured)"
+    far = BudgetRow("min_speedup", 1.5, 1.49, True, "x", "inconclusive", 1.4, 1.6)
+    assert far.texts() == ("1.5", "1.49 x", "1.4–1.6")  # short where short is enough

@@ -127,3 +127,23 @@ def test_quantile_interval_is_deterministic_and_thins_long_measurements():
     assert ci.low <= ci.estimate <= ci.high and ci.high - ci.low < 0.1
     assert quantile_ratio_ci(base, comp) == ci
     assert speedup_interval([], comp, 0.95) is None
+
+
+@pytest.mark.parametrize("rounds", [200, 3 * MAX_BOOTSTRAP_ROUNDS])
+def test_gate_actual_is_the_reported_speedup_p1(rounds):
+    """min_speedup's actual and ratios.speedup_p1 are one number (not 1.2403 vs 1.2412 from
+    rounded p1 times or a thinned set), and the stored interval reproduces the verdict."""
+    from types import SimpleNamespace
+
+    from edgec.benchmark import ratios
+    from edgec.latency_gate import RatioInterval
+
+    base, comp = _disturbed(1.2407, share=0.3, n=rounds)  # 48-µs vs 39-µs models
+    base_m, comp_m = (SimpleNamespace(**vars(_metrics(s)), nonzero_params=1, flops=2)
+                      for s in (base, comp))
+    speedup_p1 = ratios(base_m, comp_m)["speedup_p1"]
+    for limit in (1.1, speedup_p1, 1.4):
+        (row,) = check_budgets(BudgetsConfig(min_speedup=limit), base_m, comp_m, {})
+        assert row.actual == speedup_p1 and row.low <= row.actual <= row.high
+        stored = RatioInterval(row.actual, row.low, row.high, 0.95, rounds)  # as report.json has it
+        assert row.verdict == decide_at_least(stored, limit)

@@ -177,12 +177,22 @@ def ratios(base: Metrics, comp: Metrics) -> dict[str, float | None]:
         "nonzero_params": times(base.nonzero_params, comp.nonzero_params),
         "macs": times(base.macs, comp.macs),
         "flops": times(base.flops, comp.flops),
-        "speedup_p1": times(base.latency_ms.p1, comp.latency_ms.p1),
+        "speedup_p1": times(_exact_p1(base.latency_ms), _exact_p1(comp.latency_ms)),
         "speedup_p50": times(base.latency_ms.p50, comp.latency_ms.p50),
         "speedup_p90": times(base.latency_ms.p90, comp.latency_ms.p90),
         "speedup_paired": paired_speedup(base.latency_ms, comp.latency_ms),
         "accuracy_drop": drop,
     }
+
+
+def _exact_p1(latency) -> float | None:
+    """p1 from the kept times, unrounded, as the speed gate computes it (quantile_ratio): the
+    reported speedup_p1 and min_speedup's actual are then one number."""
+    from edgec.latency import nearest_rank
+    from edgec.latency_gate import GATE_QUANTILE
+
+    samples = getattr(latency, "samples", None)
+    return nearest_rank(sorted(samples), GATE_QUANTILE) if samples else latency.p1
 
 
 def bench_files(

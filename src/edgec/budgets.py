@@ -31,21 +31,49 @@ class BudgetRow:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def shown(self, value: float | None) -> str:
+    def shown(self, value: float | None, digits: int = 0) -> str:
         """``value`` (the limit or the actual) for people: a fraction (regression growth) as a
-        signed percentage (-0.1%, not -0.001123 fraction); else the number and its unit."""
+        signed percentage (-0.1%, not -0.001123 fraction); else the number and its unit. At least
+        ``digits`` significant digits (3 for a percentage, 4 for a number by default)."""
         if value is None:
             return "not measured"
         if self.unit == "fraction":  # accuracy is itself a share: its change is in points
-            return f"{value * 100:+.3g}{' points' if 'accuracy' in self.name else '%'}"
-        return f"{number(value)} {self.unit}".strip()
+            return f"{value * 100:+.{max(digits, 3)}g}{' points' if 'accuracy' in self.name else '%'}"
+        return f"{number(value, max(digits, 4))} {self.unit}".strip()
+
+    def texts(self) -> tuple[str, str, str | None]:
+        """(limit, actual, interval or None) for people, each number with the digits it takes to
+        differ from the limit when it does: a miss never reads 'limit 1.25, actual 1.25'."""
+        scale = 100 if self.unit == "fraction" else 1  # compared as shown: in percent
+        values = [v for v in (self.actual, self.low, self.high) if v is not None]
+        digits = max((digits_apart(v * scale, self.limit * scale, 3) for v in values), default=0)
+        limit = self.shown(self.limit, digits) if self.unit == "fraction" else number(
+            self.limit, max(digits, 4))
+        interval = None
+        if self.low is not None and self.high is not None:  # a noise-aware gate decided on these
+            interval = f"{self.low:.{max(digits, 3)}g}–{self.high:.{max(digits, 3)}g}"
+        return limit, self.shown(self.actual, digits), interval
+
+    def missed_text(self) -> str:
+        """'name (limit L, actual A[, CI lo–hi])' for the 'budget missed:' line."""
+        limit, actual, interval = self.texts()
+        return f"{self.name} (limit {limit}, actual {actual}" + (
+            f", CI {interval})" if interval else ")")
 
 
-def number(value: float) -> str:
+def digits_apart(value: float, other: float, digits: int) -> int:
+    """The fewest significant digits, ``digits`` or more, at which two different numbers print
+    differently (1.2499 and 1.25 need 5); equal numbers need no more than ``digits``."""
+    while digits < 17 and value != other and f"{value:.{digits}g}" == f"{other:.{digits}g}":
+        digits += 1
+    return digits
+
+
+def number(value: float, digits: int = 4) -> str:
     """A limit or a count for people: 200,000 and 93,964, not 2e+05 and 9.396e+04."""
     if float(value).is_integer() and abs(value) < 1e15:
         return f"{int(value):,}"
-    return f"{value:,.4g}"
+    return f"{value:,.{digits}g}"
 
 
 def check_budgets(
@@ -92,7 +120,7 @@ def check_budgets(
 
 def _speedup_row(budgets: BudgetsConfig, limit: float, baseline, compressed) -> BudgetRow | None:
     """min_speedup on the bootstrap CI of the p1 speedup (None: samples were not kept)."""
-    from edgec.latency_gate import decide_at_least, speedup_interval, with_session_drift
+    from edgec.latency_gate import RatioInterval, decide_at_least, speedup_interval, with_session_drift
 
     base = getattr(baseline.latency_ms, "samples", None)
     comp = getattr(compressed.latency_ms, "samples", None)
@@ -102,11 +130,14 @@ def _speedup_row(budgets: BudgetsConfig, limit: float, baseline, compressed) -> 
     if ci is None:
         return None
     ci = with_session_drift(ci)
+    # decided on the numbers report.json keeps (4 decimals, far below the noise): the estimate is
+    # then ratios.speedup_p1 exactly, and the stored interval reproduces the verdict
+    ci = RatioInterval(round(ci.estimate, 4), round(ci.low, 4), round(ci.high, 4), ci.confidence,
+                       ci.rounds)
     verdict = decide_at_least(ci, limit)
     passed = verdict == "pass" or (verdict == "inconclusive" and budgets.inconclusive == "pass")
     seconds = sum(compressed.latency_ms.samples) + sum(baseline.latency_ms.samples)
-    note = (f"p1 speedup {ci.estimate:.3f}x (1st-percentile times: the undisturbed rounds), "
-            f"{ci.confidence:.0%} CI [{ci.low:.3f}, {ci.high:.3f}] over {ci.rounds} interleaved "
+    note = (f"p1 speedup {ci.estimate:.4f}x (1st-percentile times: the undisturbed rounds), "
+            f"{ci.confidence:.0%} CI [{ci.low:.4f}, {ci.high:.4f}] over {ci.rounds} interleaved "
             f"rounds ({seconds / 1000:.1f} s of inference; widened by 2% run-to-run drift)")
-    return BudgetRow("min_speedup", limit, round(ci.estimate, 4), passed, "x", verdict,
-                     round(ci.low, 4), round(ci.high, 4), note)
+    return BudgetRow("min_speedup", limit, ci.estimate, passed, "x", verdict, ci.low, ci.high, note)

@@ -19,8 +19,9 @@ if TYPE_CHECKING:
 
 def _message(row: BudgetRow) -> str:
     op = ">=" if row.name.startswith("min_") else "<="
-    limit = row.shown(row.limit) if row.unit == "fraction" else f"{row.limit:g}"
-    text = f"{row.name}: actual {row.shown(row.actual)}, limit {op} {limit}"
+    limit, actual, interval = row.texts()
+    text = f"{row.name}: actual {actual}" + (f" (CI {interval})" if interval else "") + \
+        f", limit {op} {limit}"
     if row.verdict:
         text += f"; verdict {row.verdict}"
     return text + (f" ({row.note})" if row.note else "")

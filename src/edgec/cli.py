@@ -169,10 +169,7 @@ def _finish(report, as_json: bool) -> None:
     else:
         print_console(report)
     if not report.passed:
-        missed = [
-            f"{b.name} (limit {b.limit:g}, actual {'n/a' if b.actual is None else f'{b.actual:.4g}'})"
-            for b in report.budgets if not b.passed
-        ]
+        missed = [b.missed_text() for b in report.budgets if not b.passed]
         click.echo(f"budget missed: {', '.join(missed)}", err=True)
         sys.exit(EXIT_BUDGET)
 

@@ -44,8 +44,7 @@ class LatencyStats:
         ordered = sorted(samples_ms)
 
         def pct(q: float) -> float:
-            # nearest-rank on the sorted samples: robust, no interpolation between outliers
-            return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+            return nearest_rank(ordered, q)
 
         return cls(
             p1=round(pct(0.01), 4), p50=round(statistics.median(ordered), 4),
@@ -137,6 +136,12 @@ def measure_latency_interleaved(
                 shown = time.perf_counter()
                 advance(0, rounds=r - warmup, left=f"{max(0.0, until - shown):.0f}s")
     return {n: LatencyStats.from_samples(samples[n], warmup) for n in names}
+
+
+def nearest_rank(ordered: list[float], q: float) -> float:
+    """The q-quantile of sorted samples by nearest rank: robust, no interpolation between
+    outliers. The speed gate's p1 ratio (latency_gate.quantile_ratio) uses it too."""
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
 def paired_speedup(reference: LatencyStats, other: LatencyStats) -> float | None:

@@ -146,7 +146,7 @@ def apply_against(report: Report, stored: dict | None, budgets: BudgetsConfig) -
     for name, limit in gates.items():
         actual = values[name.replace("max_", "")]
         if actual is None:
-            report.budgets.append(BudgetRow(name, float(limit), None, False, "",
+            report.budgets.append(BudgetRow(name, float(limit), None, False, "fraction",
                                             note="not measured in one of the two reports"))
             continue
         passed = actual <= limit

@@ -69,20 +69,17 @@ def summary_rows(report: Report) -> list[tuple[str, str, str, str]]:
 
 
 def budget_lines(report: Report) -> list[tuple[str, str, str, str]]:
-    from edgec.budgets import number
-
     rows = []
     for row in report.budgets:
-        actual = row.shown(row.actual)
-        if getattr(row, "low", None) is not None:  # noise-aware gate: show its interval
-            actual += f" (CI {row.low:.3g}–{row.high:.3g})"
+        limit, actual, interval = row.texts()
+        if interval:  # noise-aware gate: show the interval it decided on
+            actual += f" (CI {interval})"
         result = "PASS" if row.passed else "FAIL"
         if getattr(row, "verdict", None) == "inconclusive":
             result += " (inconclusive)"
         elif getattr(row, "verdict", None) == "skipped":  # e.g. a regression budget, no --against
             result = "SKIPPED"
         name = row.name if row.source == "recipe" else f"{row.name} ({row.source})"
-        limit = row.shown(row.limit) if row.unit == "fraction" else number(row.limit)
         rows.append((name, limit, actual, result))
     return rows
 
