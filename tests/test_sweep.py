@@ -196,13 +196,13 @@ def test_address_needs_ray_executor(write_recipe, tmp_path):
 
 def test_tables_are_rewritten_without_redrawing_the_plot(swept, tmp_path):
     """After each variant only the tables are rewritten; the plot and page are drawn at the end."""
-    from edgec.sweep import SweepResult
     from edgec.sweep_report import write_results
+    from edgec.sweep_results import SweepResult
 
     _, folder = swept
     doc = json.loads((folder / "sw" / "results.json").read_text())
     result = SweepResult(tmp_path, doc["rows"], doc["axes"], front=[0], best=0)
-    write_results(result, plots=False)
+    write_results(result, final=False)
     assert json.loads((tmp_path / "results.json").read_text())["rows"] == doc["rows"]
     assert not (tmp_path / "pareto.png").exists() and not (tmp_path / "index.html").exists()
     write_results(result)
@@ -256,8 +256,8 @@ def test_recipe_jobs_are_read_before_planning(tmp_path):
 def test_table_names_the_budgets_a_variant_missed(tmp_path):
     import io
 
-    from edgec.sweep import SweepResult
     from edgec.sweep_report import finish_sweep
+    from edgec.sweep_results import SweepResult
 
     rows = [{"variant": f"v00{i}", "passes.0.mode": mode, "status": "ok", "passed": passed,
              "budgets_missed": missed, "size_kb": 100.0, "speedup": speed, "accuracy": 0.99,
@@ -327,17 +327,17 @@ def _outcome(passed: bool, size_kb: float, accuracy: float) -> dict:
 
 def test_best_is_on_the_front_of_the_passing_variants(tmp_path):
     """A variant that misses a budget may dominate the only passing one: that one is still best."""
-    from edgec.sweep import SweepResult, _tabulate
+    from edgec.sweep_results import SweepResult, tabulate
 
     variants = [{"name": n, "values": {"x": i}} for i, n in enumerate(("v000", "v001", "v002"))]
     finished = {"v000": _outcome(True, 100, 0.95), "v001": _outcome(False, 50, 0.97),
                 "v002": _outcome(True, 120, 0.90)}  # v002: dominated by v000, which passes
     result = SweepResult(tmp_path, [], ["size_kb", "accuracy"], planned=3)
-    _tabulate(result, variants, finished, 1.0)
+    tabulate(result, variants, finished, 1.0)
     assert result.front == [1] and result.best == 0
     assert json.loads((tmp_path / "results.json").read_text())["best"] == "v000"
     (tmp_path / "pareto.png").write_bytes(b"an earlier run's plot")
-    _tabulate(SweepResult(tmp_path, [], ["size_kb"], planned=3), variants, finished, 1.0)
+    tabulate(SweepResult(tmp_path, [], ["size_kb"], planned=3), variants, finished, 1.0)
     assert not (tmp_path / "pareto.png").exists()  # one axis: no plot, and no stale one
 
 

@@ -7,6 +7,9 @@ exits with ``exit_code``; anything else that escapes is a bug and shows a traceb
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 # Exit codes are a contract with CI jobs: documented in the README and in `edgec --help`.
 EXIT_OK = 0
 EXIT_BUDGET = 1  # the run completed and wrote its report, but a budget was missed
@@ -72,6 +75,27 @@ class OutputError(EdgecError):
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM, handled like Ctrl-C: the run stops, keeps what it completed, and exits 130."""
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (CI cancelling a job, `kill`) takes the same path as Ctrl-C for the block: stop,
+    keep what is done, report. Only the main thread can own a signal handler."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated("terminated by SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class BudgetError(EdgecError):

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edgec.errors import EdgecError, OutputError, RecipeError, Terminated
+from edgec.errors import EdgecError, OutputError, RecipeError, sigterm_as_interrupt
 from edgec.progress import Progress
 from edgec.report import Report, find_findings, write_text_atomic
 from edgec.rundir import RunFolder
@@ -50,7 +50,7 @@ def run_recipe(
     run.against, run.stage_cache = against, stage_cache
     run.report.environment = collect_environment(recipe.benchmark.threads, recipe.seed)
     run.report.environment["nondeterministic"] = NONDETERMINISTIC
-    with folder, _sigterm_as_interrupt():
+    with folder, sigterm_as_interrupt():
         try:
             run.checkpoints = Checkpoints(folder.path, run.report.recipe, folder.resumed)
             if resume and not folder.resumed:
@@ -88,26 +88,6 @@ def _output_error(exc: OSError, step: str, folder: Path) -> EdgecError:
         "Free some space (or fix the folder's permissions) and re-run with --resume.")
     err.run_folder = folder
     return err
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt():
-    """SIGTERM (CI cancelling a job, `kill`) takes the same path as Ctrl-C: stop, keep, report."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise Terminated("terminated by SIGTERM")
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 class _Run:

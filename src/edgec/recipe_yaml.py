@@ -112,6 +112,7 @@ def _parse_value(text: str) -> Any:
 
 def apply_overrides(raw: Any, overrides) -> Any:
     """Return a copy of ``raw`` with each `--set` applied (validated later with the rest)."""
+    _check_override_list(overrides)
     if not overrides:
         return raw
     data = copy.deepcopy(raw) if raw is not None else {}
@@ -121,6 +122,22 @@ def apply_overrides(raw: Any, overrides) -> Any:
         path, value = parse_override(item)
         _set_path(data, path, value, item)
     return data
+
+
+def _check_override_list(overrides) -> None:
+    """The Python API's ``overrides=`` is a list of strings; a bare string would be read one
+    character at a time, and a dict or tuples failed deep inside with an AttributeError."""
+    if overrides is None or (isinstance(overrides, (list, tuple))
+                             and all(isinstance(o, str) for o in overrides)):
+        return
+    from edgec.errors import UsageError
+
+    got = (f"the string {overrides!r}" if isinstance(overrides, str) else
+           f"a {type(overrides).__name__}" if not isinstance(overrides, (list, tuple)) else
+           "a list holding " + ", ".join(sorted({type(o).__name__ for o in overrides
+                                                if not isinstance(o, str)})))
+    raise UsageError(f"overrides must be a list of 'dotted.path=value' strings (what --set takes), "
+                     f"not {got}.", hint="Pass e.g. overrides=['passes.0.amount=0.5', 'seed=1'].")
 
 
 def lines_with_overrides(lines: Lines, overrides) -> dict[tuple, int | str]:

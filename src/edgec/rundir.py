@@ -153,23 +153,30 @@ class RunFolder:
 
     def _take_lock(self, create: bool) -> None:
         """An exclusive lock on <partial>/.lock, held while this process writes the run."""
-        try:
-            import fcntl
-        except ImportError:  # not POSIX: no cross-process guard, the rest still works
-            return
         lock_file = self.path / ".lock"
         if not create and not lock_file.exists():
             return
-        handle = open(lock_file, "a")  # noqa: SIM115 (held open for the run's lifetime)
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
-            raise UsageError(f"Another edgec process is writing '{self.path}' right now. Wait for "
-                             "it to finish, or choose another -o folder.") from None
-        self._lock = handle
+        self._lock = exclusive_lock(lock_file, f"Another edgec process is writing '{self.path}' "
+                                    "right now. Wait for it to finish, or choose another -o folder.")
 
     def _release_lock(self) -> None:
         if self._lock is not None:
             self._lock.close()
             self._lock = None
+
+
+def exclusive_lock(lock_file: Path, busy: str):
+    """An open handle holding an exclusive lock on ``lock_file`` (released when closed), or a
+    UsageError saying ``busy`` when another process holds it. None where there is no flock (not
+    POSIX): no cross-process guard there, the rest still works."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    handle = open(lock_file, "a")  # noqa: SIM115 (held open as long as the lock)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise UsageError(busy) from None
+    return handle

@@ -7,6 +7,7 @@ Layout of a sweep folder::
     cache/ …            torch stages (export, pruning, training) variants share (stage_cache.py)
     cache/measured/     the shared baseline's measurements other than latency (measure_memo.py)
     results.csv / results.json / pareto.png / index.html
+    .lock               held while a sweep runs here: two sweeps in one folder would mix results
 
 Resumable: a variant whose folder holds a completed report for the same overrides is not run
 again. Results are rewritten after every finished variant, so Ctrl-C keeps what finished.
@@ -14,32 +15,19 @@ again. Results are rewritten after every finished variant, so Ctrl-C keeps what 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgec.errors import RecipeError, UsageError
+from edgec.errors import RecipeError, UsageError, sigterm_as_interrupt
+from edgec.rundir import exclusive_lock
+from edgec.sweep_results import SweepResult, tabulate
 
 if TYPE_CHECKING:
     from edgec.progress import Progress
-
-
-@dataclass
-class SweepResult:
-    folder: Path
-    rows: list[dict]
-    axes: list[str]
-    front: list[int] = field(default_factory=list)
-    best: int | None = None
-    seconds: float = 0.0
-    reused: int = 0
-    planned: int = 0  # variants in the plan; rows has fewer when the sweep was interrupted
-
-    @property
-    def failed(self) -> list[dict]:
-        return [r for r in self.rows if r["status"] != "ok"]
 
 
 def plan(recipe: Path, grid_options: tuple[str, ...], mode: str | None,
@@ -52,8 +40,12 @@ def plan(recipe: Path, grid_options: tuple[str, ...], mode: str | None,
     from edgec.sweep_config import SweepConfig, as_overrides, expand, parse_grid_option
 
     load_recipe = recipe_variants(recipe)  # parsed once: 100 variants re-read it in 2-3 s
-    base = load_recipe(overrides)
-    config = base.sweep or SweepConfig()
+    try:
+        config = load_recipe(overrides).sweep or SweepConfig()
+    except RecipeError:  # the recipe may be complete only with its grid values: each variant is
+        config = _sweep_section(recipe, overrides)  # validated with them below
+        if config is None:  # the sweep section itself is wrong: the whole error says where
+            raise
     grid = dict(config.grid)
     given: set[str] = set()
     for item in grid_options:
@@ -75,6 +67,20 @@ def plan(recipe: Path, grid_options: tuple[str, ...], mode: str | None,
                               hint=exc.hint) from None
         variants.append({"name": name, "values": values, "overrides": sets, "recipe": validated})
     return variants, config
+
+
+def _sweep_section(recipe: Path, overrides: tuple[str, ...]):
+    """The recipe's sweep section alone, validated; None if it is invalid."""
+    from pydantic import ValidationError
+
+    from edgec.recipe_yaml import peek_recipe
+    from edgec.sweep_config import SweepConfig
+
+    raw = (peek_recipe(str(recipe), tuple(overrides)) or {}).get("sweep") or {}
+    try:
+        return SweepConfig.model_validate(raw)
+    except ValidationError:
+        return None
 
 
 def check_folder(folder: Path) -> None:
@@ -143,27 +149,44 @@ def run_sweep(
         (folder / "variants").mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"Cannot create the sweep folder '{folder}': {exc.strerror or exc}.") from None
+    lock = exclusive_lock(folder / ".lock", f"Another edgec sweep is writing '{folder}' right now; "
+                          "two sweeps in one folder would mix their results. Wait for it to "
+                          "finish, or choose another -o folder.")
     result = SweepResult(folder, [], axes, reused=len(finished), planned=len(variants))
     log = progress.log if progress else (lambda _msg: None)
     log(f"edgec sweep: {len(variants)} variants, {len(finished)} reused, {len(tasks)} to run "
         f"({executor}, {jobs} job(s))")
-    if tasks and (jobs > 1 or executor == "ray"):
-        _train_shared_models(variants, progress)
     try:
-        for outcome in run(tasks):
-            finished[outcome["name"]] = outcome
-            _write_variant_meta(folder, by_name[outcome["name"]], outcome)
-            log(f"  {outcome['name']} {_label(by_name[outcome['name']]['values'])}: "
-                f"{outcome['status']}" + (f" ({outcome['error']})" if outcome["error"] else ""))
-            _tabulate(result, variants, finished, time.perf_counter() - t0, plots=False)
+        with sigterm_as_interrupt():
+            if tasks and (jobs > 1 or executor == "ray"):
+                _train_shared_models(variants, progress)
+            _run_tasks(result, variants, finished, run(tasks), log, t0)
+    finally:
+        if lock is not None:
+            lock.close()
+    return result
+
+
+def _run_tasks(result: SweepResult, variants: list[dict], finished: dict, outcomes: Iterator[dict],
+               log: Callable[[str], None], t0: float) -> None:
+    """Record each outcome as it comes; on Ctrl-C or SIGTERM, close the executor (which stops its
+    workers) and say what was kept."""
+    by_name = {v["name"]: v for v in variants}
+    try:
+        with contextlib.closing(outcomes):
+            for outcome in outcomes:
+                finished[outcome["name"]] = outcome
+                _write_variant_meta(result.folder, by_name[outcome["name"]], outcome)
+                log(f"  {outcome['name']} {_label(by_name[outcome['name']]['values'])}: "
+                    f"{outcome['status']}" + (f" ({outcome['error']})" if outcome["error"] else ""))
+                tabulate(result, variants, finished, time.perf_counter() - t0, final=False)
     except KeyboardInterrupt as exc:  # the CLI says this instead of a run's --resume advice
         exc.run_folder = None
         exc.kept_note = (f"{len(finished)} of {len(variants)} variants finished; they are in "
-                         f"'{folder}' and the next run of the same sweep reuses them.")
+                         f"'{result.folder}' and the next run of the same sweep reuses them.")
         raise
     finally:  # also on Ctrl-C or a crash: the page and plot show what finished
-        _tabulate(result, variants, finished, time.perf_counter() - t0)
-    return result
+        tabulate(result, variants, finished, time.perf_counter() - t0)
 
 
 def _needs_torch(variants: list[dict]) -> bool:
@@ -226,61 +249,3 @@ def _write_variant_meta(folder: Path, variant: dict, outcome: dict) -> None:
     meta = {"name": variant["name"], "values": variant["values"], "overrides": variant["overrides"],
             "status": outcome["status"], "error": outcome["error"]}
     write_text_atomic(folder / "variants" / f"{variant['name']}.json", json.dumps(meta, indent=2))
-
-
-def _tabulate(result: SweepResult, variants: list[dict], finished: dict, seconds: float,
-              plots: bool = True) -> None:
-    """Rows for finished variants (in variant order), front, best; rewrite the result files."""
-    from edgec.pareto import best_index, pareto_front
-    from edgec.sweep_report import write_results
-
-    rows = [result_row(v, finished[v["name"]], result.folder) for v in variants
-            if v["name"] in finished]
-    ok = [i for i, r in enumerate(rows) if r["status"] == "ok"]
-    front_ok = pareto_front([rows[i] for i in ok], result.axes)
-    result.rows, result.front, result.seconds = rows, [ok[i] for i in front_ok], round(seconds, 2)
-    for i, row in enumerate(rows):
-        row["pareto"] = i in result.front
-    # the best is on the front of the variants that meet the budgets: one that misses a budget
-    # may dominate every passing variant, and must not leave the sweep without a best
-    passing = [i for i in ok if rows[i]["passed"]]
-    front_passing = pareto_front([rows[i] for i in passing], result.axes)
-    result.best = best_index(rows, result.axes, [passing[i] for i in front_passing])
-    for i, row in enumerate(rows):
-        row["best"] = i == result.best
-    write_results(result, plots)
-
-
-def result_row(variant: dict, outcome: dict, folder: Path) -> dict:
-    """One flat row: variant values, status, metrics of the compressed model, budgets verdict."""
-    from edgec.benchmark import gate_speedup
-
-    rep = outcome.get("report") or {}
-    comp, ratios = rep.get("compressed") or {}, rep.get("ratios") or {}
-    latency = (comp.get("latency_ms") or {}).get("p50")
-    row: dict[str, Any] = {"variant": variant["name"], **variant["values"],
-                           "status": outcome["status"],
-                           "passed": bool(rep.get("passed")) and outcome["status"] == "ok"}
-    row.update({
-        "size_kb": round(comp["size_bytes"] / 1024, 3) if comp.get("size_bytes") else None,
-        "size_gzip_kb": round(comp["size_gzip_bytes"] / 1024, 3) if comp.get("size_gzip_bytes")
-        else None,
-        "params": comp.get("params"), "macs": comp.get("macs"), "latency_ms": latency,
-        "speedup": gate_speedup(ratios),  # what min_speedup decides on
-        "accuracy": comp.get("accuracy"), "accuracy_drop": ratios.get("accuracy_drop"),
-        "budgets_missed": ";".join(b["name"] for b in rep.get("budgets", []) if not b["passed"]),
-        "seconds": rep.get("seconds"), "error": outcome.get("error"),
-        "run_dir": _run_dir(folder, variant["name"]),
-    })
-    return row
-
-
-def _run_dir(folder: Path, name: str) -> str:
-    """The variant's run folder, relative to the sweep's: a failed run stays unfinished, under
-    its temporary name (rundir.py), and that is where its report.json says what went wrong."""
-    from edgec.rundir import partial_path
-
-    path = Path("variants") / name
-    if not (folder / path).is_dir() and (folder / partial_path(path)).is_dir():
-        path = partial_path(path)
-    return str(path)

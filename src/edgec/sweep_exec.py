@@ -61,32 +61,109 @@ def torch_threads_per_job(jobs: int) -> int:
 
 def run_local(tasks: list[dict], jobs: int, meanwhile: Callable[[], None] | None = None,
               torch: bool = True) -> Iterator[dict]:
-    """Sequentially in-process for one job; else a pool of worker processes (``torch``: whether
+    """Sequentially in-process for one job; else in ``jobs`` worker processes (``torch``: whether
     their fork server preloads it). ``meanwhile`` runs in a thread here while the workers start:
     this process would otherwise idle, blocked until the fork server has imported onnxruntime
-    and edgec (and torch: seconds), and the thread then competes less with the workers."""
+    and edgec (and torch: seconds), and the thread then competes less with the workers.
+
+    A worker that dies (the out-of-memory killer, a `kill`) breaks its pool: the variants it
+    was running with are run again afterwards, each alone, so only the one that kills even a
+    worker of its own is recorded as failed, and the others are not lost."""
     if jobs == 1 or len(tasks) == 1:
         for task in tasks:
             yield run_variant(task)
         return
     import multiprocessing
     import threading
-    from concurrent.futures import ProcessPoolExecutor, as_completed
 
     side = None
     if meanwhile is not None:
         side = threading.Thread(target=_warm_up, args=(meanwhile,), name="edgec-meanwhile",
                                 daemon=True)
         side.start()
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=_worker_context(multiprocessing, torch))
+    context = _worker_context(multiprocessing, torch)
     try:
-        futures = [pool.submit(run_variant, t) for t in tasks]  # blocks until the workers exist
-        for fut in as_completed(futures):
-            yield fut.result()
+        waiting, suspects = list(tasks), []
+        while waiting:
+            before = len(waiting)
+            waiting, lost = yield from _pool_round(waiting, jobs, context)
+            if not lost and len(waiting) == before:
+                raise EdgecError("The sweep's worker processes die as soon as they start, before "
+                                 "running any variant.", hint="Check the machine's free memory, "
+                                 "or run with --jobs 1 to see the error in this process.")
+            suspects += lost
+        for task in suspects:
+            _, lost = yield from _pool_round([task], 1, context)
+            if lost:
+                yield _died(task)
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
         if side is not None:
             side.join()
+
+
+def _pool_round(tasks: list[dict], jobs: int, context) -> Iterator[dict]:
+    """Run ``tasks`` in a new pool until done or a worker dies; yields outcomes, returns
+    (tasks not started, tasks lost with the pool). Never more than ``jobs`` are submitted: the
+    pool would queue one more, which Ctrl-C then still ran, and which a dead worker's pool loses
+    without saying whether it had started."""
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context)
+    waiting, running, lost = list(tasks), {}, []
+    try:
+        while waiting or running:
+            while waiting and len(running) < jobs:
+                try:
+                    running[pool.submit(run_variant, waiting[0])] = waiting[0]  # blocks until
+                except BrokenProcessPool:  # the workers exist; a worker died meanwhile
+                    break
+                waiting.pop(0)
+            if not running:
+                break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in done:
+                task = running.pop(fut)
+                try:
+                    outcome = fut.result()
+                except BrokenProcessPool:
+                    lost.append(task)
+                    continue
+                yield outcome
+            if lost:  # the rest of this pool's work dies with it
+                lost += running.values()
+                break
+    except BaseException:  # Ctrl-C, SIGTERM, a crash here: the workers must not run on
+        _stop_workers(pool)
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return waiting, lost
+
+
+def _stop_workers(pool) -> None:
+    """Terminate the pool's workers (their runs stop as on Ctrl-C and keep what they did), then
+    kill any that hangs. Orphaned workers ran their variant to the end, holding the terminal's
+    stdout. ``_processes`` is private, but Python 3.11 has no public way (3.14 adds one)."""
+    import contextlib
+
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    for proc in processes:
+        with contextlib.suppress(Exception):
+            proc.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)  # a worker that stopped its run then leaves
+    for proc in processes:
+        with contextlib.suppress(Exception):
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.kill()
+
+
+def _died(task: dict) -> dict:
+    return {"name": task["name"], "status": "failed", "report": None,
+            "error": "WorkerDied: the worker process running this variant died, also when it ran "
+                     "alone (killed from outside, most often by the out-of-memory killer). Run it "
+                     "with `edgec compress` to see more, or free memory."}
 
 
 def _warm_up(work: Callable[[], None]) -> None:
@@ -162,7 +239,9 @@ def run_ray(tasks: list[dict], jobs: int, address: str | None) -> Iterator[dict]
         env = {k: os.environ[k] for k in ("PYTHONPATH", "EDGEC_CACHE_DIR") if k in os.environ}
         import logging
 
-        kwargs = {"address": address} if address else {"num_cpus": jobs}
+        # "local": a new instance of our own, never a cluster found running on this machine
+        # (two test runs' sweeps joined one another's, and one's shutdown killed the other)
+        kwargs = {"address": address} if address else {"address": "local", "num_cpus": jobs}
         # a local instance's start-up lines (token auth, "Started a local Ray instance") are noise
         # in a sweep's output; a cluster's warnings may matter
         ray.init(**kwargs, runtime_env={"env_vars": env} if env else None,

@@ -14,12 +14,14 @@ import json
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from edgec.sweep import SweepResult
+    from edgec.sweep_results import SweepResult
 
 
-def write_results(result: SweepResult, plots: bool = True) -> None:
-    """The tables always; the plot and the HTML page only when ``plots`` (drawing them took
-    0.5 s a time, longer than a quickstart variant, so the sweep draws them once, at the end)."""
+def write_results(result: SweepResult, final: bool = True) -> None:
+    """The tables always; the plot and the HTML page only when ``final`` (drawing them took
+    0.5 s a time, longer than a quickstart variant, so the sweep draws them once, at the end).
+    results.json says ``complete`` only in the final write, after the page: a sweep stopped while
+    drawing must not look finished to a script that waits for it."""
     from edgec.report import write_text_atomic
 
     folder = result.folder
@@ -29,22 +31,23 @@ def write_results(result: SweepResult, plots: bool = True) -> None:
     writer.writeheader()
     writer.writerows(result.rows)
     write_text_atomic(folder / "results.csv", buf.getvalue())
+    if final:
+        png = plot_png(result)
+        if png is not None:
+            (folder / "pareto.png").write_bytes(png)
+        else:  # an earlier run's plot would contradict these results
+            (folder / "pareto.png").unlink(missing_ok=True)
+        write_text_atomic(folder / "index.html", to_html(result, png))
     best = result.rows[result.best]["variant"] if result.best is not None else None
-    doc = {"schema": "edgec.sweep/1", "axes": result.axes, "seconds": result.seconds,
+    doc = {"schema": "edgec.sweep/1", "axes": result.axes, "unmeasured_axes": result.unmeasured,
+           "seconds": result.seconds,
            "variants": len(result.rows), "planned": result.planned or len(result.rows),
-           "complete": len(result.rows) >= result.planned,  # False: interrupted, re-run to finish
+           # False: still running, or interrupted (re-run to finish)
+           "complete": final and len(result.rows) >= result.planned,
            "reused": result.reused, "failed": len(result.failed),
            "pareto": [result.rows[i]["variant"] for i in result.front], "best": best,
            "rows": result.rows}
     write_text_atomic(folder / "results.json", json.dumps(doc, indent=2, default=str) + "\n")
-    if not plots:
-        return
-    png = plot_png(result)
-    if png is not None:
-        (folder / "pareto.png").write_bytes(png)
-    else:  # an earlier run's plot would contradict these results
-        (folder / "pareto.png").unlink(missing_ok=True)
-    write_text_atomic(folder / "index.html", to_html(result, png))
 
 
 def _columns(rows: list[dict]) -> list[str]:
@@ -83,12 +86,13 @@ def plot_png(result: SweepResult) -> bytes | None:
     from edgec.pareto import AXES
 
     ok = [i for i, r in enumerate(result.rows) if r["status"] == "ok"]
-    if not ok or len(result.axes) < 2:
+    axes = result.front_axes
+    if not ok or len(axes) < 2:
         return None
     load_plotting()
     import matplotlib.pyplot as plt
 
-    x_axis, others = result.axes[0], result.axes[1:]
+    x_axis, others = axes[0], axes[1:]
     fig, axs = plt.subplots(1, len(others), figsize=(5.5 * len(others), 4.2), squeeze=False)
     for ax, y_axis in zip(axs[0], others, strict=True):
         pts = [(result.rows[i][x_axis], result.rows[i][y_axis], i) for i in ok
@@ -110,7 +114,7 @@ def plot_png(result: SweepResult) -> bytes | None:
         ax.set_xlabel(AXES[x_axis][1])
         ax.set_ylabel(AXES[y_axis][1])
         ax.grid(alpha=0.3)
-    fig.suptitle("edgec sweep: Pareto front over " + ", ".join(result.axes) +
+    fig.suptitle("edgec sweep: Pareto front over " + ", ".join(axes) +
                  "\nred = on the front; x = misses a budget; ★ = best", fontsize=9)
     # fixed margins sized for the axis labels: tight_layout drew the figure once more (0.2 s)
     width = fig.get_figwidth()  # inches: ~0.8 in for y tick labels and label, 0.25 in to the right
@@ -135,6 +139,7 @@ def to_html(result: SweepResult, png: bytes | None) -> str:
         body.append(f'<tr class="{cls}">{cells}<td><a href="{link}">report</a></td></tr>')
     best = result.rows[result.best]["variant"] if result.best is not None else "none (no variant "\
         "meets the budgets)"
+    front_over = (", ".join(result.front_axes) or "no axis") + _unmeasured_note(result)
     img = (f'<img alt="Pareto plot" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
            if png else "<p>(no plot: fewer than two axes or no successful variant)</p>")
     return f"""<!doctype html>
@@ -144,7 +149,7 @@ td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}tr.front{{backgro
 tr.best{{font-weight:bold}}tr.failed{{color:#999}}img{{max-width:100%}}</style></head><body>
 <h1>edgec sweep</h1>
 <p>{len(result.rows)} variants ({len(result.failed)} failed, {result.reused} reused) in
-{result.seconds:.0f} s. Pareto front over {html.escape(", ".join(result.axes))}
+{result.seconds:.0f} s. Pareto front over {html.escape(front_over)}
 (highlighted): {html.escape(", ".join(result.rows[i]["variant"] for i in result.front) or "none")}.
 Best passing variant (first axis): <b>{html.escape(best)}</b>.</p>
 {img}
@@ -152,6 +157,14 @@ Best passing variant (first axis): <b>{html.escape(best)}</b>.</p>
 {chr(10).join(body)}
 </table></body></html>
 """
+
+
+def _unmeasured_note(result: SweepResult) -> str:
+    if not result.unmeasured:
+        return ""
+    why = " (the data has no labels)" if "accuracy" in result.unmeasured else ""
+    return (f" No variant measured {', '.join(result.unmeasured)}{why}, so the front leaves "
+            f"{'it' if len(result.unmeasured) == 1 else 'them'} out.")
 
 
 def _fmt(value) -> str:
@@ -215,8 +228,11 @@ def _print_table(result: SweepResult, file=None) -> None:
         console.width = max(console.width, 200)
     console.print(table)
     best = result.rows[result.best]["variant"] if result.best is not None else "none"
-    console.print(f"best (meets the budgets, on the front of those that do, by {result.axes[0]}): "
+    by = result.front_axes[0] if result.front_axes else "no measured axis"
+    console.print(f"best (meets the budgets, on the front of those that do, by {by}): "
                   f"{best}; results in {result.folder}/ (results.csv, results.json, index.html)")
+    if result.unmeasured:
+        console.print(_unmeasured_note(result).strip())
     if len(result.rows) < result.planned:
         console.print(f"incomplete: {len(result.rows)} of {result.planned} variants finished; "
                       "run the same command again to finish the sweep")

@@ -1,0 +1,152 @@
+"""Sweeps under trouble: a worker killed, Ctrl-C and SIGTERM with parallel jobs, two sweeps in one
+folder, a recipe complete only with its grid, variants that measure no accuracy."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import TINY_RECIPE
+
+from edgec.errors import RecipeError, UsageError
+
+TROUBLE = '''\
+import os, signal, time
+
+def dies():  # what the out-of-memory killer does to a worker
+    os.kill(os.getpid(), signal.SIGKILL)
+
+def sleeps():
+    time.sleep(120)
+'''
+
+
+def _sweep(folder, *args, **kwargs):
+    return subprocess.Popen([sys.executable, "-m", "edgec", "sweep", str(folder / "r.yaml"),
+                             "-o", str(folder / "sw"), "-q", *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def _recipe(folder, callables):
+    (folder / "trouble.py").write_text(TROUBLE)
+    (folder / "r.yaml").write_text(TINY_RECIPE + "sweep:\n  grid:\n    model.callable: "
+                                   + json.dumps(callables) + "\n")
+
+
+@pytest.mark.slow
+def test_a_killed_worker_fails_its_variant_only(recipe_dir):
+    """The variant whose worker dies is recorded as failed; the others, lost with the broken pool,
+    run again and succeed."""
+    good = "tiny_models.py:tiny_cnn"
+    _recipe(recipe_dir, [good, "trouble.py:dies", good])
+    proc = _sweep(recipe_dir, "--jobs", 2, "--json")
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 3, err
+    rows = {r["variant"]: r for r in json.loads(out)["rows"]}
+    assert [rows[v]["status"] for v in ("v000", "v001", "v002")] == ["ok", "failed", "ok"], err
+    assert rows["v001"]["error"].startswith("WorkerDied: ") and "memory" in rows["v001"]["error"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_stopping_a_parallel_sweep_stops_its_workers(recipe_dir, sig):
+    """SIGTERM (a CI job cancelled) and Ctrl-C stop the running variants and start no queued one;
+    no worker lives on holding the output (communicate would then hang)."""
+    _recipe(recipe_dir, ["trouble.py:sleeps"] * 3)
+    proc = _sweep(recipe_dir, "--jobs", 2)
+    variants = recipe_dir / "sw" / "variants"
+    deadline = time.monotonic() + 120
+    while not all((variants / f"v00{i}.partial" / ".lock").exists() for i in (0, 1)):
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.2)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "0 of 3 variants finished" in err
+    assert not (variants / "v002.partial").exists() and not (variants / "v002").exists()
+    for i in (0, 1):  # each worker stopped its run as on Ctrl-C: the report says so
+        report = json.loads((variants / f"v00{i}.partial" / "report.json").read_text())
+        assert report["status"] == "interrupted", report["status"]
+
+
+def test_two_sweeps_never_share_a_folder(write_recipe, tmp_path):
+    from click.testing import CliRunner
+
+    from edgec.cli import cli
+    from edgec.rundir import exclusive_lock
+
+    folder = tmp_path / "sw"
+    (folder / "variants").mkdir(parents=True)
+    held = exclusive_lock(folder / ".lock", "busy")  # another sweep, running
+    try:
+        result = CliRunner().invoke(cli, ["sweep", str(write_recipe()), "--grid", "seed=1,2",
+                                          "-o", str(folder)])
+    finally:
+        held.close()
+    assert result.exit_code == 2
+    assert "Another edgec sweep is writing" in result.output
+    assert os.listdir(folder / "variants") == []
+
+
+def test_a_recipe_complete_only_with_its_grid_is_planned(write_recipe):
+    from edgec.sweep import plan
+
+    recipe = write_recipe(TINY_RECIPE.replace("mode: static", "mode: pick-one"))
+    variants, _ = plan(recipe, ("passes.0.mode=static,dynamic",), None)
+    assert [v["recipe"].passes[0].mode for v in variants] == ["static", "dynamic"]
+    broken = write_recipe(TINY_RECIPE + "sweep: {mode: sideways}\n", name="b.yaml")
+    with pytest.raises(RecipeError, match="sideways"):
+        plan(broken, ("seed=1,2",), None)
+
+
+def _outcome(name, size, speedup, status="ok"):
+    report = {"status": "ok", "passed": True, "budgets": [],
+              "compressed": {"size_bytes": size * 1024, "accuracy": None},
+              "ratios": {"speedup_p1": speedup}}
+    return {"name": name, "status": status, "error": None, "report": report}
+
+
+def test_an_axis_no_variant_measured_is_left_out_of_the_front(tmp_path):
+    """Without labelled data no variant has an accuracy: the front is over the other axes (it was
+    empty), and the results say which axis was left out."""
+    from edgec.sweep_results import SweepResult, tabulate
+
+    variants = [{"name": f"v00{i}", "values": {"seed": i}} for i in range(3)]
+    finished = {"v000": _outcome("v000", 100, 1.0), "v001": _outcome("v001", 50, 1.5),
+                "v002": _outcome("v002", 80, 1.2)}
+    result = SweepResult(tmp_path, [], ["size_kb", "speedup", "accuracy"], planned=3)
+    tabulate(result, variants, finished, 1.0, final=False)
+    doc = json.loads((tmp_path / "results.json").read_text())
+    assert doc["unmeasured_axes"] == ["accuracy"] and doc["pareto"] == ["v001"]
+    assert doc["best"] == "v001" and doc["complete"] is False  # not final: still running
+    tabulate(result, variants, finished, 1.0)
+    assert json.loads((tmp_path / "results.json").read_text())["complete"] is True
+    assert "leaves it out" in (tmp_path / "index.html").read_text()
+
+
+def test_a_failed_variant_points_at_its_unfinished_folder(tmp_path):
+    """A variant that ran again and failed: its row names the failed run, not the older finished
+    folder of the same name."""
+    from edgec.sweep_results import result_row
+
+    (tmp_path / "variants" / "v000").mkdir(parents=True)
+    variant = {"name": "v000", "values": {}}
+    assert result_row(variant, _outcome("v000", 1, 1.0), tmp_path)["run_dir"] == "variants/v000"
+    (tmp_path / "variants" / "v000.partial").mkdir()
+    failed = {"name": "v000", "status": "failed", "error": "PassError: x", "report": None}
+    assert result_row(variant, failed, tmp_path)["run_dir"] == "variants/v000.partial"
+
+
+@pytest.mark.parametrize("overrides, named", [
+    ("seed=1", "the string 'seed=1'"), ({"seed": 1}, "a dict"), ([("seed", 1)], "holding tuple"),
+])
+def test_api_overrides_must_be_a_list_of_strings(write_recipe, overrides, named):
+    from edgec.api import resolve_recipe
+
+    with pytest.raises(UsageError, match=r"list of 'dotted\.path=value' strings") as info:
+        resolve_recipe(write_recipe(), overrides)
+    assert named in str(info.value)
+    assert resolve_recipe(write_recipe(), ["seed=3"])[0].seed == 3
