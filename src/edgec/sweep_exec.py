@@ -111,28 +111,32 @@ def _pool_round(tasks: list[dict], jobs: int, context) -> Iterator[dict]:
 
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context)
     waiting, running, lost = list(tasks), {}, []
+
+    def submit() -> None:
+        while waiting and len(running) < jobs:
+            try:  # blocks until the workers exist
+                future = pool.submit(run_variant, waiting[0])
+            except BrokenProcessPool:  # a worker died meanwhile: the waits below say which
+                return
+            running[future] = waiting.pop(0)
+
     try:
-        while waiting or running:
-            while waiting and len(running) < jobs:
-                try:
-                    running[pool.submit(run_variant, waiting[0])] = waiting[0]  # blocks until
-                except BrokenProcessPool:  # the workers exist; a worker died meanwhile
-                    break
-                waiting.pop(0)
-            if not running:
-                break
+        submit()
+        while running:
             done, _ = wait(running, return_when=FIRST_COMPLETED)
+            outcomes = []
             for fut in done:
                 task = running.pop(fut)
                 try:
-                    outcome = fut.result()
+                    outcomes.append(fut.result())
                 except BrokenProcessPool:
                     lost.append(task)
-                    continue
-                yield outcome
             if lost:  # the rest of this pool's work dies with it
                 lost += running.values()
-                break
+                running.clear()
+            else:  # before the caller's bookkeeping (tables after each variant): no worker idles
+                submit()
+            yield from outcomes
     except BaseException:  # Ctrl-C, SIGTERM, a crash here: the workers must not run on
         _stop_workers(pool)
         raise
