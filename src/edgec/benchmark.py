@@ -177,7 +177,7 @@ def ratios(base: Metrics, comp: Metrics) -> dict[str, float | None]:
         "nonzero_params": times(base.nonzero_params, comp.nonzero_params),
         "macs": times(base.macs, comp.macs),
         "flops": times(base.flops, comp.flops),
-        "speedup_p1": times(_exact_p1(base.latency_ms), _exact_p1(comp.latency_ms)),
+        "speedup_p1": _speedup_p1(base.latency_ms, comp.latency_ms, times),
         "speedup_p50": times(base.latency_ms.p50, comp.latency_ms.p50),
         "speedup_p90": times(base.latency_ms.p90, comp.latency_ms.p90),
         "speedup_paired": paired_speedup(base.latency_ms, comp.latency_ms),
@@ -185,14 +185,15 @@ def ratios(base: Metrics, comp: Metrics) -> dict[str, float | None]:
     }
 
 
-def _exact_p1(latency) -> float | None:
-    """p1 from the kept times, unrounded, as the speed gate computes it (quantile_ratio): the
-    reported speedup_p1 and min_speedup's actual are then one number."""
-    from edgec.latency import nearest_rank
-    from edgec.latency_gate import GATE_QUANTILE
+def _speedup_p1(base, comp, times) -> float | None:
+    """The speed gate's own statistic (latency_gate.quantile_ratio, over the kept unrounded
+    times), so the reported speedup_p1 and min_speedup's actual are one number; the ratio of the
+    stored p1s only when the times were not kept."""
+    from edgec.latency_gate import quantile_ratio
 
-    samples = getattr(latency, "samples", None)
-    return nearest_rank(sorted(samples), GATE_QUANTILE) if samples else latency.p1
+    if getattr(base, "samples", None) and getattr(comp, "samples", None):
+        return round(quantile_ratio(base.samples, comp.samples), 4)
+    return times(base.p1, comp.p1)
 
 
 def bench_files(

@@ -139,7 +139,7 @@ def to_html(result: SweepResult, png: bytes | None) -> str:
         body.append(f'<tr class="{cls}">{cells}<td><a href="{link}">report</a></td></tr>')
     best = result.rows[result.best]["variant"] if result.best is not None else "none (no variant "\
         "meets the budgets)"
-    front_over = (", ".join(result.front_axes) or "no axis") + _unmeasured_note(result)
+    front_over = ", ".join(result.front_axes) or "no axis"
     img = (f'<img alt="Pareto plot" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
            if png else "<p>(no plot: fewer than two axes or no successful variant)</p>")
     return f"""<!doctype html>
@@ -151,6 +151,7 @@ tr.best{{font-weight:bold}}tr.failed{{color:#999}}img{{max-width:100%}}</style><
 <p>{len(result.rows)} variants ({len(result.failed)} failed, {result.reused} reused) in
 {result.seconds:.0f} s. Pareto front over {html.escape(front_over)}
 (highlighted): {html.escape(", ".join(result.rows[i]["variant"] for i in result.front) or "none")}.
+{html.escape(_unmeasured_note(result).strip())}
 Best passing variant (first axis): <b>{html.escape(best)}</b>.</p>
 {img}
 <table><tr>{head}<th></th></tr>
