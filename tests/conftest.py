@@ -53,3 +53,21 @@ def write_recipe(recipe_dir):
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def gated_run(tmp_path_factory):
+    """A real tiny compression with one budget that cannot be met: (result, folder) with exit 1,
+    CI files, and folder/run/{model,baseline}.onnx and report.json for check-budgets and
+    --against. Shared read-only: tests write into their own tmp_path."""
+    from click.testing import CliRunner
+
+    from edgec.cli import cli
+
+    folder = tmp_path_factory.mktemp("ci")
+    shutil.copy(FIXTURES / "tiny_models.py", folder / "tiny_models.py")
+    (folder / "r.yaml").write_text(TINY_RECIPE + "budgets: {max_size_kb: 0.001, max_params: 1000000}\n")
+    args = ["compress", folder / "r.yaml", "-o", folder / "run", "-q",
+            "--junit", folder / "junit.xml", "--summary-md", folder / "summary.md"]
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    return result, folder

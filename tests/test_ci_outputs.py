@@ -1,8 +1,8 @@
 """CI outputs: JUnit XML per budget, job summary Markdown, check-budgets, --against; exit codes."""
 
 import json
-import shutil
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from edgec.budgets import BudgetRow
 from edgec.ci_outputs import junit_xml, summary_markdown, write_ci_outputs
 from edgec.cli import cli
+from edgec.errors import OutputError
 from edgec.report import Report
 
 
@@ -58,19 +59,6 @@ def test_step_summary_is_appended(tmp_path, monkeypatch):
     text = step.read_text()
     assert text.startswith("earlier step\n") and "### ❌ edgec" in text
     assert (tmp_path / "sub" / "j.xml").is_file()
-
-
-@pytest.fixture(scope="module")
-def gated_run(tmp_path_factory):
-    """A real tiny compression with one budget that cannot be met: exit 1 plus CI files."""
-    from conftest import FIXTURES, TINY_RECIPE
-
-    folder = tmp_path_factory.mktemp("ci")
-    shutil.copy(FIXTURES / "tiny_models.py", folder / "tiny_models.py")
-    (folder / "r.yaml").write_text(TINY_RECIPE + "budgets: {max_size_kb: 0.001, max_params: 1000000}\n")
-    result = run("compress", folder / "r.yaml", "-o", folder / "run", "-q",
-                 "--junit", folder / "junit.xml", "--summary-md", folder / "summary.md")
-    return result, folder
 
 
 def test_compress_writes_junit_and_exits_1(gated_run):
@@ -307,3 +295,71 @@ def test_against_refuses_an_edited_report_before_any_work(gated_run, tmp_path, w
                  tmp_path / "main.json")
     assert result.exit_code == 2 and message in result.output, result.output
     assert not (tmp_path / "run").exists() and not (tmp_path / "run.partial").exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+@pytest.mark.parametrize("command", ["compress", "check-budgets"])
+def test_a_path_nothing_can_be_written_to_is_refused_before_any_work(command, gated_run,
+                                                                      write_recipe, tmp_path):
+    """os.access says yes to root whatever the file system says: /proc (like a read-only mount)
+    refuses the write anyway. Both commands refuse it as a usage error before any work, instead
+    of exiting 3 at the end with a message about a report.json check-budgets never writes."""
+    _, folder = gated_run
+    budgets = tmp_path / "b.yaml"
+    budgets.write_text("max_size_kb: 1000\n")
+    args = (["compress", write_recipe(), "-o", tmp_path / "run"] if command == "compress" else
+            ["check-budgets", folder / "run" / "model.onnx", "--budgets", budgets, "--runs", 3])
+    result = run(*args, "--junit", "/proc/edgec-ci/j.xml", "--summary-md", tmp_path / "s.md")
+    assert result.exit_code == 2, result.output
+    assert "Cannot write --junit '/proc/edgec-ci/j.xml'" in result.output
+    assert "report.json" not in result.output and ".tmp-" not in result.output
+    assert "budget" not in result.output.lower()  # nothing was measured
+    assert not (tmp_path / "run").exists() and not (tmp_path / "run.partial").exists()
+    assert "--junit" in (tmp_path / "s.md").read_text()  # CI's page still says why
+
+
+def test_a_pipe_or_device_is_refused_not_replaced(gated_run, tmp_path):
+    """The atomic write renames a temporary file over the path: over /dev/null it replaced the
+    device with a regular file (as root, where CI containers run). A FIFO stands in for it here,
+    so that this test cannot damage the machine when the check is missing."""
+    import os
+    import stat
+
+    _, folder = gated_run
+    budgets = tmp_path / "b.yaml"
+    budgets.write_text("max_size_kb: 1000\n")
+    fifo = tmp_path / "junit.fifo"
+    os.mkfifo(fifo)
+    result = run("check-budgets", folder / "run" / "model.onnx", "--budgets", budgets,
+                 "--junit", fifo)
+    assert result.exit_code == 2 and f"'{fifo}' is not a regular file" in result.output
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+
+
+def test_a_ci_file_lost_after_the_work_keeps_the_verdict(gated_run, tmp_path, monkeypatch):
+    """A disk that fills up during the measurement: the verdict is printed first, then the
+    error names --junit and its path (not the temporary file, not a report.json) and exits 3."""
+    import edgec.report
+
+    _, folder = gated_run
+    budgets = tmp_path / "b.yaml"
+    budgets.write_text("max_size_kb: 0.001\n")
+    written = edgec.report.write_text_atomic
+
+    def full_disk(path, text):
+        if path.suffix == ".xml":
+            raise OSError(28, "No space left on device", str(path.with_name(".j.xml.tmp-1")))
+        written(path, text)
+
+    monkeypatch.setattr(edgec.report, "write_text_atomic", full_disk)
+    result = run("check-budgets", folder / "run" / "model.onnx", "--budgets", budgets, "--runs", 3,
+                 "--junit", tmp_path / "j.xml", "--summary-md", tmp_path / "s.md")
+    assert result.exit_code == 3, result.output
+    assert f"Cannot write --junit '{tmp_path / 'j.xml'}': No space left on device." in result.output
+    assert "report.json" not in result.output and ".tmp-" not in result.output
+    assert "verdict above stands (budget missed)" in result.output
+    assert result.output.index("budget missed: max_size_kb") < result.output.index("error:")
+    # compress did write a report.json: its message may point there
+    report = Report(recipe={}, environment={}, run_dir=str(tmp_path / "runs" / "x"))
+    with pytest.raises(OutputError, match=r"'.*runs/x/report.json' holds its results"):
+        write_ci_outputs(report, tmp_path / "j.xml", None)

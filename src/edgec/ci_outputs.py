@@ -130,6 +130,9 @@ def ci_path_problems(junit: Path | None, summary_md: Path | None) -> dict[str, s
         if path.is_dir():
             problems[option] = (f"{option} '{path}' is a folder; give a file path, e.g. {path}/"
                                 f"{'report.xml' if option == '--junit' else 'summary.md'}.")
+        elif path.exists() and not path.is_file():  # the atomic rename would replace a device
+            problems[option] = (f"{option} '{path}' is not a regular file (a device or a pipe); "
+                                "give the path of a file to write.")
         elif path.exists() and not os.access(path, os.W_OK):
             problems[option] = f"{option} '{path}' exists and is not writable."
         else:
@@ -137,12 +140,33 @@ def ci_path_problems(junit: Path | None, summary_md: Path | None) -> dict[str, s
                 check_creatable(path, f"{option} file")
             except UsageError as exc:
                 problems[option] = exc.message
+            else:
+                problem = _write_probe(path)
+                if problem:
+                    problems[option] = f"Cannot write {option} '{path}': {problem}."
     if junit and summary_md and "--junit" not in problems and _same_file(junit, summary_md):
         # one would overwrite the other: CI would parse Markdown as JUnit XML, or show XML
         problems["--summary-md"] = (f"--junit and --summary-md both name '{summary_md}'; the "
                                     "summary would overwrite the JUnit XML. Give two file names, "
                                     "e.g. --junit edgec.xml --summary-md edgec.md.")
     return problems
+
+
+def _write_probe(path: Path) -> str | None:
+    """Why a file cannot be created where ``path`` will be written, or None. os.access answers
+    for permission bits only, and for root always yes, while a read-only mount, /proc or a
+    container's policy still refuse the write: create (and remove) a file beside it, in the
+    nearest folder that exists, as the atomic write will."""
+    import tempfile
+
+    folder = next((p for p in (path.parent, *path.parent.parents) if p.is_dir()), Path("."))
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.probe-", dir=folder)
+    except OSError as exc:
+        return f"a file cannot be created in '{folder}' ({exc.strerror or exc})"
+    os.close(fd)
+    os.unlink(probe)
+    return None
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -161,21 +185,22 @@ def write_ci_outputs(report: Report, junit: Path | None, summary_md: Path | None
     from edgec.report import write_text_atomic
 
     written = []
-    try:
-        for path in (junit, summary_md):
-            if path:
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
-        if junit:
-            write_text_atomic(Path(junit), junit_xml(report, suite=title))
-            written.append(Path(junit))
-        text = summary_markdown(report, title)
-        if summary_md:
-            write_text_atomic(Path(summary_md), text)
-            written.append(Path(summary_md))
-    except OSError as exc:  # checked before the run: a full disk, or a folder removed meanwhile
-        done = (" The run itself finished; its report.json holds the results."
-                if report.status == "ok" else "")  # a failed run's own error is said after this
-        raise OutputError(f"Cannot write '{exc.filename}': {exc.strerror or exc}.{done}") from None
+    text = summary_markdown(report, title)
+    for option, path, content in (("--junit", junit, lambda: junit_xml(report, suite=title)),
+                                  ("--summary-md", summary_md, lambda: text)):
+        if not path:
+            continue
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(Path(path), content())
+        except OSError as exc:  # checked before the work: a full disk, or a folder removed since
+            # name the user's path, not the temporary file beside it; a report.json only when
+            # this command wrote one (compress does, check-budgets does not)
+            kept = (f" The run itself finished: '{Path(report.run_dir) / 'report.json'}' holds "
+                    "its results." if report.status == "ok" and report.run_dir else "")
+            raise OutputError(f"Cannot write {option} '{path}': {exc.strerror or exc}.{kept}"
+                              ) from None
+        written.append(Path(path))
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if step_summary:  # GitHub's contract: append, other steps write to the same file
         try:

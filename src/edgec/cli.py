@@ -133,7 +133,7 @@ def compress(recipe: Path, output: Path | None, overrides, force: bool, resume: 
              fail_on_inconclusive):
     """Run RECIPE: load, compress, export, benchmark, report."""
     from edgec.api import default_output, resolve_recipe
-    from edgec.ci_outputs import check_ci_paths, write_ci_outputs, write_failed_ci_outputs
+    from edgec.ci_outputs import check_ci_paths, write_failed_ci_outputs
     from edgec.pipeline import run_recipe
     from edgec.progress import Progress, progress_wanted
     from edgec.regression import load_against
@@ -156,21 +156,31 @@ def compress(recipe: Path, output: Path | None, overrides, force: bool, resume: 
     except (EdgecError, KeyboardInterrupt) as exc:  # CI still gets a JUnit file saying why
         write_failed_ci_outputs(exc, target, junit, summary_md)
         raise
-    write_ci_outputs(report, junit, summary_md)
-    _finish(report, as_json)
+    _finish(report, as_json, junit, summary_md)
 
 
-def _finish(report, as_json: bool) -> None:
-    """Print the report and exit 1 when a budget was missed."""
+def _finish(report, as_json: bool, junit=None, summary_md=None, title: str = "edgec") -> None:
+    """Print the report, write the CI files, and exit 1 when a budget was missed. The verdict
+    is printed first: a CI file that cannot be written (a disk that filled up during the run)
+    then fails the command (exit 3) without hiding what the gate decided."""
+    from edgec.ci_outputs import write_ci_outputs
+    from edgec.errors import OutputError
     from edgec.report_text import print_console
 
     if as_json:
         click.echo(report.to_json())
     else:
         print_console(report)
-    if not report.passed:
-        missed = [b.missed_text() for b in report.budgets if not b.passed]
+    missed = [b.missed_text() for b in report.budgets if not b.passed]
+    if missed:
         click.echo(f"budget missed: {', '.join(missed)}", err=True)
+    try:
+        write_ci_outputs(report, junit, summary_md, title=title)
+    except OutputError as exc:
+        verdict = "budget missed" if missed else "every budget met"
+        raise OutputError(exc.message, hint=f"The gate's verdict above stands ({verdict}); only "
+                          "this file is missing. Free space or fix the path, then re-run.") from None
+    if missed:
         sys.exit(EXIT_BUDGET)
 
 

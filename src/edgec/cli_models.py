@@ -40,7 +40,7 @@ def check_budgets_command(model: Path, budgets_file: Path, baseline, input_shape
     """Gate an existing ONNX MODEL on a budgets file, without re-running compression."""
     from edgec.benchmark import BenchmarkConfig
     from edgec.budget_check import check_onnx, load_budgets
-    from edgec.ci_outputs import check_ci_paths, write_ci_outputs, write_failed_ci_outputs
+    from edgec.ci_outputs import check_ci_paths, write_failed_ci_outputs
     from edgec.progress import Progress, progress_wanted
     from edgec.regression import load_against
 
@@ -57,8 +57,7 @@ def check_budgets_command(model: Path, budgets_file: Path, baseline, input_shape
     except (EdgecError, KeyboardInterrupt) as exc:  # CI still gets a JUnit file saying why
         write_failed_ci_outputs(exc, None, junit, summary_md, title=title)
         raise
-    write_ci_outputs(report, junit, summary_md, title=title)
-    _finish(report, as_json)
+    _finish(report, as_json, junit, summary_md, title=title)
 
 
 @cli.command(epilog=EXIT_CODES_HELP)
