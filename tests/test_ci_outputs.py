@@ -61,6 +61,32 @@ def test_step_summary_is_appended(tmp_path, monkeypatch):
     assert (tmp_path / "sub" / "j.xml").is_file()
 
 
+def test_summary_md_naming_the_step_summary_is_appended_once(tmp_path, monkeypatch):
+    """--summary-md "$GITHUB_STEP_SUMMARY": written once, appended (the other steps' summaries
+    kept), not overwritten and then appended a second time."""
+    step = tmp_path / "step.md"
+    step.write_text("earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step))
+    monkeypatch.chdir(tmp_path)
+    written = write_ci_outputs(_report(), None, Path("step.md"))  # same file, another spelling
+    text = step.read_text()
+    assert text.startswith("earlier step\n") and text.count("### ❌ edgec") == 1
+    assert written == [step]
+
+
+def test_junit_naming_the_step_summary_is_refused(gated_run, tmp_path, monkeypatch):
+    _, folder = gated_run
+    step = tmp_path / "step.md"
+    step.write_text("earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step))
+    budgets = tmp_path / "b.yaml"
+    budgets.write_text("max_size_kb: 1000\n")
+    result = run("check-budgets", folder / "run" / "model.onnx", "--budgets", budgets,
+                 "--junit", step)
+    assert result.exit_code == 2 and "is the job summary ($GITHUB_STEP_SUMMARY)" in result.output
+    assert step.read_text().startswith("earlier step\n") and "<testsuites" not in step.read_text()
+
+
 def test_compress_writes_junit_and_exits_1(gated_run):
     result, folder = gated_run
     assert result.exit_code == 1, result.output

@@ -149,6 +149,11 @@ def ci_path_problems(junit: Path | None, summary_md: Path | None) -> dict[str, s
         problems["--summary-md"] = (f"--junit and --summary-md both name '{summary_md}'; the "
                                     "summary would overwrite the JUnit XML. Give two file names, "
                                     "e.g. --junit edgec.xml --summary-md edgec.md.")
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if junit and step_summary and "--junit" not in problems and _same_file(junit, step_summary):
+        problems["--junit"] = (f"--junit '{junit}' is the job summary ($GITHUB_STEP_SUMMARY), "
+                               "which GitHub shows as Markdown; give the JUnit XML its own file, "
+                               "e.g. --junit edgec.xml.")
     return problems
 
 
@@ -178,39 +183,51 @@ def _same_file(a: Path, b: Path) -> bool:
 
 def write_ci_outputs(report: Report, junit: Path | None, summary_md: Path | None,
                      title: str = "edgec") -> list[Path]:
-    """Write the requested files; append the summary to $GITHUB_STEP_SUMMARY when it is set."""
+    """Write the requested files; append the summary to $GITHUB_STEP_SUMMARY when it is set.
+    A --summary-md naming that same file is appended to once: overwritten, it lost the other
+    steps' summaries, and the append then wrote ours a second time."""
     import sys
 
-    from edgec.errors import OutputError
     from edgec.report import write_text_atomic
 
     written = []
     text = summary_markdown(report, title)
-    for option, path, content in (("--junit", junit, lambda: junit_xml(report, suite=title)),
-                                  ("--summary-md", summary_md, lambda: text)):
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY") or None
+    into_step = bool(summary_md and step_summary and _same_file(summary_md, step_summary))
+    outputs = [("--junit", junit, lambda: junit_xml(report, suite=title)),
+               ("--summary-md", None if into_step else summary_md, lambda: text)]
+    for option, path, content in outputs:
         if not path:
             continue
         try:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             write_text_atomic(Path(path), content())
-        except OSError as exc:  # checked before the work: a full disk, or a folder removed since
-            # name the user's path, not the temporary file beside it; a report.json only when
-            # this command wrote one (compress does, check-budgets does not)
-            kept = (f" The run itself finished: '{Path(report.run_dir) / 'report.json'}' holds "
-                    "its results." if report.status == "ok" and report.run_dir else "")
-            raise OutputError(f"Cannot write {option} '{path}': {exc.strerror or exc}.{kept}"
-                              ) from None
+        except OSError as exc:
+            raise _output_error(option, path, exc, report) from None
         written.append(Path(path))
-    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if step_summary:  # GitHub's contract: append, other steps write to the same file
         try:
             with open(step_summary, "a", encoding="utf-8") as fh:
                 fh.write(text + "\n")
             written.append(Path(step_summary))
-        except OSError as exc:  # the CI's file, not the user's option: never fail the gate on it
+        except OSError as exc:
+            if into_step:  # the user's own --summary-md: as any file they asked for
+                raise _output_error("--summary-md", summary_md, exc, report) from None
+            # the CI's file, not the user's option: never fail the gate on it
             print(f"warning: cannot append the job summary to $GITHUB_STEP_SUMMARY "
                   f"'{step_summary}': {exc.strerror or exc}; the gate's result stands.", file=sys.stderr)
     return written
+
+
+def _output_error(option: str, path: Path, exc: OSError, report: Report) -> Exception:
+    """A CI file that could not be written although checked before the work (a full disk, a
+    folder removed since): name the user's path, not the temporary file beside it, and a
+    report.json only when this command wrote one (compress does, check-budgets does not)."""
+    from edgec.errors import OutputError
+
+    kept = (f" The run itself finished: '{Path(report.run_dir) / 'report.json'}' holds its "
+            "results." if report.status == "ok" and report.run_dir else "")
+    return OutputError(f"Cannot write {option} '{path}': {exc.strerror or exc}.{kept}")
 
 
 def write_failed_ci_outputs(exc: BaseException, run_dir: Path | None, junit: Path | None,
