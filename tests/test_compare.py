@@ -8,14 +8,16 @@ from edgec.cli import cli
 from edgec.compare import compare_table
 
 
-def fake_run(folder, *, size_kb, speedup, accuracy, passed=True, status="ok", passes=("quantize",)):
+def fake_run(folder, *, size_kb, speedup, accuracy, passed=True, status="ok", passes=("quantize",),
+             speedup_p50=None):
     folder.mkdir(parents=True)
     compressed = {"size_bytes": size_kb * 1024, "size_gzip_bytes": size_kb * 512, "params": 1000,
                   "macs": 5000, "latency_ms": {"p50": 0.5}, "accuracy": accuracy}
     report = {
         "schema": "edgec.report/1", "status": status, "passed": passed,
         "compressed": compressed if status == "ok" else None,
-        "ratios": {"size": 4.0, "speedup_p50": speedup, "accuracy_drop": 0.0125} if status == "ok" else {},
+        "ratios": {"size": 4.0, "speedup_p1": speedup, "speedup_p50": speedup_p50 or speedup,
+                   "accuracy_drop": 0.0125} if status == "ok" else {},
         "passes": [{"type": p, "label": p} for p in passes],
         "budgets": [{"name": "max_size_kb", "passed": passed}],
     }
@@ -32,7 +34,7 @@ def test_table_has_one_column_per_run(tmp_path):
     assert header == ["metric", "a", "b", "c"]
     table = {r[0]: r[1:] for r in rows}
     assert table["size (KiB)"][:2] == ["10.0", "20.0"] and table["size (KiB)"][2] == "n/a"
-    assert table["speedup p50 (vs own baseline)"] == ["1.50x", "0.80x", "n/a"]
+    assert table["speedup p1, gated (vs own baseline)"] == ["1.50x", "0.80x", "n/a"]
     assert table["accuracy"] == ["95.00%", "n/a", "n/a"]
     assert table["accuracy drop (points)"][0] == "1.25"
     assert table["status"] == ["ok, passed", "ok, budget missed", "failed"]
@@ -46,8 +48,9 @@ def test_cli_prints_and_writes_each_format(tmp_path):
         out = tmp_path / name
         result = CliRunner().invoke(cli, ["compare", str(a), str(b), "-o", str(out)])
         assert result.exit_code == 0, result.output
-        assert "speedup p50" in result.output and "1.50x" in result.output and "2.00x" in result.output
-    assert "| speedup p50 (vs own baseline) | 1.50x | 2.00x |" in (tmp_path / "cmp.md").read_text()
+        assert "speedup p1, gated" in result.output and "1.50x" in result.output
+        assert "2.00x" in result.output
+    assert "| speedup p1, gated (vs own baseline) | 1.50x | 2.00x |" in (tmp_path / "cmp.md").read_text()
     assert (tmp_path / "cmp.csv").read_text().startswith("metric,")
     data = json.loads((tmp_path / "cmp.json").read_text())
     assert data["runs"] == [str(a), str(b)]  # same folder names: full paths keep them apart
@@ -98,3 +101,18 @@ def test_skipped_budgets_are_not_counted_as_met(tmp_path):
     (only / "report.json").write_text(json.dumps(report))
     table = {r[0]: r[1:] for r in compare_table([run, only])[1]}
     assert table["budgets met"] == ["1/1, 1 skipped", "none checked, 1 skipped"]
+
+
+def test_the_speedup_shown_is_the_one_the_speed_gates_decide_on(tmp_path):
+    """min_speedup and max_latency_growth decide on ratios.speedup_p1 (latency_gate): compare
+    showed the p50 ratio under a plain 'speedup' label, which can pass where the gate fails."""
+    run = fake_run(tmp_path / "run", size_kb=1, speedup=1.18, speedup_p50=1.31, accuracy=None)
+    table = {r[0]: r[1:] for r in compare_table([run])[1]}
+    assert table["speedup p1, gated (vs own baseline)"] == ["1.18x"]
+    assert table["speedup p50 (informative, not gated)"] == ["1.31x"]
+    assert not [k for k in table if "speedup" in k and "p50" in k and "not gated" not in k]
+    report = json.loads((run / "report.json").read_text())  # written before speedup_p1 existed
+    del report["ratios"]["speedup_p1"]
+    (run / "report.json").write_text(json.dumps(report))
+    table = {r[0]: r[1:] for r in compare_table([run])[1]}
+    assert table["speedup p1, gated (vs own baseline)"] == ["1.31x (p50: report has no p1)"]
