@@ -109,3 +109,44 @@ def test_a_different_thread_count_makes_latency_inconclusive():
     report = _current(env={**ENV, "threads": 2})
     apply_against(report, _stored(env={**ENV, "threads": 2}), budgets)
     assert {r.verdict for r in report.budgets} == {"pass"} and not report.against["cross_threads"]
+
+
+def test_a_different_onnxruntime_makes_latency_inconclusive():
+    """onnxruntime's kernels time both models: a new version changes the speed-ups as a new CPU
+    does, so it is flagged, not trusted (the fingerprint recorded it, but nothing said so)."""
+    from edgec.ci_outputs import summary_markdown
+
+    budgets = BudgetsConfig(max_latency_growth=0.5, max_size_growth=0.1)
+    report = _current(env={**ENV, "onnxruntime": "1.18.0"})
+    apply_against(report, _stored(env={**ENV, "onnxruntime": "1.17.0"}), budgets)
+    rows = {r.name: r for r in report.budgets}
+    assert rows["max_latency_growth"].verdict == "inconclusive" and rows["max_latency_growth"].passed
+    assert "onnxruntime 1.17.0 vs 1.18.0" in rows["max_latency_growth"].note
+    assert rows["max_size_growth"].verdict == "pass"  # the model's size does not depend on it
+    assert report.against["cross_onnxruntime"] and not report.against["cross_cpu"]
+    assert any("onnxruntime 1.17.0, this run with 1.18.0" in f for f in report.findings)
+    assert "different onnxruntime" in summary_markdown(report)
+    report = _current(env={**ENV, "onnxruntime": "1.18.0"})
+    apply_against(report, _stored(env={**ENV, "onnxruntime": "1.17.0"}),
+                  BudgetsConfig(max_latency_growth=0.5, inconclusive="fail"))
+    assert not report.budgets[0].passed
+    report = _current(env={**ENV, "onnxruntime": "1.18.0"})  # unknown in an older report
+    apply_against(report, _stored(env={**ENV, "onnxruntime": None}), budgets)
+    assert {r.verdict for r in report.budgets} == {"pass"} and not report.against["cross_onnxruntime"]
+
+
+def test_a_different_exporter_is_a_finding_not_a_verdict():
+    """torch and onnx write the graph: sizes and accuracy may move with them, which a reader of
+    a size regression must know; the gates still judge the model as built, latency included
+    (both models of each run are exported and timed alike)."""
+    budgets = BudgetsConfig(max_latency_growth=0.5, max_size_growth=0.05)
+    report = _current(size=1100, env={**ENV, "torch": "2.5.0+cpu", "onnx": "1.17.0"})
+    apply_against(report, _stored(env={**ENV, "torch": "2.4.1+cpu", "onnx": "1.17.0"}), budgets)
+    rows = {r.name: r for r in report.budgets}
+    assert rows["max_size_growth"].verdict == "fail" and rows["max_latency_growth"].verdict == "pass"
+    assert report.against["cross_exporter"] and not report.against["cross_onnxruntime"]
+    (finding,) = [f for f in report.findings if "exporter" in f]
+    assert "made with torch 2.4.1+cpu, this run with torch 2.5.0+cpu:" in finding  # onnx is equal
+    report = _current(env={**ENV, "torch": "2.5.0+cu121"})  # one release, another build: no claim
+    apply_against(report, _stored(env={**ENV, "torch": "2.5.0+cpu"}), budgets)
+    assert not report.against["cross_exporter"] and not any("exporter" in f for f in report.findings)

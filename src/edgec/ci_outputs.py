@@ -94,7 +94,10 @@ def summary_markdown(report: Report, title: str = "edgec") -> str:
                      f"latency growth {_pct(a.get('latency_growth'))}, accuracy loss "
                      f"{_points(a.get('accuracy_loss'))}"
                      + (" — **different CPU**" if a.get("cross_cpu") else "")
-                     + (" — **different thread count**" if a.get("cross_threads") else "") + ".\n")
+                     + (" — **different onnxruntime**" if a.get("cross_onnxruntime") else "")
+                     + (" — **different thread count**" if a.get("cross_threads") else "")
+                     + (" — different exporter (torch/onnx)" if a.get("cross_exporter") else "")
+                     + ".\n")
     lines += [f"> {f}\n" for f in report.findings]
     return "\n".join(lines).rstrip() + "\n"
 

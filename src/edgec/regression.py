@@ -3,9 +3,11 @@
 Size and accuracy compare directly. Latency never compares absolute milliseconds from two runs
 (different load, maybe a different machine): it compares each run's compressed/baseline ratio,
 both measured interleaved in their own process, so the baseline model acts as the yardstick.
-Even that ratio depends on the CPU (int8 kernels gain far more with VNNI), so when the two
-environment fingerprints show different CPUs (or onnxruntime thread counts) the latency gate is
-"inconclusive", never trusted.
+Even that ratio depends on the CPU (int8 kernels gain far more with VNNI) and on the runtime
+timing it, so when the two environment fingerprints show different CPUs, onnxruntime versions or
+thread counts the latency gate is "inconclusive", never trusted. A different exporter (torch,
+onnx) is pointed out: it can change the graph, and so sizes and accuracy, but the gates still judge
+the model as built.
 """
 
 from __future__ import annotations
@@ -25,6 +27,12 @@ if TYPE_CHECKING:
 # Fingerprint fields whose difference changes what a latency comparison means.
 CPU_KEYS = ("cpu", "machine", "cpu_count", "cpu_flags")
 SOFTWARE_KEYS = ("onnxruntime", "onnx", "torch", "python", "edgec", "threads")
+# The runtime that times both models: its kernels (int8 above all) change between versions, and
+# the speed-ups with them, as with a different CPU. (edgec's quantize passes use it too.)
+RUNTIME_KEY = "onnxruntime"
+# What writes the graph: a new exporter may fold, fuse or store it differently, so sizes and
+# accuracy can move with it; the model as built is still what the gates judge.
+EXPORTER_KEYS = ("torch", "onnx")
 
 
 def load_against(path: Path) -> dict:
@@ -122,27 +130,11 @@ def apply_against(report: Report, stored: dict | None, budgets: BudgetsConfig) -
             f"The stored report measured a different baseline model ({different}): the "
             "regression gates compare two different models' results.")
     diff = environment_diff(report.environment, stored.get("environment") or {})
-    cross_cpu = any(k in diff for k in CPU_KEYS)
-    # onnxruntime intra-op threads: int8 and float kernels scale differently with them, so the
-    # speed-up itself changes
-    threads = diff.get("threads")
-    if threads and None in threads:  # unknown in one report: nothing to compare
-        threads = None
     values = regression_values(report, stored)
+    flags, findings, not_comparable = _judge_environments(diff)
     report.against = {"report": stored.get("_path"), "started": stored.get("started"),
-                      "environment_diff": diff, "cross_cpu": cross_cpu,
-                      "cross_threads": bool(threads), **values}
-    if cross_cpu:
-        report.findings.append(
-            "The stored report was measured on a different CPU (" + ", ".join(
-                k for k in CPU_KEYS if k in diff) + "): latency comparisons with it are flagged "
-            "inconclusive, not trusted.")
-    if threads:
-        report.findings.append(
-            f"The stored report timed latency with {threads[0]} onnxruntime thread(s), this run "
-            f"with {threads[1]}: speed-ups change with the thread count, so latency comparisons "
-            "with it are flagged inconclusive, not trusted. Time both with the same count "
-            "(benchmark.threads in the recipe, --threads for check-budgets).")
+                      "environment_diff": diff, **flags, **values}
+    report.findings.extend(findings)
     for name, limit in gates.items():
         actual = values[name.replace("max_", "")]
         if actual is None:
@@ -151,12 +143,60 @@ def apply_against(report: Report, stored: dict | None, budgets: BudgetsConfig) -
             continue
         passed = actual <= limit
         verdict, note = ("pass" if passed else "fail"), None
-        if name == "max_latency_growth" and (cross_cpu or threads):
-            why = "different CPUs" if cross_cpu else f"{threads[0]} vs {threads[1]} threads"
-            verdict, note = "inconclusive", f"{why}: latency ratios are not comparable"
+        if name == "max_latency_growth" and not_comparable:
+            verdict = "inconclusive"
+            note = f"{'; '.join(not_comparable)}: latency ratios are not comparable"
             passed = budgets.inconclusive == "pass"
         report.budgets.append(BudgetRow(name, float(limit), actual, passed, "fraction", verdict,
                                         note=note))
+
+
+def _judge_environments(diff: dict[str, list]) -> tuple[dict[str, bool], list[str], list[str]]:
+    """From the fingerprint differences: (the cross_* flags of report.against, findings, why the
+    latency ratios are not comparable — empty when they are)."""
+    known = {k: v for k, v in diff.items() if None not in v}  # unknown in one report: no claim
+    cross_cpu = any(k in diff for k in CPU_KEYS)
+    threads, runtime = known.get("threads"), known.get(RUNTIME_KEY)
+    exporter = {k: known[k] for k in EXPORTER_KEYS
+                if k in known and _release(known[k][0]) != _release(known[k][1])}
+    findings, why = [], []
+    if cross_cpu:
+        why.append("different CPUs")
+        findings.append("The stored report was measured on a different CPU (" + ", ".join(
+            k for k in CPU_KEYS if k in diff) + "): latency comparisons with it are flagged "
+            "inconclusive, not trusted.")
+    if runtime:
+        why.append(f"onnxruntime {runtime[0]} vs {runtime[1]}")
+        findings.append(
+            f"The stored report timed latency with onnxruntime {runtime[0]}, this run with "
+            f"{runtime[1]}: its kernels (int8 above all) and so the speed-ups change between "
+            "versions, so latency comparisons with it are flagged inconclusive, not trusted. "
+            "Compare with a report made with the same onnxruntime version.")
+    # onnxruntime intra-op threads: int8 and float kernels scale differently with them, so the
+    # speed-up itself changes
+    if threads:
+        why.append(f"{threads[0]} vs {threads[1]} threads")
+        findings.append(
+            f"The stored report timed latency with {threads[0]} onnxruntime thread(s), this run "
+            f"with {threads[1]}: speed-ups change with the thread count, so latency comparisons "
+            "with it are flagged inconclusive, not trusted. Time both with the same count "
+            "(benchmark.threads in the recipe, --threads for check-budgets).")
+    if exporter:
+        there = ", ".join(f"{k} {v[0]}" for k, v in exporter.items())
+        here = ", ".join(f"{k} {v[1]}" for k, v in exporter.items())
+        findings.append(
+            f"The stored report was made with {there}, this run with {here}: a new exporter can "
+            "change the exported graph, so size and accuracy differences from the stored report "
+            "may come from the upgrade rather than from this change. The gates still judge the "
+            "model as built.")
+    flags = {"cross_cpu": cross_cpu, "cross_threads": bool(threads),
+             "cross_onnxruntime": bool(runtime), "cross_exporter": bool(exporter)}
+    return flags, findings, why
+
+
+def _release(version: str) -> str:
+    """'2.4.0' of '2.4.0+cu121': CPU and CUDA builds of one release export the same graphs."""
+    return str(version).split("+", 1)[0]
 
 
 def _different_baseline(report: Report, stored: dict) -> str | None:
