@@ -29,7 +29,7 @@ def load_budgets(path: Path, overrides: tuple[str, ...] = ()) -> BudgetsConfig:
 
     from edgec.recipe import BudgetsConfig
     from edgec.recipe_errors import describe_validation_error
-    from edgec.recipe_yaml import apply_overrides, parse_yaml
+    from edgec.recipe_yaml import apply_overrides, lines_with_overrides, parse_yaml
 
     path = Path(path)
     example = "Give a YAML file such as 'max_size_kb: 200' (or a recipe with a budgets: section)."
@@ -45,12 +45,16 @@ def load_budgets(path: Path, overrides: tuple[str, ...] = ()) -> BudgetsConfig:
         raw, lines = raw["budgets"], {k[1:]: v for k, v in lines.items() if k[:1] == ("budgets",)}
     if not isinstance(raw, dict):
         raise RecipeError(f"{path}: expected a mapping of budgets, e.g. 'max_size_kb: 200'.")
-    raw = apply_overrides(raw, [o.removeprefix("budgets.") for o in overrides])
+    applied = [o.removeprefix("budgets.") for o in overrides]
+    raw = apply_overrides(raw, applied)
+    # a value from --set is blamed on that option, not on the line of the value it replaced
+    lines = lines_with_overrides(lines, applied, shown=[f"--set {o}" for o in overrides])
     try:
         return BudgetsConfig.model_validate(raw)
     except ValidationError as exc:
         problems = describe_validation_error(exc, raw, BudgetsConfig, lines)
-        raise RecipeError(f"{path}: invalid budgets:", problems=problems) from None
+        where = f"{path}" + (" with --set" if overrides else "")
+        raise RecipeError(f"{where}: invalid budgets:", problems=problems) from None
 
 
 def check_onnx(

@@ -140,20 +140,21 @@ def _check_override_list(overrides) -> None:
                      f"not {got}.", hint="Pass e.g. overrides=['passes.0.amount=0.5', 'seed=1'].")
 
 
-def lines_with_overrides(lines: Lines, overrides) -> dict[tuple, int | str]:
+def lines_with_overrides(lines: Lines, overrides, shown=None) -> dict[tuple, int | str]:
     """Where each value comes from: its line in the file, or the override that replaced it, so an
-    error in an overridden value names the override, not the line of the value it replaced."""
+    error in an overridden value names the override, not the line of the value it replaced.
+    ``shown[i]`` names ``overrides[i]`` as the user typed it (default: the override itself)."""
     if not overrides:
         return lines
     out: dict[tuple, int | str] = dict(lines)
-    for item in overrides:
+    for item, name in zip(overrides, shown or overrides, strict=True):
         path, _ = parse_override(item)
         key = tuple(path)
         for old in [p for p in out if p[: len(key)] == key]:
             del out[old]
-        out[key] = f"set by {item.strip()}"
+        out[key] = f"set by {name.strip()}"
         for end in range(1, len(key)):  # keys the override created (--set foo.bar=1 makes foo)
-            out.setdefault(key[:end], f"set by {item.strip()}")
+            out.setdefault(key[:end], f"set by {name.strip()}")
     return out
 
 
