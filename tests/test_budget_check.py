@@ -30,3 +30,125 @@ def test_an_invalid_set_names_the_option_not_a_line_of_the_file(gated_run, tmp_p
     budgets.write_text("max_size_kb: -1\n")  # the file's own mistake still names its line
     result = run("check-budgets", model, "--budgets", budgets, "--set", "max_params=3")
     assert result.exit_code == 2 and "max_size_kb (line 1): must be > 0" in result.output
+
+
+FLASH_PROFILE = """\
+name: flashboard
+description: a board whose runtime reads the weights in place from flash
+weights_in_ram: false
+"""
+
+
+def _ram_limit_between(model):
+    """A RAM budget that the activations alone meet and activations plus weights miss."""
+    from edgec.device import memory_record
+
+    without = memory_record(model, None, weights_in_ram=False)["ram_kb"]
+    with_weights = memory_record(model, None, weights_in_ram=True)["ram_kb"]
+    assert without < with_weights
+    return without, (without + with_weights) / 2
+
+
+def test_the_target_decides_how_ram_is_counted(gated_run, tmp_path):
+    """A RAM budget compress met for a flash-weights target failed in check-budgets for the same
+    model: it always counted the weights in RAM. --target counts them as compress does."""
+    import json
+
+    _, folder = gated_run
+    model = folder / "run" / "model.onnx"
+    activations, limit = _ram_limit_between(model)
+    (tmp_path / "board.yaml").write_text(FLASH_PROFILE)
+    budgets = tmp_path / "b.yaml"
+    budgets.write_text(f"max_ram_kb: {limit}\n")
+    args = ("check-budgets", model, "--budgets", budgets, "--runs", 3)
+    result = run(*args)
+    assert result.exit_code == 1 and "max_ram_kb" in result.output  # weights in RAM: missed
+    result = run(*args, "--target", tmp_path / "board.yaml", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    (row,) = report["budgets"]
+    assert row["actual"] == activations and row["passed"]
+    assert report["device"]["target"]["name"] == "flashboard"
+    assert report["device"]["memory"]["compressed"]["weights_in_ram"] is False
+
+
+def test_a_recipe_as_budgets_file_brings_its_target(gated_run, tmp_path, monkeypatch):
+    """The same recipe gated by compress and by check-budgets: the same RAM, the same verdict.
+    Its target path is read from the recipe's folder, as compress reads it; --target wins."""
+    import json
+    import shutil
+
+    from conftest import FIXTURES, TINY_RECIPE
+
+    _, folder = gated_run
+    shutil.copy(FIXTURES / "tiny_models.py", tmp_path / "tiny_models.py")
+    (tmp_path / "board.yaml").write_text(FLASH_PROFILE)
+    activations, limit = _ram_limit_between(folder / "run" / "model.onnx")
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(TINY_RECIPE + f"target: board.yaml\nbudgets: {{max_ram_kb: {limit}}}\n")
+    compressed = run("compress", recipe, "-o", tmp_path / "run", "-q", "--json")
+    assert compressed.exit_code == 0, compressed.output
+    monkeypatch.chdir(folder)  # another working folder: the path is the recipe's
+    gated = run("check-budgets", tmp_path / "run" / "model.onnx", "--budgets", recipe, "--runs", 3,
+                "--json")
+    assert gated.exit_code == 0, gated.output
+    rows = [json.loads(r.stdout)["budgets"][0] for r in (compressed, gated)]
+    assert rows[0]["actual"] == rows[1]["actual"] == activations and rows[1]["passed"]
+    result = run("check-budgets", tmp_path / "run" / "model.onnx", "--budgets", recipe, "--runs", 3,
+                 "--target", "host", "--json")  # weights in RAM on the host profile
+    report = json.loads(result.stdout)
+    assert report["device"]["target"]["name"] == "host"
+    assert report["device"]["memory"]["compressed"]["weights_in_ram"] is True
+
+
+def test_the_targets_budgets_are_added_where_the_file_sets_none(gated_run, tmp_path):
+    import json
+
+    _, folder = gated_run
+    budgets = tmp_path / "b.yaml"
+    budgets.write_text("max_size_kb: 1000\nmax_ram_kb: 900\n")
+    result = run("check-budgets", folder / "run" / "model.onnx", "--budgets", budgets, "--runs", 3,
+                 "--target", "mcu", "--json")
+    assert result.exit_code == 0, result.output
+    rows = {r["name"]: r for r in json.loads(result.stdout)["budgets"]}
+    assert rows["max_flash_kb"]["limit"] == 1024 and rows["max_flash_kb"]["source"] == "target mcu"
+    assert rows["max_ram_kb"]["limit"] == 900 and rows["max_ram_kb"]["source"] == "recipe"
+
+
+def test_an_unknown_target_is_refused_before_any_work(gated_run, tmp_path):
+    import xml.etree.ElementTree as ET
+
+    _, folder = gated_run
+    budgets = tmp_path / "b.yaml"
+    budgets.write_text("max_size_kb: 1000\n")
+    result = run("check-budgets", folder / "run" / "model.onnx", "--budgets", budgets,
+                 "--target", "mcuu", "--junit", tmp_path / "j.xml")
+    assert result.exit_code == 2, result.output
+    assert "--target: Unknown target 'mcuu'" in result.output
+    assert "Known targets: " in result.output and "mcu" in result.output.split("Known targets:")[1]
+    assert "max_size_kb" not in result.output  # nothing was measured
+    error = ET.fromstring((tmp_path / "j.xml").read_text()).find(".//error")
+    assert "Unknown target 'mcuu'" in error.get("message")
+    recipe = tmp_path / "r.yaml"  # a recipe's own target: the message names the file
+    recipe.write_text("target: nowhere.yaml\nbudgets: {max_size_kb: 1000}\n")
+    result = run("check-budgets", folder / "run" / "model.onnx", "--budgets", recipe)
+    assert result.exit_code == 2 and f"{recipe}: target: Unknown target 'nowhere.yaml'" in result.output
+
+
+def test_help_documents_target():
+    result = run("check-budgets", "--help")
+    assert "--target NAME|PATH" in result.output and "weights in RAM" in result.output
+
+
+def test_docs_describe_every_option():
+    """docs/cli.md is written by hand (no generator): an option added without its paragraph
+    fails here."""
+    from pathlib import Path
+
+    from edgec.cli_models import check_budgets_command
+
+    docs = (Path(__file__).parents[1] / "docs" / "cli.md").read_text(encoding="utf-8")
+    section = docs.split("## Gate an existing model: check-budgets")[1].split("\n## ")[0]
+    options = [o for p in check_budgets_command.params for o in p.opts if o.startswith("--")]
+    assert "--target" in options
+    assert [o for o in options if f"`{o}" not in section] == []

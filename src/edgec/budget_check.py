@@ -2,8 +2,8 @@
 
 For pipelines that produce the model elsewhere (or cached it): the same measurements as a run
 (benchmark.bench_files → graph stats, size, interleaved latency) and the same budget rows
-(budgets.check_budgets; memory estimated as device.py does for a run), in a Report so the CI
-outputs (JUnit, summary) are identical to compress.
+(budgets.check_budgets; memory estimated as device.py does for a run, for the same target), in a
+Report so the CI outputs (JUnit, summary) are identical to compress.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from edgec.benchmark import BenchmarkConfig
     from edgec.recipe import BudgetsConfig
     from edgec.report import Report
+    from edgec.targets import TargetProfile
 
 NEEDS_BASELINE = ("min_speedup", "min_size_reduction", "max_accuracy_drop")
 MEMORY_BUDGETS = ("max_flash_kb", "max_ram_kb", "max_peak_activation_kb")
@@ -25,6 +26,11 @@ MEMORY_BUDGETS = ("max_flash_kb", "max_ram_kb", "max_peak_activation_kb")
 
 def load_budgets(path: Path, overrides: tuple[str, ...] = ()) -> BudgetsConfig:
     """A budgets file: either a bare mapping of budgets, or a recipe with a `budgets:` section."""
+    return read_budgets(path, overrides)[0]
+
+
+def read_budgets(path: Path, overrides: tuple[str, ...] = ()) -> tuple[BudgetsConfig, str | None]:
+    """The budgets of a file, and the `target:` it names when it is a recipe (else None)."""
     from pydantic import ValidationError
 
     from edgec.recipe import BudgetsConfig
@@ -41,7 +47,9 @@ def load_budgets(path: Path, overrides: tuple[str, ...] = ()) -> BudgetsConfig:
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"Cannot read budgets file '{path}': {exc}. {example}") from None
     raw, lines = parse_yaml(text, str(path))
+    target = None
     if isinstance(raw, dict) and isinstance(raw.get("budgets"), dict):
+        target = raw.get("target") if isinstance(raw.get("target"), str) else None
         raw, lines = raw["budgets"], {k[1:]: v for k, v in lines.items() if k[:1] == ("budgets",)}
     if not isinstance(raw, dict):
         raise RecipeError(f"{path}: expected a mapping of budgets, e.g. 'max_size_kb: 200'.")
@@ -50,27 +58,47 @@ def load_budgets(path: Path, overrides: tuple[str, ...] = ()) -> BudgetsConfig:
     # a value from --set is blamed on that option, not on the line of the value it replaced
     lines = lines_with_overrides(lines, applied, shown=[f"--set {o}" for o in overrides])
     try:
-        return BudgetsConfig.model_validate(raw)
+        return BudgetsConfig.model_validate(raw), target
     except ValidationError as exc:
         problems = describe_validation_error(exc, raw, BudgetsConfig, lines)
         where = f"{path}" + (" with --set" if overrides else "")
         raise RecipeError(f"{where}: invalid budgets:", problems=problems) from None
 
 
+def resolve_target(option: str | None, from_file: str | None, budgets_file: Path
+                   ) -> TargetProfile | None:
+    """--target (a name, or a profile path from the working folder, as `edgec check` takes it),
+    else the target a recipe given as --budgets names (a path from the recipe's folder, as
+    compress resolves it); loaded now, before any work. UsageError names the known targets."""
+    from edgec.targets import load_target
+
+    if option is None and from_file is None:
+        return None
+    origin, name, base = (("--target", option, Path.cwd()) if option is not None else
+                          (f"{budgets_file}: target", from_file, Path(budgets_file).parent))
+    try:
+        return load_target(name, base)
+    except RecipeError as exc:
+        raise UsageError(f"{origin}: {exc.message}", hint=exc.hint) from None
+
+
 def check_onnx(
     model: Path, budgets: BudgetsConfig, config: BenchmarkConfig, *,
     baseline: Path | None = None, input_shape: tuple[int, ...] | None = None,
-    against: dict | None = None, progress=None,
+    against: dict | None = None, target: TargetProfile | None = None, progress=None,
 ) -> Report:
-    """Measure ``model`` (side by side with ``baseline`` if given) and check ``budgets``."""
+    """Measure ``model`` (side by side with ``baseline`` if given) and check ``budgets``, plus
+    the ``target``'s where the budgets set none, its memory counted as compress counts it."""
     import time
 
     from edgec.benchmark import bench_files, ratios, resolve_min_seconds
     from edgec.budgets import check_budgets
+    from edgec.device import mark_target_rows, merge_budgets
     from edgec.environment import collect_environment
     from edgec.regression import apply_against
     from edgec.report import Report
 
+    budgets, from_target = merge_budgets(budgets, target)  # the file wins, as the recipe does
     active, regression = budgets.active(), budgets.regression()
     if not active and not (regression and against is not None):
         raise UsageError("The budgets file sets no budget; nothing would be checked." if not regression
@@ -110,11 +138,17 @@ def check_onnx(
     if any(k in active for k in MEMORY_BUDGETS):  # estimated as compress does (device.py)
         from edgec.device import memory_record
 
-        memory = {"baseline": memory_record(Path(baseline), input_shape)} if baseline else {}
-        memory["compressed"] = memory_record(Path(model), input_shape)
-        report.device = {"target": None, "checks": [], "memory": memory}
-    report.budgets = check_budgets(budgets, base or comp, comp, report.ratios,
-                                   memory=memory["compressed"] if memory else None)
+        # the target decides whether the weights count in RAM (TFLite Micro reads them in place
+        # from flash): without it the same model failed here a RAM budget it met in compress
+        in_ram = target.weights_in_ram if target else True
+        memory = {"baseline": memory_record(Path(baseline), input_shape, in_ram)} if baseline else {}
+        memory["compressed"] = memory_record(Path(model), input_shape, in_ram)
+    if memory or target:
+        report.device = {"target": target.model_dump() if target else None, "checks": [],
+                         "memory": memory or {}}
+    rows = check_budgets(budgets, base or comp, comp, report.ratios,
+                         memory=memory["compressed"] if memory else None)
+    report.budgets = mark_target_rows(rows, from_target, target)
     apply_against(report, against, budgets)
     report.seconds = round(time.perf_counter() - t0, 2)
     return report

@@ -32,14 +32,20 @@ from edgec.errors import EXIT_BUDGET, EdgecError, UsageError
               "on relative speed, else 0).")
 @click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
               help="Override a budget, e.g. --set max_size_kb=150 (repeatable).")
+@click.option("--target", "target_name", metavar="NAME|PATH",
+              help="Device target (`edgec targets`: mcu, npu, rpi, host, a plugin's) or a profile "
+              ".yaml, as in a recipe: decides how RAM is counted (weights in RAM, or read in place "
+              "from flash) and adds the profile's budgets where the file sets none. Default: the "
+              "target: of a recipe given as --budgets. Operator support: `edgec check --target`.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @ci_options
 def check_budgets_command(model: Path, budgets_file: Path, baseline, input_shape, threads: int,
                           runs: int, warmup: int, min_seconds: float | None, overrides,
-                          as_json: bool, junit, summary_md, against, fail_on_inconclusive):
+                          target_name: str | None, as_json: bool, junit, summary_md, against,
+                          fail_on_inconclusive):
     """Gate an existing ONNX MODEL on a budgets file, without re-running compression."""
     from edgec.benchmark import BenchmarkConfig
-    from edgec.budget_check import check_onnx, load_budgets
+    from edgec.budget_check import check_onnx, read_budgets, resolve_target
     from edgec.ci_outputs import check_ci_paths, write_failed_ci_outputs
     from edgec.progress import Progress, progress_wanted
     from edgec.regression import load_against
@@ -48,11 +54,12 @@ def check_budgets_command(model: Path, budgets_file: Path, baseline, input_shape
     overrides = (*overrides, "inconclusive=fail") if fail_on_inconclusive else overrides
     try:
         check_ci_paths(junit, summary_md)
-        budgets = load_budgets(budgets_file, overrides)
+        budgets, recipe_target = read_budgets(budgets_file, overrides)
+        target = resolve_target(target_name, recipe_target, budgets_file)
         stored = load_against(against) if against else None
         config = BenchmarkConfig(threads=threads, runs=runs, warmup=warmup, min_seconds=min_seconds)
         report = check_onnx(model, budgets, config, baseline=baseline,
-                            input_shape=_shape(input_shape), against=stored,
+                            input_shape=_shape(input_shape), against=stored, target=target,
                             progress=Progress(enabled=progress_wanted(as_json)))
     except (EdgecError, KeyboardInterrupt) as exc:  # CI still gets a JUnit file saying why
         write_failed_ci_outputs(exc, None, junit, summary_md, title=title)

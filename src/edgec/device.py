@@ -76,8 +76,7 @@ class DeviceStage:
             "baseline": self._memory(Path(base.path)), "compressed": self._memory(Path(comp.path))}
         merged, from_target = merge_budgets(budgets, self.target)
         rows = check_budgets(merged, base, comp, ratios, memory=memory["compressed"])
-        source = f"target {self.target.name}" if self.target else "recipe"
-        return [dataclasses.replace(r, source=source) if r.name in from_target else r for r in rows]
+        return mark_target_rows(rows, from_target, self.target)
 
     def _memory(self, path: Path) -> dict:
         from edgec.memory_probe import measure_memory
@@ -110,6 +109,15 @@ def merge_budgets(budgets: BudgetsConfig, target: TargetProfile | None
         return budgets, set()
     extra = {k: v for k, v in target.budgets().items() if getattr(budgets, k) is None}
     return budgets.model_copy(update=extra), set(extra)
+
+
+def mark_target_rows(rows: list[BudgetRow], from_target: set[str], target: TargetProfile | None
+                     ) -> list[BudgetRow]:
+    """Rows whose limit came from the target profile say so (source 'target <name>')."""
+    if target is None:
+        return rows
+    return [dataclasses.replace(r, source=f"target {target.name}") if r.name in from_target else r
+            for r in rows]
 
 
 def markdown_lines(device: dict) -> list[str]:
