@@ -217,52 +217,6 @@ def schema() -> None:
     click.echo(json.dumps(recipe_schema(), indent=2))
 
 
-@cli.command()
-@click.option("--clear", type=click.Choice(["exports", "zoo", "all"]),
-              help="Delete kept exports, trained zoo models, or both (each is redone when needed).")
-@click.option("--json", "as_json", is_flag=True,
-              help="Print the sections (with --clear: what was removed and what is left) as JSON.")
-def cache(clear: str | None, as_json: bool) -> None:
-    """Show what edgec keeps between runs (~/.cache/edgec, or $EDGEC_CACHE_DIR) and its size."""
-    from edgec import user_cache
-    from edgec.zoo import cache_root
-
-    root = cache_root()
-    if root.exists() and not root.is_dir():
-        click.echo(f"note: the cache {root} is a file, not a folder, so edgec keeps nothing between "
-                   "runs (zoo models are retrained, exports redone). Point EDGEC_CACHE_DIR at a "
-                   "folder, or remove the file.", err=True)
-    if clear:
-        names = list(user_cache.SECTIONS) if clear == "all" else [clear]
-        cleared = [user_cache.clear(name) for name in names]
-        if as_json:
-            click.echo(json.dumps([{
-                "section": sec.name, "path": str(sec.path), "removed_entries": sec.entries - left.entries,
-                "removed_bytes": sec.bytes - left.bytes, "entries": left.entries, "bytes": left.bytes,
-            } for sec, left in cleared], indent=2))
-            return
-        for sec, left in cleared:
-            click.echo(f"removed {sec.entries - left.entries} {sec.what} "
-                       f"({_mb(sec.bytes - left.bytes)}) from {sec.path}: {sec.after_clear}")
-            if left.bytes:
-                click.echo(f"  {_mb(left.bytes)} could not be removed (files of another user, or "
-                           "a run writing its export now); remove them by hand if they stay.")
-        return
-    sections = user_cache.survey()
-    if as_json:
-        click.echo(json.dumps([{"section": s.name, "path": str(s.path), "entries": s.entries,
-                                "bytes": s.bytes} for s in sections], indent=2))
-        return
-    click.echo(f"edgec cache: {root} (set EDGEC_CACHE_DIR to move it)")
-    for sec in sections:
-        click.echo(f"  {sec.name:<8} {sec.entries:>3} {sec.what:<27} {_mb(sec.bytes):>9}   "
-                   f"--clear {sec.name}: {sec.after_clear}")
-
-
-def _mb(size: int) -> str:
-    return f"{size / 1e6:.1f} MB"
-
-
 # Commands live in topic modules; importing them registers them on the group above.
 from edgec import cli_models, cli_workflows  # noqa: E402, F401
 
