@@ -33,3 +33,13 @@ def test_usage_errors_keep_their_exit_code(tmp_path):
     done = subprocess.run([sys.executable, "-m", "edgec", "compress", str(tmp_path / "nope.yaml")],
                           env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "nope.yaml" in done.stderr
+
+
+def test_json_errors_survive_the_fast_exit(tmp_path):
+    """--json: a usage error still prints its JSON object through the real entry point's pipe."""
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    done = subprocess.run([sys.executable, "-m", "edgec", "compress", str(tmp_path / "nope.yaml"),
+                           "--json"], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "nope.yaml" in done.stderr
+    doc = json.loads(done.stdout)
+    assert (doc["schema"], doc["status"], doc["exit_code"]) == ("edgec.error/1", "error", 2)

@@ -14,7 +14,14 @@ from pathlib import Path
 import click
 
 from edgec import __version__
-from edgec.errors import EXIT_BUDGET, EXIT_INTERRUPTED, EXIT_RUNTIME, EdgecError, UsageError
+from edgec.errors import (
+    EXIT_BUDGET,
+    EXIT_INTERRUPTED,
+    EXIT_RUNTIME,
+    INTERNAL_HINT,
+    EdgecError,
+    UsageError,
+)
 
 EXIT_CODES_HELP = """
 \b
@@ -38,22 +45,38 @@ class _EdgecGroup(click.Group):
         except EdgecError as exc:
             if _debug(ctx):
                 traceback.print_exc()
+            _print_json_error(ctx, exc, exc.exit_code)
             click.echo(f"error: {exc}", err=True)
             _say_kept(exc)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt as exc:
+            _print_json_error(ctx, exc, EXIT_INTERRUPTED)
             click.echo("interrupted; completed artifacts were kept.", err=True)
             _say_kept(exc)
             ctx.exit(EXIT_INTERRUPTED)
         except Exception as exc:
+            _print_json_error(ctx, exc, EXIT_RUNTIME)
             if _debug(ctx):
                 raise
-            click.echo(
-                f"internal error: {type(exc).__name__}: {exc}\nThis is a bug in edgec, not in "
-                "your recipe. Re-run with --debug for the traceback and report it.", err=True,
-            )
+            click.echo(f"internal error: {type(exc).__name__}: {exc}\n{INTERNAL_HINT}", err=True)
             _say_kept(exc)
             ctx.exit(EXIT_RUNTIME)
+
+
+def errors_as_json(wanted: bool) -> None:
+    """A command's --json: from here on, a failure also prints errors.error_document on stdout
+    (the group prints it, as it decides the exit code). Turned off once stdout holds the report,
+    so stdout never carries two documents."""
+    ctx = click.get_current_context()
+    if ctx.obj is not None:
+        ctx.obj["json_errors"] = wanted
+
+
+def _print_json_error(ctx: click.Context, exc: BaseException, exit_code: int) -> None:
+    if (ctx.obj or {}).get("json_errors"):
+        from edgec.errors import error_document
+
+        click.echo(json.dumps(error_document(exc, exit_code), indent=2))
 
 
 def _say_kept(exc: BaseException) -> None:
@@ -120,7 +143,8 @@ def ci_options(func):
 @click.option("--force", is_flag=True, help="Replace an existing run folder.")
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted or failed run from its last completed step.")
-@click.option("--json", "as_json", is_flag=True, help="Print report.json to stdout.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print report.json to stdout (on failure, an edgec.error/1 object: docs/cli.md).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or status lines.")
 @click.option("--target", "target_name", metavar="NAME|PATH",
               help="Device target (mcu, npu, rpi, host, a plugin's profile — see `edgec targets` — or a "
@@ -138,6 +162,7 @@ def compress(recipe: Path, output: Path | None, overrides, force: bool, resume: 
     from edgec.progress import Progress, progress_wanted
     from edgec.regression import load_against
 
+    errors_as_json(as_json)
     overrides = (*overrides, "budgets.inconclusive=fail") if fail_on_inconclusive else overrides
     overrides = (*overrides, f"target={target_name}") if target_name else overrides
     target = None
@@ -169,6 +194,7 @@ def _finish(report, as_json: bool, junit=None, summary_md=None, title: str = "ed
 
     if as_json:
         click.echo(report.to_json())
+        errors_as_json(False)  # stdout holds the report: a later error is said on stderr only
     else:
         print_console(report)
     missed = [b.missed_text() for b in report.budgets if not b.passed]

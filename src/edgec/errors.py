@@ -106,3 +106,33 @@ class BudgetError(EdgecError):
     def __init__(self, message: str, report=None):
         self.report = report
         super().__init__(message)
+
+
+ERROR_SCHEMA = "edgec.error/1"
+INTERNAL_HINT = ("This is a bug in edgec, not in your recipe. Re-run with --debug for the traceback "
+                 "and report it.")
+
+
+def error_document(exc: BaseException, exit_code: int) -> dict:
+    """What a command run with --json prints on stdout when it fails, so a machine reading stdout
+    always gets JSON: this, or the report. A contract like report.json's: keys may be added,
+    never renamed or removed, without a new schema version. ``exit_code`` is the one the process
+    exits with (the CLI passes it, so the two cannot disagree)."""
+    interrupted = isinstance(exc, KeyboardInterrupt)
+    internal = not isinstance(exc, (EdgecError, KeyboardInterrupt))
+    folder = getattr(exc, "run_folder", None)  # an unfinished run's folder: its report.json
+    if isinstance(exc, EdgecError):
+        kind, message, hint = type(exc).__name__, exc.message, exc.hint
+    elif interrupted:
+        kind, message = type(exc).__name__, str(exc) or "interrupted"
+        hint = "Completed artifacts were kept; re-run with --resume to continue." if folder else None
+    else:
+        kind, message, hint = "InternalError", f"{type(exc).__name__}: {exc}", INTERNAL_HINT
+    return {
+        "schema": ERROR_SCHEMA,
+        "status": "interrupted" if interrupted else "error",
+        "exit_code": exit_code,
+        "error": {"type": kind, "message": message, "hint": hint,
+                  "problems": [] if internal else list(getattr(exc, "problems", []))},
+        "run_dir": None if folder is None else str(folder),
+    }
