@@ -53,5 +53,6 @@ def test_sweep_variant_with_a_missing_file_is_refused_at_planning(tmp_path, monk
     result = CliRunner().invoke(cli, ["sweep", "r.yaml", "--grid", "model.weights=a.pt,b.pt",
                                       "-o", "sw"])
     assert result.exit_code == EXIT_USAGE, result.output
-    assert "v001" in result.output and "model.weights: 'b.pt' does not exist" in result.output
+    assert "variant 2 of 2 (model.weights=b.pt)" in result.output
+    assert "model.weights: 'b.pt' does not exist" in result.output
     assert not (tmp_path / "sw").exists()

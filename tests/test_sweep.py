@@ -35,6 +35,17 @@ def test_product_and_zip():
         expand({}, "product")
 
 
+def test_identical_variants_are_refused():
+    """They would run the same work twice; 1 and 1.0 are one number, 1 and true are not."""
+    with pytest.raises(RecipeError, match=r"identical variants \(a=1.0, numbers 1 and 3\): grid "
+                       r"path 'a' lists 1.0 twice"):
+        expand({"a": [1, 2, 1.0]}, "product")
+    with pytest.raises(RecipeError, match=r"a=1, b=\"x\", numbers 1 and 2\)"):
+        expand({"a": [1, 1], "b": ["x", "x"]}, "zip")
+    assert len(expand({"a": [1, True, None]}, "product")) == 3
+    assert len(expand({"a": [1, 1], "b": ["x", "y"]}, "zip")) == 2
+
+
 def test_overrides_round_trip_through_set():
     from edgec.recipe_yaml import parse_override
 
@@ -73,7 +84,7 @@ def test_invalid_variant_is_refused_before_any_work(write_recipe, tmp_path):
     recipe = write_recipe()
     result = run("sweep", recipe, "--grid", "passes.0.mode=static,bogus", "-o", tmp_path / "sw")
     assert result.exit_code == 2
-    assert "variant v001" in result.output and "passes.0.mode=bogus" in result.output
+    assert "variant 2 of 2" in result.output and "passes.0.mode=bogus" in result.output
     assert not (tmp_path / "sw").exists()
 
 
@@ -154,6 +165,41 @@ def test_sweep_resumes_finished_variants(swept):
     doc = json.loads(result.stdout)
     assert doc["reused"] == 2 and doc["failed"] == 1  # the failed one was tried again
     assert report.stat().st_mtime_ns == before
+
+
+def test_variants_keep_their_names_when_the_grid_changes(swept, tmp_path):
+    """A variant's folder belongs to its grid values: a reordered grid reuses both finished
+    variants under their names, a new value gets a name no folder has, and the variant the grid
+    no longer lists is kept on disk (and said so), not overwritten by another."""
+    folder = _copy_sweep(swept, tmp_path)
+    recipe = folder / "r2.yaml"
+    recipe.write_text(SWEEP_RECIPE.replace('"tiny_models.py:raises"', '"tiny_models.py:tiny_cnn"')
+                      .replace('["tiny_models.py:tiny_cnn", "tiny_models.py:tiny_cnn", ',
+                               '["tiny_models.py:tiny_resnet", "tiny_models.py:tiny_cnn", '))
+    v000 = folder / "sw" / "variants" / "v000" / "report.json"
+    before = v000.stat().st_mtime_ns
+    result = run("sweep", recipe, "-o", folder / "sw")
+    assert result.exit_code == 0, result.output
+    assert "1 earlier variant(s) in this folder are not in this grid (v002)" in result.output
+    doc = json.loads((folder / "sw" / "results.json").read_text())
+    assert [r["variant"] for r in doc["rows"]] == ["v003", "v001", "v000"] and doc["reused"] == 2
+    assert doc["rows"][0]["model.callable"] == "tiny_models.py:tiny_resnet"
+    assert v000.stat().st_mtime_ns == before
+    assert (folder / "sw" / "variants" / "v002.partial" / "report.json").is_file()
+
+
+def test_results_csv_writes_list_values_as_json(tmp_path):
+    import csv
+
+    from edgec.sweep_report import write_results
+    from edgec.sweep_results import SweepResult
+
+    rows = [{"variant": "v000", "passes.0.exclude_ops": ["Conv", "Gemm"], "x": {"a": 1},
+             "flag": True, "status": "ok"}]
+    write_results(SweepResult(tmp_path, rows, ["size_kb"]), final=False)
+    (row,) = csv.DictReader((tmp_path / "results.csv").open())
+    assert json.loads(row["passes.0.exclude_ops"]) == ["Conv", "Gemm"]
+    assert json.loads(row["x"]) == {"a": 1} and row["flag"] == "True"
 
 
 def _rows_without_timing(doc):

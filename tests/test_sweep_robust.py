@@ -32,8 +32,12 @@ def _sweep(folder, *args, **kwargs):
 
 def _recipe(folder, callables):
     (folder / "trouble.py").write_text(TROUBLE)
-    (folder / "r.yaml").write_text(TINY_RECIPE + "sweep:\n  grid:\n    model.callable: "
-                                   + json.dumps(callables) + "\n")
+    # Zipped with distinct seeds: a sweep refuses identical variants, and these tests repeat a
+    # callable on purpose.
+    seeds = list(range(len(callables)))
+    (folder / "r.yaml").write_text(TINY_RECIPE + "sweep:\n  mode: zip\n  grid:\n"
+                                   + f"    model.callable: {json.dumps(callables)}\n"
+                                   + f"    seed: {json.dumps(seeds)}\n")
 
 
 @pytest.mark.slow

@@ -1,22 +1,14 @@
 """`edgec sweep`: run many variants of one recipe, then tabulate, find the Pareto front, plot.
 
-Layout of a sweep folder::
+The folder's layout, and which earlier runs in it are reused: sweep_folder.py.
 
-    variants/v000/ …    one normal run folder per variant (report.json, model.onnx, …)
-    variants/v000.json  the variant's overrides (what makes a finished folder reusable)
-    cache/ …            torch stages (export, pruning, training) variants share (stage_cache.py)
-    cache/measured/     the shared baseline's measurements other than latency (measure_memo.py)
-    results.csv / results.json / pareto.png / index.html
-    .lock               held while a sweep runs here: two sweeps in one folder would mix results
-
-Resumable: a variant whose folder holds a completed report for the same overrides is not run
-again. Results are rewritten after every finished variant, so Ctrl-C keeps what finished.
+Resumable: a variant whose folder holds a completed report of the same recipe is not run again.
+Results are rewritten after every finished variant, so Ctrl-C keeps what finished.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from edgec.errors import RecipeError, UsageError, sigterm_as_interrupt
 from edgec.rundir import exclusive_lock
+from edgec.sweep_folder import check_folder, name_variants, reusable, write_variant_meta
 from edgec.sweep_results import SweepResult, tabulate
 
 if TYPE_CHECKING:
@@ -34,7 +27,8 @@ def plan(recipe: Path, grid_options: tuple[str, ...], mode: str | None,
          overrides: tuple[str, ...] = ()) -> tuple[list[dict], Any]:
     """Expand the grid and validate every variant before any work: ([{name, values, overrides,
     recipe}], sweep config). ``recipe`` is the validated Recipe, kept in memory for the decisions
-    made before the variants run (never written; each variant validates its overrides again)."""
+    made before the variants run (never written; each variant validates its overrides again).
+    ``name`` is the position, until run_sweep names each variant as its sweep folder knows it."""
     from edgec.recipe import recipe_variants
     from edgec.recipe_files import check_local_paths
     from edgec.sweep_config import SweepConfig, as_overrides, expand, parse_grid_option
@@ -55,17 +49,17 @@ def plan(recipe: Path, grid_options: tuple[str, ...], mode: str | None,
                              hint=f"Put all its values in one option: --grid {path}=v1,v2,v3.")
         given.add(path)
         grid[path] = values  # replaces the recipe's values for this path, if it has some
-    variants = []
-    for i, values in enumerate(expand(grid, mode or config.mode)):
-        name = f"v{i:03d}"
+    variants, points = [], expand(grid, mode or config.mode)
+    for i, values in enumerate(points):
         sets = [*overrides, *as_overrides(values)]
         try:
             validated = load_recipe(sets)
             check_local_paths(validated, Path(recipe).resolve().parent, str(recipe))
         except RecipeError as exc:
-            raise RecipeError(f"sweep variant {name} ({_label(values)}) is invalid: {exc.message}",
+            raise RecipeError(f"sweep variant {i + 1} of {len(points)} ({_label(values)}) is invalid: "
+                              f"{exc.message}",
                               hint=exc.hint) from None
-        variants.append({"name": name, "values": values, "overrides": sets, "recipe": validated})
+        variants.append({"name": f"v{i:03d}", "values": values, "overrides": sets, "recipe": validated})
     return variants, config
 
 
@@ -81,34 +75,6 @@ def _sweep_section(recipe: Path, overrides: tuple[str, ...]):
         return SweepConfig.model_validate(raw)
     except ValidationError:
         return None
-
-
-def check_folder(folder: Path) -> None:
-    """Refuse, before any work, a sweep folder that is a file, cannot be created, or is an existing
-    folder that is not a sweep's: a sweep rewrites results.csv, index.html … in its folder, and
-    reuses what its variants/ hold."""
-    from edgec.rundir import check_creatable
-
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise UsageError(f"The sweep folder '{folder}' exists and is a file; choose another -o folder.")
-    if not folder.exists():
-        check_creatable(folder, "sweep folder")
-    elif any(folder.iterdir()) and not _is_sweep_folder(folder):
-        raise UsageError(
-            f"'{folder}' is a folder of something else, not of a sweep (it has neither variants/ "
-            "nor a sweep's results.json); the sweep would write its results.csv, index.html … "
-            "among its files.", hint="Choose another -o folder, or an empty one.")
-
-
-def _is_sweep_folder(folder: Path) -> bool:
-    if (folder / "variants").is_dir():
-        return True
-    try:
-        doc = json.loads((folder / "results.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(doc, dict) and doc.get("schema") == "edgec.sweep/1"
 
 
 def _label(values: dict) -> str:
@@ -129,10 +95,11 @@ def run_sweep(
     folder = Path(folder)
     check_folder(folder)
     t0 = time.perf_counter()
+    left_out = name_variants(folder, variants)
     finished: dict[str, dict] = {}
     tasks = []
     for v in variants:
-        reused = None if rerun else _reusable(folder, v)
+        reused = None if rerun else reusable(folder, v)
         if reused is not None:
             finished[v["name"]] = reused
             continue
@@ -156,6 +123,9 @@ def run_sweep(
     log = progress.log if progress else (lambda _msg: None)
     log(f"edgec sweep: {len(variants)} variants, {len(finished)} reused, {len(tasks)} to run "
         f"({executor}, {jobs} job(s))")
+    if left_out:
+        log(f"  {len(left_out)} earlier variant(s) in this folder are not in this grid "
+            f"({', '.join(left_out[:5])}{' …' if len(left_out) > 5 else ''}): kept, not tabulated")
     try:
         with sigterm_as_interrupt():
             if tasks and (jobs > 1 or executor == "ray"):
@@ -176,7 +146,7 @@ def _run_tasks(result: SweepResult, variants: list[dict], finished: dict, outcom
         with contextlib.closing(outcomes):
             for outcome in outcomes:
                 finished[outcome["name"]] = outcome
-                _write_variant_meta(result.folder, by_name[outcome["name"]], outcome)
+                write_variant_meta(result.folder, by_name[outcome["name"]], outcome)
                 log(f"  {outcome['name']} {_label(by_name[outcome['name']]['values'])}: "
                     f"{outcome['status']}" + (f" ({outcome['error']})" if outcome["error"] else ""))
                 tabulate(result, variants, finished, time.perf_counter() - t0, final=False)
@@ -212,40 +182,3 @@ def _train_shared_models(variants: list[dict], progress) -> None:
 
         for name in sorted(names):
             load_zoo_model(name, progress=progress)
-
-
-def _reusable(folder: Path, variant: dict) -> dict | None:
-    """A finished, successful run of exactly this variant, as an outcome; else None. "Exactly":
-    its report's recipe is this variant's, so an edit of the recipe file (or a new edgec default)
-    runs the variant again, not only a change of its grid values. A finished run whose
-    variants/<name>.json was never written (Ctrl-C between the two) is reused too."""
-    try:
-        report = json.loads((folder / "variants" / variant["name"] / "report.json").read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(report, dict) or report.get("status") != "ok":
-        return None
-    if "recipe" in variant:
-        if _runs_as(report.get("recipe")) != _runs_as(variant["recipe"].model_dump(mode="json")):
-            return None
-    else:  # a caller that did not plan (no validated recipe): the overrides it ran with
-        try:
-            meta = json.loads((folder / "variants" / f"{variant['name']}.json").read_text())
-        except (OSError, ValueError):
-            return None
-        if meta.get("overrides") != variant["overrides"]:
-            return None
-    return {"name": variant["name"], "status": "ok", "error": None, "report": report}
-
-
-def _runs_as(recipe: dict | None) -> dict | None:
-    """A recipe without its sweep section, which changes how many variants run, not what one does."""
-    return {k: v for k, v in recipe.items() if k != "sweep"} if isinstance(recipe, dict) else None
-
-
-def _write_variant_meta(folder: Path, variant: dict, outcome: dict) -> None:
-    from edgec.report import write_text_atomic
-
-    meta = {"name": variant["name"], "values": variant["values"], "overrides": variant["overrides"],
-            "status": outcome["status"], "error": outcome["error"]}
-    write_text_atomic(folder / "variants" / f"{variant['name']}.json", json.dumps(meta, indent=2))

@@ -99,7 +99,46 @@ def expand(grid: dict[str, list[Any]], mode: str) -> list[dict[str, Any]]:
         combos = list(zip(*grid.values(), strict=True))
     else:
         combos = list(itertools.product(*grid.values()))
+    _refuse_repeats(grid, combos, mode)
     return [dict(zip(paths, combo, strict=True)) for combo in combos]
+
+
+def _refuse_repeats(grid: dict[str, list[Any]], combos: list[tuple], mode: str) -> None:
+    """Two identical variants would run the same work twice and share one name in the tables.
+    Compared as JSON, as --set passes them: 1 and true differ, 1 and 1.0 are the same number."""
+    seen: dict[str, int] = {}
+    for i, combo in enumerate(combos):
+        key = json.dumps([_number(v) for v in combo])
+        if key in seen:
+            repeated = next((f"'{p}' lists {json.dumps(r)} twice" for p, vs in grid.items()
+                             if (r := _repeat(vs)) is not _NONE), None) if mode != "zip" else None
+            raise RecipeError(
+                f"The sweep has identical variants ({_point(grid, combo)}, numbers {seen[key] + 1} "
+                f"and {i + 1})" + (f": grid path {repeated}." if repeated else "."),
+                hint="Give each value once.")
+        seen[key] = i
+
+
+def _number(value: Any) -> Any:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+_NONE = object()
+
+
+def _repeat(values: list[Any]) -> Any:
+    """The first value a list gives twice, else _NONE (None may be a value)."""
+    seen = set()
+    for v in values:
+        key = json.dumps(_number(v))
+        if key in seen:
+            return v
+        seen.add(key)
+    return _NONE
+
+
+def _point(grid: dict[str, list[Any]], combo: tuple) -> str:
+    return ", ".join(f"{p}={json.dumps(v)}" for p, v in zip(grid, combo, strict=True))
 
 
 def as_overrides(variant: dict[str, Any]) -> list[str]:

@@ -29,7 +29,7 @@ def write_results(result: SweepResult, final: bool = True) -> None:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
-    writer.writerows(result.rows)
+    writer.writerows([{k: _csv_value(v) for k, v in row.items()} for row in result.rows])
     write_text_atomic(folder / "results.csv", buf.getvalue())
     if final:
         png = plot_png(result)
@@ -55,6 +55,12 @@ def _columns(rows: list[dict]) -> list[str]:
     for row in rows:
         columns += [k for k in row if k not in columns]
     return columns
+
+
+def _csv_value(value):
+    """Grid values that are lists or mappings as JSON (what --set and --grid take back), not as
+    Python's repr ("['Conv']", "{'a': 1}"), which no other tool parses."""
+    return json.dumps(value) if isinstance(value, list | dict) else value
 
 
 def load_plotting() -> None:
