@@ -113,3 +113,25 @@ def test_the_documented_object_has_the_keys_printed():
     doc = error_document(RecipeError("x"), 2)
     assert set(example) == set(doc) and set(example["error"]) == set(doc["error"])
     assert example["schema"] == ERROR_SCHEMA
+
+
+@pytest.mark.parametrize("args", [("compress", "r.yaml", "--json", "--bogus"),
+                                  ("compress", "--json"),
+                                  ("check-budgets", "--json", "--budgets")])
+def test_a_command_line_click_refuses_is_a_json_error_too(args):
+    """An unknown option or a missing argument is found before the command reads --json; a
+    command line that asked for JSON still gets the error object (and people the usage text)."""
+    result = run(*args)
+    assert result.exit_code == 2
+    doc = _error(result)
+    assert doc["error"]["type"] == "UsageError" and doc["error"]["message"].startswith(
+        f"edgec {args[0]}: ")
+    assert f"edgec {args[0]} --help" in doc["error"]["hint"]
+    assert "Error: " in result.stderr  # click's own message for people
+
+
+def test_a_command_line_error_without_json_leaves_stdout_empty():
+    result = run("compress", "r.yaml", "--bogus")
+    assert result.exit_code == 2 and result.stdout == "" and "No such option" in result.stderr
+    result = run("inspect", "--json", "--bogus")  # a --json that prints data, not error objects
+    assert result.exit_code == 2 and result.stdout == ""

@@ -37,9 +37,16 @@ Exit codes:
 class _EdgecGroup(click.Group):
     """Maps EdgecError to its exit code with a clean message; other exceptions are bugs."""
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["edgec.args"] = list(args)  # the raw command line, for _print_json_usage_error
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:
+            _print_json_usage_error(ctx, exc)
+            raise
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except EdgecError as exc:
@@ -63,6 +70,17 @@ class _EdgecGroup(click.Group):
             ctx.exit(EXIT_RUNTIME)
 
 
+def json_option(help_text: str):
+    """A command's --json that also turns failures into an errors.error_document on stdout: the
+    command calls errors_as_json, and the group prints one for click's own parse errors too."""
+
+    def decorate(f):
+        f.json_errors = True
+        return click.option("--json", "as_json", is_flag=True, help=help_text)(f)
+
+    return decorate
+
+
 def errors_as_json(wanted: bool) -> None:
     """A command's --json: from here on, a failure also prints errors.error_document on stdout
     (the group prints it, as it decides the exit code). Turned off once stdout holds the report,
@@ -77,6 +95,22 @@ def _print_json_error(ctx: click.Context, exc: BaseException, exit_code: int) ->
         from edgec.errors import error_document
 
         click.echo(json.dumps(error_document(exc, exit_code), indent=2))
+
+
+def _print_json_usage_error(group_ctx: click.Context, exc: click.UsageError) -> None:
+    """A parse error (unknown option, missing argument, a file click found missing) comes before
+    the command runs and reads --json; a command line that asked for JSON still gets it."""
+    args = group_ctx.meta.get("edgec.args") or [""]
+    # from the command line: click's parser leaves exc.ctx unset for some errors (a missing value)
+    cmd = group_ctx.command.get_command(group_ctx, args[0])
+    if cmd is None or not getattr(cmd.callback, "json_errors", False) or "--json" not in args[1:]:
+        return
+    from edgec.errors import UsageError as EdgecUsageError
+    from edgec.errors import error_document
+
+    error = EdgecUsageError(f"edgec {cmd.name}: {exc.format_message()}",
+                            hint=f"See `edgec {cmd.name} --help`.")
+    click.echo(json.dumps(error_document(error, exc.exit_code), indent=2))
 
 
 def _say_kept(exc: BaseException) -> None:
@@ -143,8 +177,7 @@ def ci_options(func):
 @click.option("--force", is_flag=True, help="Replace an existing run folder.")
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted or failed run from its last completed step.")
-@click.option("--json", "as_json", is_flag=True,
-              help="Print report.json to stdout (on failure, an edgec.error/1 object: docs/cli.md).")
+@json_option("Print report.json to stdout (on failure, an edgec.error/1 object: docs/cli.md).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or status lines.")
 @click.option("--target", "target_name", metavar="NAME|PATH",
               help="Device target (mcu, npu, rpi, host, a plugin's profile — see `edgec targets` — or a "

@@ -12,7 +12,15 @@ from pathlib import Path
 
 import click
 
-from edgec.cli import EXIT_CODES_HELP, _finish, _shape, ci_options, cli, errors_as_json
+from edgec.cli import (
+    EXIT_CODES_HELP,
+    _finish,
+    _shape,
+    ci_options,
+    cli,
+    errors_as_json,
+    json_option,
+)
 from edgec.errors import EXIT_BUDGET, EdgecError, UsageError
 
 
@@ -37,8 +45,7 @@ from edgec.errors import EXIT_BUDGET, EdgecError, UsageError
               ".yaml, as in a recipe: decides how RAM is counted (weights in RAM, or read in place "
               "from flash) and adds the profile's budgets where the file sets none. Default: the "
               "target: of a recipe given as --budgets. Operator support: `edgec check --target`.")
-@click.option("--json", "as_json", is_flag=True,
-              help="Print the report as JSON (on failure, an edgec.error/1 object: docs/cli.md).")
+@json_option("Print the report as JSON (on failure, an edgec.error/1 object: docs/cli.md).")
 @ci_options
 def check_budgets_command(model: Path, budgets_file: Path, baseline, input_shape, threads: int,
                           runs: int, warmup: int, min_seconds: float | None, overrides,
