@@ -65,6 +65,20 @@ def test_slower_finding_names_the_cause_and_fix_for_the_mode_that_ran():
                          {"speedup_p50": 1.0}, []) == []
 
 
+def test_slower_finding_reads_the_gated_p1_speedup_not_p50():
+    """On a noisy host p50 can say 'slower' while the p1 ratio min_speedup decides on says
+    faster: the finding follows the gate, and quotes the p1 times it used."""
+    from edgec.report import find_findings
+
+    base = SimpleNamespace(latency_ms=SimpleNamespace(p1=1.0, p50=1.0), macs=10_000)
+    comp = SimpleNamespace(latency_ms=SimpleNamespace(p1=0.8, p50=1.3), macs=10_000, params=100,
+                           nonzero_params=100)
+    assert find_findings(base, comp, {"speedup_p1": 1.25, "speedup_p50": 0.77}, []) == []
+    slow = SimpleNamespace(**{**vars(comp), "latency_ms": SimpleNamespace(p1=2.0, p50=1.0)})
+    [text] = find_findings(base, slow, {"speedup_p1": 0.5, "speedup_p50": 1.0}, [])
+    assert "0.50x the baseline speed (p1 2.000 ms vs 1.000 ms)" in text
+
+
 def test_a_miss_never_reads_limit_equal_to_actual():
     """Limit and actual get the digits it takes to tell them apart; growth budgets read as %."""
     from edgec.budgets import BudgetRow
