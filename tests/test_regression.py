@@ -150,3 +150,23 @@ def test_a_different_exporter_is_a_finding_not_a_verdict():
     report = _current(env={**ENV, "torch": "2.5.0+cu121"})  # one release, another build: no claim
     apply_against(report, _stored(env={**ENV, "torch": "2.5.0+cpu"}), budgets)
     assert not report.against["cross_exporter"] and not any("exporter" in f for f in report.findings)
+
+
+def test_a_different_edgec_is_a_finding_and_python_is_not():
+    """A new edgec may change a pass's defaults: a size or accuracy regression may come from the
+    upgrade, which the reader is told; Python's version changes neither graph nor kernels."""
+    from edgec.ci_outputs import summary_markdown
+
+    budgets = BudgetsConfig(max_latency_growth=0.5, max_size_growth=0.05)
+    report = _current(size=1100, env={**ENV, "edgec": "0.3.0", "python": "3.12.1"})
+    apply_against(report, _stored(env={**ENV, "edgec": "0.2.0", "python": "3.11.7"}), budgets)
+    rows = {r.name: r for r in report.budgets}
+    assert rows["max_size_growth"].verdict == "fail" and rows["max_latency_growth"].verdict == "pass"
+    assert report.against["cross_edgec"] and not report.against["cross_exporter"]
+    (finding,) = report.findings
+    assert "made with edgec 0.2.0, this run with edgec 0.3.0:" in finding
+    assert "different edgec" in summary_markdown(report)
+    report = _current(env={**ENV, "python": "3.12.1"})
+    apply_against(report, _stored(env={**ENV, "python": "3.11.7"}), budgets)
+    assert report.findings == [] and report.against["environment_diff"] == {
+        "python": ["3.11.7", "3.12.1"]}

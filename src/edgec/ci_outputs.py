@@ -97,6 +97,7 @@ def summary_markdown(report: Report, title: str = "edgec") -> str:
                      + (" — **different onnxruntime**" if a.get("cross_onnxruntime") else "")
                      + (" — **different thread count**" if a.get("cross_threads") else "")
                      + (" — different exporter (torch/onnx)" if a.get("cross_exporter") else "")
+                     + (" — different edgec" if a.get("cross_edgec") else "")
                      + ".\n")
     lines += [f"> {f}\n" for f in report.findings]
     return "\n".join(lines).rstrip() + "\n"

@@ -33,6 +33,10 @@ RUNTIME_KEY = "onnxruntime"
 # What writes the graph: a new exporter may fold, fuse or store it differently, so sizes and
 # accuracy can move with it; the model as built is still what the gates judge.
 EXPORTER_KEYS = ("torch", "onnx")
+# edgec itself: a new release may change a pass's defaults (calibration, operator choices), so
+# sizes and accuracy can move with it too. Python's version is in environment_diff but raises
+# nothing: neither the graph nor onnxruntime's kernels depend on it.
+TOOL_KEY = "edgec"
 
 
 def load_against(path: Path) -> dict:
@@ -189,8 +193,16 @@ def _judge_environments(diff: dict[str, list]) -> tuple[dict[str, bool], list[st
             "change the exported graph, so size and accuracy differences from the stored report "
             "may come from the upgrade rather than from this change. The gates still judge the "
             "model as built.")
+    tool = known.get(TOOL_KEY)
+    if tool:
+        findings.append(
+            f"The stored report was made with edgec {tool[0]}, this run with edgec {tool[1]}: a "
+            "new release may change a pass's defaults, so size and accuracy differences from the "
+            "stored report may come from the upgrade rather than from this change (`report.json` "
+            "records each pass's settings). The gates still judge the model as built.")
     flags = {"cross_cpu": cross_cpu, "cross_threads": bool(threads),
-             "cross_onnxruntime": bool(runtime), "cross_exporter": bool(exporter)}
+             "cross_onnxruntime": bool(runtime), "cross_exporter": bool(exporter),
+             "cross_edgec": bool(tool)}
     return flags, findings, why
 
 
