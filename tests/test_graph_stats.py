@@ -104,3 +104,16 @@ def test_shared_parameters_counted_once():
     lin = nn.Linear(4, 4)
     model = nn.Sequential(lin, lin)
     assert count_params(model) == (20, 20)
+
+
+def test_a_folder_is_named_as_such_and_a_run_folder_offers_its_models(tmp_path):
+    """`edgec inspect runs/x` is a natural slip: say it is a folder, and which files to give."""
+    with pytest.raises(UsageError, match="is a folder, not an ONNX file") as empty:
+        analyze_onnx(tmp_path)
+    assert "Give the path of a .onnx file" in empty.value.hint
+    (tmp_path / "model.onnx").write_bytes(b"")
+    (tmp_path / "baseline.onnx").write_bytes(b"")
+    with pytest.raises(UsageError) as run:
+        analyze_onnx(tmp_path)
+    assert f"'{tmp_path / 'model.onnx'}' (compressed) or '{tmp_path / 'baseline.onnx'}'" in run.value.hint
+

@@ -21,7 +21,7 @@ from edgec.cli import (
     errors_as_json,
     json_option,
 )
-from edgec.errors import EXIT_BUDGET, EdgecError, UsageError
+from edgec.errors import EXIT_BUDGET, EdgecError
 
 
 @cli.command("check-budgets", epilog=EXIT_CODES_HELP)
@@ -113,8 +113,6 @@ def inspect(model: Path, input_shape, as_json: bool) -> None:
     from edgec.graph_stats import analyze_onnx
     from edgec.report_text import print_layers
 
-    if not model.is_file():
-        raise UsageError(f"ONNX file '{model}' does not exist.")
     stats = analyze_onnx(model, _shape(input_shape))
     if as_json:
         click.echo(json.dumps(stats.to_dict(), indent=2))

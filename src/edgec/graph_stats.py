@@ -69,13 +69,25 @@ class GraphStats:
         return d
 
 
+def not_an_onnx_file(path: Path) -> UsageError:
+    """The error for a model path that is no file; a run folder gets the names of its models."""
+    if not path.is_dir():
+        return UsageError(f"ONNX file '{path}' does not exist.", hint="Check the path.")
+    inside = [path / n for n in ("model.onnx", "baseline.onnx") if (path / n).is_file()]
+    if inside:  # an edgec run folder: the compressed model and the exported original
+        return UsageError(f"'{path}' is a folder, not an ONNX file.",
+                          hint=f"Did you mean '{inside[0]}'" + (f" (compressed) or '{inside[1]}' "
+                          "(the original, exported)" if len(inside) > 1 else "") + "?")
+    return UsageError(f"'{path}' is a folder, not an ONNX file.", hint="Give the path of a .onnx file.")
+
+
 def load_onnx(path: Path) -> onnx.ModelProto:
     """Load and structurally check an ONNX file; a user's bad file becomes a UsageError."""
     import onnx
 
     path = Path(path)
     if not path.is_file():
-        raise UsageError(f"ONNX file '{path}' does not exist.", hint="Check the path.")
+        raise not_an_onnx_file(path)
     try:
         model = onnx.load(str(path))
         onnx.checker.check_model(model)

@@ -77,7 +77,8 @@ def _partition_nonn(source: Path, devices: int, budget, out_dir: Path, link_mbps
     from edgec.recipe import load_recipe
 
     if not source.is_file():
-        raise UsageError(f"'{source}' does not exist.", hint="Give a recipe .yaml.")
+        what = "is a folder" if source.is_dir() else "does not exist"
+        raise UsageError(f"'{source}' {what}.", hint="Give a recipe .yaml.")
     if source.suffix not in (".yaml", ".yml"):
         raise UsageError(f"--method nonn trains students from a teacher in PyTorch, but '{source}' is "
                          "not a recipe.", hint="Give a recipe .yaml whose model: is the teacher and "
@@ -110,7 +111,8 @@ def budget_with_target(budget: DeviceBudget, target: str, base_dir: Path | None 
 
 def _onnx_of(source: Path, out_dir: Path) -> Path:
     if not source.is_file():
-        raise UsageError(f"'{source}' does not exist.", hint="Give an .onnx file or a recipe .yaml.")
+        what = "is a folder" if source.is_dir() else "does not exist"
+        raise UsageError(f"'{source}' {what}.", hint="Give an .onnx file or a recipe .yaml.")
     if source.suffix == ".onnx":
         return source
     if source.suffix not in (".yaml", ".yml"):
