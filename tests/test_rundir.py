@@ -113,3 +113,28 @@ def test_force_refuses_the_working_folder(tmp_path, monkeypatch):
     with pytest.raises(UsageError, match="already exists"):
         RunFolder(Path("."), force=False)
     assert (here / "recipe.yaml").exists()
+
+
+def test_the_python_api_is_told_its_own_arguments_not_cli_flags(tmp_path, write_recipe):
+    """A notebook user has no --force or -o to pass: api.compress's errors name force=True and
+    output=; the CLI's keep the flags."""
+    from edgec.api import compress
+
+    target = tmp_path / "exp"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    with pytest.raises(UsageError) as api:
+        compress(write_recipe(), output=target)
+    assert "pass force=True to replace it" in api.value.message and "--force" not in api.value.message
+    assert "Choose another with output=" in api.value.message
+    with pytest.raises(UsageError) as cli:  # outside the API: the CLI's spelling again
+        RunFolder(target, force=False)
+    assert "Choose another with -o, or pass --force" in cli.value.message
+
+
+def test_option_spelling():
+    from edgec.errors import option, python_api_spelling
+
+    assert (option("force"), option("output", "runs/x")) == ("--force", "-o runs/x")
+    with python_api_spelling():
+        assert (option("resume"), option("output", "runs/x")) == ("resume=True", "output='runs/x'")

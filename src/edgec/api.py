@@ -54,13 +54,15 @@ def compress(
     ``stage_cache``: a folder that runs of one sweep share, so a run whose model, data, seed, torch
     passes and export settings match an earlier one reuses its export instead of recomputing it.
     """
+    from edgec.errors import python_api_spelling
     from edgec.pipeline import run_recipe
     from edgec.progress import Progress
 
-    recipe, recipe_dir, name = resolve_recipe(recipe_or_path, overrides)
-    target = Path(output) if output else default_output(recipe, name)
-    return run_recipe(
-        recipe, recipe_dir=recipe_dir, output=target, force=force, resume=resume,
-        progress=Progress(enabled=progress, verbose=progress),
-        stage_cache=Path(stage_cache) if stage_cache else None,
-    )
+    with python_api_spelling():  # "pass force=True", not "--force"
+        recipe, recipe_dir, name = resolve_recipe(recipe_or_path, overrides)
+        target = Path(output) if output else default_output(recipe, name)
+        return run_recipe(
+            recipe, recipe_dir=recipe_dir, output=target, force=force, resume=resume,
+            progress=Progress(enabled=progress, verbose=progress),
+            stage_cache=Path(stage_cache) if stage_cache else None,
+        )

@@ -8,6 +8,7 @@ exits with ``exit_code``; anything else that escapes is a bug and shows a traceb
 from __future__ import annotations
 
 import contextlib
+import contextvars
 from collections.abc import Iterator
 
 # Exit codes are a contract with CI jobs: documented in the README and in `edgec --help`.
@@ -16,6 +17,32 @@ EXIT_BUDGET = 1  # the run completed and wrote its report, but a budget was miss
 EXIT_USAGE = 2  # invalid recipe, option or input file: nothing was run
 EXIT_RUNTIME = 3  # loading, a pass, export or benchmarking failed while running
 EXIT_INTERRUPTED = 130  # Ctrl-C / SIGTERM; whatever was completed is kept
+
+
+# How a message names an option: the command line's flag, or the Python API's argument while
+# api.compress runs (a notebook has no --force to pass). Names: force, resume, output.
+_SPELLINGS = {"force": ("--force", "force=True"), "resume": ("--resume", "resume=True"),
+              "output": ("-o", "output=")}
+_python_api = contextvars.ContextVar("edgec_python_api", default=False)
+
+
+def option(name: str, value: str | None = None) -> str:
+    """``option('force')`` -> '--force' or 'force=True'; ``option('output', 'runs/x')`` ->
+    '-o runs/x' or "output='runs/x'"."""
+    spelled = _SPELLINGS[name][_python_api.get()]
+    if value is None:
+        return spelled
+    return f"{spelled}{value!r}" if _python_api.get() else f"{spelled} {value}"
+
+
+@contextlib.contextmanager
+def python_api_spelling() -> Iterator[None]:
+    """Messages raised inside name the API's arguments instead of the CLI's flags."""
+    token = _python_api.set(True)
+    try:
+        yield
+    finally:
+        _python_api.reset(token)
 
 
 class EdgecError(Exception):

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edgec.errors import EdgecError, OutputError, RecipeError, sigterm_as_interrupt
+from edgec.errors import EdgecError, OutputError, RecipeError, option, sigterm_as_interrupt
 from edgec.progress import Progress
 from edgec.report import Report, find_findings, write_text_atomic
 from edgec.rundir import RunFolder
@@ -85,7 +85,7 @@ def run_recipe(
 def _output_error(exc: OSError, step: str, folder: Path) -> EdgecError:
     err = OutputError(
         f"File system error on '{exc.filename or folder}' during '{step}': {exc.strerror or exc}. "
-        "Free some space (or fix the folder's permissions) and re-run with --resume.")
+        f"Free some space (or fix the folder's permissions) and re-run with {option('resume')}.")
     err.run_folder = folder
     return err
 

@@ -19,7 +19,7 @@ import os
 import shutil
 from pathlib import Path
 
-from edgec.errors import EdgecError, UsageError
+from edgec.errors import EdgecError, UsageError, option
 
 PARTIAL_SUFFIX = ".partial"
 MARKER = ".edgec-run"
@@ -34,29 +34,33 @@ def partial_path(target: Path) -> Path:
 def check_target(target: Path, force: bool, resume: bool = False) -> None:
     """Refuse before any work if the run folder cannot or may not be written."""
     if not Path(target).resolve().name:
-        raise UsageError(f"'{target}' is the root folder; pass -o a folder for this run, e.g. "
-                         "-o runs/exp.")
+        raise UsageError(f"'{target}' is the root folder; pass {option('output')} a folder for "
+                         f"this run, e.g. {option('output', 'runs/exp')}.")
     target = Path(target)
     if target.exists() and not target.is_dir():
-        raise UsageError(f"Output path '{target}' exists and is a file; choose another -o folder.")
+        raise UsageError(f"Output path '{target}' exists and is a file; choose another "
+                         f"{option('output')} folder.")
     if target.exists() and resume and not force:
         raise UsageError(f"Run folder '{target}' is already complete: there is nothing to resume. "
-                         "Choose another -o folder, or pass --force to run it again.")
+                         f"Choose another {option('output')} folder, or pass {option('force')} "
+                         "to run it again.")
     if target.exists() and not force:
         raise UsageError(
-            f"Run folder '{target}' already exists. Choose another with -o, or pass --force to "
-            "replace it (the old run is removed only after the new one completes)."
+            f"Run folder '{target}' already exists. Choose another with {option('output')}, or "
+            f"pass {option('force')} to replace it (the old run is removed only after the new one "
+            "completes)."
         )
     if target.exists() and force:
         check_replaceable(target)
     partial = partial_path(target)
     if partial.exists() and not partial.is_dir():
         raise UsageError(f"'{partial}' exists and is a file; edgec needs that name for the "
-                         "unfinished run. Remove it or choose another -o folder.")
+                         f"unfinished run. Remove it or choose another {option('output')} folder.")
     if partial.exists() and not (force or resume):
         raise UsageError(
             f"An unfinished run of '{target}' is kept in '{partial}' (its report.json says where it "
-            "stopped). Pass --resume to continue it, or --force to discard it and start over."
+            f"stopped). Pass {option('resume')} to continue it, or {option('force')} to discard it "
+            "and start over."
         )
     check_creatable(target, "run folder")
 
@@ -66,13 +70,14 @@ def check_replaceable(target: Path) -> None:
     here = Path.cwd().resolve()
     resolved = target.resolve()
     if resolved == here or resolved in here.parents:
-        raise UsageError(f"-o '{target}' is the folder you are working in (or holds it); --force "
-                         "would delete it. Choose a folder for the run's results, e.g. -o runs/exp.")
+        raise UsageError(f"{option('output', str(target))} is the folder you are working in (or "
+                         f"holds it); {option('force')} would delete it. Choose a folder for the "
+                         f"run's results, e.g. {option('output', 'runs/exp')}.")
     if any(target.iterdir()) and not is_run_folder(target):
         raise UsageError(
             f"'{target}' is not an edgec run folder (it has no {MARKER} marker or report.json), so "
-            "--force will not delete it. Choose another -o folder; remove it yourself if it really "
-            "is meant to go.")
+            f"{option('force')} will not delete it. Choose another {option('output')} folder; "
+            "remove it yourself if it really is meant to go.")
 
 
 def is_run_folder(folder: Path) -> bool:
