@@ -227,7 +227,7 @@ CASES = [
          extra=("--set", "passes.5.mode=static")),
     Case("set-missing-list", TINY, 2, r"'passes' is not in the recipe, so it has no item 5",
          extra=("--set", "passes.5.mode=static")),
-    Case("set-into-scalar", TINY, 2, r"'benchmark.runs' is a int, not a section", extra=("--set", "benchmark.runs.x=1")),
+    Case("set-into-scalar", TINY, 2, r"'benchmark.runs' is an int, not a section", extra=("--set", "benchmark.runs.x=1")),
     Case("set-no-equals", TINY, 2, r"expected dotted.path=value", extra=("--set", "benchmark.runs")),
     Case("set-out-of-range", TINY, 2, r"benchmark.runs.*>= 1", extra=("--set", "benchmark.runs=-5")),
     # -- model loading (exit 3: a runtime failure with a failed report) --

@@ -27,6 +27,12 @@ def test_an_invalid_set_names_the_option_not_a_line_of_the_file(gated_run, tmp_p
     assert "line 2" not in result.output
     result = run("check-budgets", model, "--budgets", budgets, "--set", "max_sizekb=3")
     assert "max_sizekb (set by --set max_sizekb=3): unknown key" in result.output
+    result = run("check-budgets", model, "--budgets", budgets, "--set", "budgets.max_params.x=1")
+    assert result.exit_code == 2  # a structural mistake names the option as typed, prefix kept
+    assert "--set 'budgets.max_params.x=1': 'max_params' is an int, not a section" in result.output
+    result = run("check-budgets", model, "--budgets", budgets, "--set", "max_params")
+    assert result.exit_code == 2 and "e.g. --set max_size_kb=200" in result.output
+    assert "passes.0" not in result.output  # the recipe's example would mislead here
     budgets.write_text("max_size_kb: -1\n")  # the file's own mistake still names its line
     result = run("check-budgets", model, "--budgets", budgets, "--set", "max_params=3")
     assert result.exit_code == 2 and "max_size_kb (line 1): must be > 0" in result.output

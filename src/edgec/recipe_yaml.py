@@ -80,21 +80,23 @@ def _index_lines(node, path: tuple, lines: Lines, count: list[int], source: str)
             _index_lines(item, (*path, i), lines, count, source)
 
 
-def parse_override(item: str) -> tuple[list[str | int], Any]:
-    """'passes.0.amount=0.5' → (['passes', 0, 'amount'], 0.5). Values are parsed as YAML."""
+def parse_override(item: str, shown: str | None = None) -> tuple[list[str | int], Any]:
+    """'passes.0.amount=0.5' → (['passes', 0, 'amount'], 0.5). Values are parsed as YAML.
+    ``shown``: the override as the user typed it, for messages."""
     import yaml
 
     key, sep, value_text = item.partition("=")
     key = key.strip()
     if not sep or not key or any(not part for part in key.split(".")):
         raise RecipeError(
-            f"--set '{item}': expected dotted.path=value, e.g. --set passes.0.per_channel=false "
+            f"--set '{shown or item}': expected dotted.path=value, e.g. --set passes.0.per_channel=false "
             "or --set benchmark.runs=500."
         )
     try:
         value = copy.deepcopy(_parse_value(value_text)) if value_text.strip() else ""
     except RecursionError:
-        raise RecipeError(f"--set '{key}=…': the value is nested too deeply to read.") from None
+        raise RecipeError(f"--set '{(shown or item).partition('=')[0]}=…': the value is nested too "
+                          "deeply to read.") from None
     except yaml.YAMLError:
         value = value_text  # not YAML: take it as a plain string
     path: list[str | int] = [int(p) if p.lstrip("-").isdigit() else p for p in key.split(".")]
@@ -110,17 +112,19 @@ def _parse_value(text: str) -> Any:
     return yaml.safe_load(text)
 
 
-def apply_overrides(raw: Any, overrides) -> Any:
-    """Return a copy of ``raw`` with each `--set` applied (validated later with the rest)."""
+def apply_overrides(raw: Any, overrides, shown=None) -> Any:
+    """Return a copy of ``raw`` with each `--set` applied (validated later with the rest).
+    ``shown[i]`` is ``overrides[i]`` as the user typed it, for messages (check-budgets strips a
+    'budgets.' prefix before applying)."""
     _check_override_list(overrides)
     if not overrides:
         return raw
     data = copy.deepcopy(raw) if raw is not None else {}
     if not isinstance(data, dict):
         return data  # validate_recipe reports the wrong top-level type
-    for item in overrides:
-        path, value = parse_override(item)
-        _set_path(data, path, value, item)
+    for item, name in zip(overrides, shown or overrides, strict=True):
+        path, value = parse_override(item, name)
+        _set_path(data, path, value, name)
     return data
 
 
@@ -195,9 +199,10 @@ def _set_path(data: Any, path: list, value: Any, item: str) -> None:
                 target[part] = {}  # creating a section is fine; validation checks its keys
         else:
             parent = ".".join(str(p) for p in path[:depth]) or "(top level)"
+            kind = type(target).__name__
             raise RecipeError(
-                f"--set '{item}': '{parent}' is a {type(target).__name__}, not a section, so "
-                f"it has no '{part}'."
+                f"--set '{item}': '{parent}' is {'an' if kind[0] in 'aeiou' else 'a'} {kind}, not a "
+                f"section, so it has no '{part}'."
             )
         if last:
             target[part] = value
