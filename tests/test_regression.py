@@ -170,3 +170,61 @@ def test_a_different_edgec_is_a_finding_and_python_is_not():
     apply_against(report, _stored(env={**ENV, "python": "3.11.7"}), budgets)
     assert report.findings == [] and report.against["environment_diff"] == {
         "python": ["3.11.7", "3.12.1"]}
+
+
+def _timed(speedup=2.0, rounds=2000, stored_speedup=2.2, stored_runs=2000):
+    """This run with kept timing rounds (p1 speedup about ``speedup``), and a stored report whose
+    p1 speedup is ``stored_speedup``, timed for ``stored_runs`` rounds."""
+    import numpy as np
+
+    from edgec.latency import LatencyStats
+
+    rng = np.random.default_rng(0)
+    base = list(1.0 + rng.exponential(0.05, rounds))
+    comp = list(1.0 / speedup + rng.exponential(0.05 / speedup, rounds))
+    report = _current()
+    report.baseline = SimpleNamespace(latency_ms=LatencyStats.from_samples(base, 10))
+    report.compressed.latency_ms = LatencyStats.from_samples(comp, 10)
+    report.ratios = {"speedup_p1": round(report.baseline.latency_ms.p1
+                                         / report.compressed.latency_ms.p1, 4)}
+    stored = _stored()
+    stored["ratios"] = {"speedup_p1": stored_speedup}
+    stored["baseline"] = {"latency_ms": {"runs": stored_runs, "mean": 1.05}}
+    stored["compressed"]["latency_ms"] = {"runs": stored_runs, "mean": 1.05 / stored_speedup}
+    return report, stored
+
+
+@pytest.mark.parametrize(("limit", "verdict"), [(0.2, "pass"), (0.1, "inconclusive"),
+                                                 (0.04, "fail")])
+def test_latency_growth_is_decided_on_the_interval_not_the_point(limit, verdict):
+    """Like min_speedup: the growth interval (stored p1 speedup over this run's interval, widened
+    by the run-to-run drift) must be wholly above the limit to fail, wholly below to pass."""
+    report, stored = _timed()
+    apply_against(report, stored, BudgetsConfig(max_latency_growth=limit))
+    (row,) = report.budgets
+    assert row.low < row.actual < row.high and row.low == pytest.approx(0.1, abs=0.04)
+    assert row.high - row.low > 0.04  # at least the 2% drift on each side
+    assert row.verdict == verdict and row.passed == (verdict != "fail")
+    assert "CI" in row.note and "drift" in row.note
+
+
+def test_a_stored_snapshot_makes_latency_growth_inconclusive():
+    """A stored report from a run without a speed budget timed its models for a few ms: its
+    ratio is a snapshot of that moment's load (an identical model read 11.6% 'faster' against
+    one here), so the gate says inconclusive and how to store a better reference."""
+    report, stored = _timed(stored_speedup=3.0, stored_runs=20)
+    apply_against(report, stored, BudgetsConfig(max_latency_growth=0.1))
+    (row,) = report.budgets
+    assert row.verdict == "inconclusive" and row.passed  # growth ~50%: would fail on the point
+    assert "snapshot" in row.note and "benchmark.min_seconds: 10" in row.note
+    assert any("speed-up is a snapshot" in f for f in report.findings)
+    report, stored = _timed(stored_speedup=3.0, stored_runs=20)
+    apply_against(report, stored, BudgetsConfig(max_latency_growth=0.1, inconclusive="fail"))
+    assert not report.budgets[0].passed
+
+
+def test_the_growth_interval_is_shown_in_percent():
+    from edgec.budgets import BudgetRow
+
+    row = BudgetRow("max_latency_growth", 0.1, 0.1, True, "fraction", "inconclusive", 0.078, 0.122)
+    assert row.missed_text() == "max_latency_growth (limit +10%, actual +10%, CI +7.8% to +12.2%)"

@@ -51,7 +51,9 @@ class BudgetRow:
             self.limit, max(digits, 4))
         interval = None
         if self.low is not None and self.high is not None:  # a noise-aware gate decided on these
-            interval = f"{self.low:.{max(digits, 3)}g}–{self.high:.{max(digits, 3)}g}"
+            interval = (f"{self.shown(self.low, digits)} to {self.shown(self.high, digits)}"
+                        if self.unit == "fraction" else
+                        f"{self.low:.{max(digits, 3)}g}–{self.high:.{max(digits, 3)}g}")
         return limit, self.shown(self.actual, digits), interval
 
     def missed_text(self) -> str:
@@ -118,22 +120,32 @@ def check_budgets(
     return rows
 
 
-def _speedup_row(budgets: BudgetsConfig, limit: float, baseline, compressed) -> BudgetRow | None:
-    """min_speedup on the bootstrap CI of the p1 speedup (None: samples were not kept)."""
-    from edgec.latency_gate import RatioInterval, decide_at_least, speedup_interval, with_session_drift
+def gate_interval(baseline, compressed, confidence: float):
+    """The p1 speedup's bootstrap CI as the speed gates (min_speedup, max_latency_growth) decide
+    on it, widened by the run-to-run drift; None when the timed rounds were not kept."""
+    from edgec.latency_gate import RatioInterval, speedup_interval, with_session_drift
 
-    base = getattr(baseline.latency_ms, "samples", None)
-    comp = getattr(compressed.latency_ms, "samples", None)
+    base = getattr(getattr(baseline, "latency_ms", None), "samples", None)
+    comp = getattr(getattr(compressed, "latency_ms", None), "samples", None)
     if not base or not comp:
         return None
-    ci = speedup_interval(base, comp, budgets.speedup_confidence)
+    ci = speedup_interval(base, comp, confidence)
     if ci is None:
         return None
     ci = with_session_drift(ci)
     # decided on the numbers report.json keeps (4 decimals, far below the noise): the estimate is
     # then ratios.speedup_p1 exactly, and the stored interval reproduces the verdict
-    ci = RatioInterval(round(ci.estimate, 4), round(ci.low, 4), round(ci.high, 4), ci.confidence,
-                       ci.rounds)
+    return RatioInterval(round(ci.estimate, 4), round(ci.low, 4), round(ci.high, 4), ci.confidence,
+                         ci.rounds)
+
+
+def _speedup_row(budgets: BudgetsConfig, limit: float, baseline, compressed) -> BudgetRow | None:
+    """min_speedup on the bootstrap CI of the p1 speedup (None: samples were not kept)."""
+    from edgec.latency_gate import decide_at_least
+
+    ci = gate_interval(baseline, compressed, budgets.speedup_confidence)
+    if ci is None:
+        return None
     verdict = decide_at_least(ci, limit)
     passed = verdict == "pass" or (verdict == "inconclusive" and budgets.inconclusive == "pass")
     seconds = sum(compressed.latency_ms.samples) + sum(baseline.latency_ms.samples)

@@ -90,7 +90,9 @@ class BudgetsConfig(ConfigModel):
     max_latency_growth: float | None = Field(
         None, ge=0, description="With --against: largest allowed growth of compressed/baseline "
         "latency (the p1 speedup, each measured interleaved in its own run) vs the stored report, "
-        "fraction."
+        "fraction. Noise-aware like min_speedup: fails only when the growth's interval is wholly "
+        "above the limit; inconclusive against a stored report that timed its models far more "
+        "briefly (one without a speed budget)."
     )
     max_accuracy_loss: float | None = Field(
         None, ge=0, le=1, description="With --against: largest allowed accuracy loss vs the stored "
