@@ -135,3 +135,15 @@ def test_a_command_line_error_without_json_leaves_stdout_empty():
     assert result.exit_code == 2 and result.stdout == "" and "No such option" in result.stderr
     result = run("inspect", "--json", "--bogus")  # a --json that prints data, not error objects
     assert result.exit_code == 2 and result.stdout == ""
+
+
+def test_sweep_json_errors_too(write_recipe, tmp_path):
+    """A sweep that runs nothing (an invalid variant) prints the error object, its problems
+    listed as for compress."""
+    recipe = write_recipe()
+    result = run("sweep", recipe, "--grid", "passes.0.mode=static,bogus", "-o", tmp_path / "sw",
+                 "--json")
+    assert result.exit_code == 2
+    doc = _error(result)
+    assert doc["error"]["type"] == "RecipeError" and "variant 2 of 2" in doc["error"]["message"]
+    assert "got 'bogus'" in doc["error"]["problems"][0]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from edgec.cli import EXIT_CODES_HELP, _set_option, cli
+from edgec.cli import EXIT_CODES_HELP, _set_option, cli, errors_as_json, json_option
 
 
 @cli.command(epilog="""
@@ -43,7 +43,8 @@ Exit codes:
 @click.option("--address", help="Ray cluster address (default: start a local Ray instance).")
 @click.option("--axes", help="Pareto axes, comma separated, e.g. size_kb,speedup,accuracy.")
 @click.option("--rerun", is_flag=True, help="Run every variant again instead of reusing finished ones.")
-@click.option("--json", "as_json", is_flag=True, help="Print results.json to stdout.")
+@json_option("Print results.json to stdout (when nothing ran, or on Ctrl-C, an edgec.error/1 "
+             "object: docs/cli.md).")
 @click.option("-q", "--quiet", is_flag=True, help="No status lines.")
 def sweep(recipe: Path, grid, mode, output, overrides, jobs, executor, use_ray, address, axes,
           rerun: bool, as_json: bool, quiet: bool):
@@ -54,6 +55,7 @@ def sweep(recipe: Path, grid, mode, output, overrides, jobs, executor, use_ray, 
     from edgec.sweep_exec import choose_executor, recipe_jobs, start_early
     from edgec.sweep_report import finish_sweep
 
+    errors_as_json(as_json)
     executor = choose_executor(executor, use_ray, address)
     folder = output or Path("runs") / f"{recipe.stem}-sweep"
     check_folder(folder)

@@ -56,9 +56,10 @@ def plan(recipe: Path, grid_options: tuple[str, ...], mode: str | None,
             validated = load_recipe(sets)
             check_local_paths(validated, Path(recipe).resolve().parent, str(recipe))
         except RecipeError as exc:
-            raise RecipeError(f"sweep variant {i + 1} of {len(points)} ({_label(values)}) is invalid: "
-                              f"{exc.message}",
-                              hint=exc.hint) from None
+            err = RecipeError(f"sweep variant {i + 1} of {len(points)} ({_label(values)}) is "
+                              f"invalid: {exc.message}", hint=exc.hint)
+            err.problems = exc.problems  # already in the message; kept for --json's error object
+            raise err from None
         variants.append({"name": f"v{i:03d}", "values": values, "overrides": sets, "recipe": validated})
     return variants, config
 
