@@ -105,11 +105,10 @@ def _print_json_usage_error(group_ctx: click.Context, exc: click.UsageError) -> 
     cmd = group_ctx.command.get_command(group_ctx, args[0])
     if cmd is None or not getattr(cmd.callback, "json_errors", False) or "--json" not in args[1:]:
         return
-    from edgec.errors import UsageError as EdgecUsageError
     from edgec.errors import error_document
 
-    error = EdgecUsageError(f"edgec {cmd.name}: {exc.format_message()}",
-                            hint=f"See `edgec {cmd.name} --help`.")
+    error = UsageError(f"edgec {cmd.name}: {exc.format_message()}",
+                       hint=f"See `edgec {cmd.name} --help`.")
     click.echo(json.dumps(error_document(error, exc.exit_code), indent=2))
 
 

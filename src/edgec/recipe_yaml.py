@@ -80,17 +80,20 @@ def _index_lines(node, path: tuple, lines: Lines, count: list[int], source: str)
             _index_lines(item, (*path, i), lines, count, source)
 
 
-def parse_override(item: str, shown: str | None = None) -> tuple[list[str | int], Any]:
+RECIPE_SET_EXAMPLE = "--set passes.0.per_channel=false or --set benchmark.runs=500"
+
+
+def parse_override(item: str, shown: str | None = None,
+                   example: str = RECIPE_SET_EXAMPLE) -> tuple[list[str | int], Any]:
     """'passes.0.amount=0.5' → (['passes', 0, 'amount'], 0.5). Values are parsed as YAML.
-    ``shown``: the override as the user typed it, for messages."""
+    ``shown``: the override as the user typed it, and ``example`` a right one, for messages."""
     import yaml
 
     key, sep, value_text = item.partition("=")
     key = key.strip()
     if not sep or not key or any(not part for part in key.split(".")):
         raise RecipeError(
-            f"--set '{shown or item}': expected dotted.path=value, e.g. --set passes.0.per_channel=false "
-            "or --set benchmark.runs=500."
+            f"--set '{shown or item}': expected dotted.path=value, e.g. {example}."
         )
     try:
         value = copy.deepcopy(_parse_value(value_text)) if value_text.strip() else ""
@@ -112,10 +115,10 @@ def _parse_value(text: str) -> Any:
     return yaml.safe_load(text)
 
 
-def apply_overrides(raw: Any, overrides, shown=None) -> Any:
+def apply_overrides(raw: Any, overrides, shown=None, example: str = RECIPE_SET_EXAMPLE) -> Any:
     """Return a copy of ``raw`` with each `--set` applied (validated later with the rest).
     ``shown[i]`` is ``overrides[i]`` as the user typed it, for messages (check-budgets strips a
-    'budgets.' prefix before applying)."""
+    'budgets.' prefix before applying); ``example``: a right override, for a malformed one."""
     _check_override_list(overrides)
     if not overrides:
         return raw
@@ -123,7 +126,7 @@ def apply_overrides(raw: Any, overrides, shown=None) -> Any:
     if not isinstance(data, dict):
         return data  # validate_recipe reports the wrong top-level type
     for item, name in zip(overrides, shown or overrides, strict=True):
-        path, value = parse_override(item, name)
+        path, value = parse_override(item, name, example)
         _set_path(data, path, value, name)
     return data
 
