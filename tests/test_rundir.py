@@ -133,8 +133,11 @@ def test_the_python_api_is_told_its_own_arguments_not_cli_flags(tmp_path, write_
 
 
 def test_option_spelling():
-    from edgec.errors import option, python_api_spelling
+    from edgec.errors import option, spelling
 
     assert (option("force"), option("output", "runs/x")) == ("--force", "-o runs/x")
-    with python_api_spelling():
+    with spelling("api"):
         assert (option("resume"), option("output", "runs/x")) == ("resume=True", "output='runs/x'")
+    with spelling("sweep"), spelling("api"):  # a sweep's variant runs through the API
+        assert option("resume").startswith("the same `edgec sweep` command")
+    assert option("resume") == "--resume"

@@ -154,3 +154,22 @@ def test_api_overrides_must_be_a_list_of_strings(write_recipe, overrides, named)
         resolve_recipe(write_recipe(), overrides)
     assert named in str(info.value)
     assert resolve_recipe(write_recipe(), ["seed=3"])[0].seed == 3
+
+
+def test_a_variant_that_cannot_write_is_told_to_rerun_the_sweep(write_recipe, tmp_path, monkeypatch):
+    """A variant's advice names what its user typed, a sweep: neither --resume nor resume=True,
+    which a sweep's variants have no use for (the next run of the sweep runs it again)."""
+    import errno
+
+    from edgec import pipeline
+    from edgec.sweep_exec import run_variant
+
+    def disk_full(self):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "v000"))
+
+    monkeypatch.setattr(pipeline._Run, "_write_resolved_recipe", disk_full)
+    outcome = run_variant({"name": "v000", "recipe": str(write_recipe()), "overrides": [],
+                           "run_dir": str(tmp_path / "v000"), "torch_threads": 1})
+    assert outcome["status"] == "failed" and "No space left on device" in outcome["error"]
+    assert "re-run with the same `edgec sweep` command" in outcome["error"]
+    assert "resume" not in outcome["error"].replace("edgec sweep", "")

@@ -54,11 +54,11 @@ def compress(
     ``stage_cache``: a folder that runs of one sweep share, so a run whose model, data, seed, torch
     passes and export settings match an earlier one reuses its export instead of recomputing it.
     """
-    from edgec.errors import python_api_spelling
+    from edgec.errors import spelling
     from edgec.pipeline import run_recipe
     from edgec.progress import Progress
 
-    with python_api_spelling():  # "pass force=True", not "--force"
+    with spelling("api"):  # "pass force=True", not "--force"
         recipe, recipe_dir, name = resolve_recipe(recipe_or_path, overrides)
         target = Path(output) if output else default_output(recipe, name)
         return run_recipe(

@@ -19,30 +19,37 @@ EXIT_RUNTIME = 3  # loading, a pass, export or benchmarking failed while running
 EXIT_INTERRUPTED = 130  # Ctrl-C / SIGTERM; whatever was completed is kept
 
 
-# How a message names an option: the command line's flag, or the Python API's argument while
-# api.compress runs (a notebook has no --force to pass). Names: force, resume, output.
-_SPELLINGS = {"force": ("--force", "force=True"), "resume": ("--resume", "resume=True"),
-              "output": ("-o", "output=")}
-_python_api = contextvars.ContextVar("edgec_python_api", default=False)
+# How a message names an option: the command line's flag; the Python API's argument while
+# api.compress runs (a notebook has no --force to pass); or, in a sweep's variant, what the sweep
+# offers instead (it picks each variant's folder and always replaces it). Names: force, resume,
+# output.
+_SPELLINGS = {"cli": {"force": "--force", "resume": "--resume", "output": "-o"},
+              "api": {"force": "force=True", "resume": "resume=True", "output": "output="},
+              "sweep": {"force": "`edgec sweep --rerun`",
+                        "resume": "the same `edgec sweep` command (it keeps the finished variants)",
+                        "output": "the sweep's -o"}}
+_spelling = contextvars.ContextVar("edgec_option_spelling", default="cli")
 
 
 def option(name: str, value: str | None = None) -> str:
     """``option('force')`` -> '--force' or 'force=True'; ``option('output', 'runs/x')`` ->
     '-o runs/x' or "output='runs/x'"."""
-    spelled = _SPELLINGS[name][_python_api.get()]
+    mode = _spelling.get()
+    spelled = _SPELLINGS[mode][name]
     if value is None:
         return spelled
-    return f"{spelled}{value!r}" if _python_api.get() else f"{spelled} {value}"
+    return f"{spelled}{value!r}" if mode == "api" else f"{spelled} {value}"
 
 
 @contextlib.contextmanager
-def python_api_spelling() -> Iterator[None]:
-    """Messages raised inside name the API's arguments instead of the CLI's flags."""
-    token = _python_api.set(True)
+def spelling(mode: str) -> Iterator[None]:
+    """Messages raised inside name options as ``mode`` ('api' or 'sweep') offers them. An outer
+    'sweep' is kept: a sweep's variant runs through the Python API, but its user typed a sweep."""
+    token = _spelling.set(_spelling.get() if _spelling.get() == "sweep" else mode)
     try:
         yield
     finally:
-        _python_api.reset(token)
+        _spelling.reset(token)
 
 
 class EdgecError(Exception):

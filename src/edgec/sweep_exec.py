@@ -17,12 +17,14 @@ from edgec.errors import EdgecError, UsageError
 def run_variant(task: dict) -> dict:
     """Compress one variant into its run folder; returns {name, status, report|None, error}."""
     from edgec.api import compress
+    from edgec.errors import spelling
 
     _limit_torch_threads(task["torch_threads"])  # jobs share the cores instead of fighting
     out = Path(task["run_dir"])
     try:
-        compress(task["recipe"], task["overrides"], out, force=True,
-                 stage_cache=task.get("stage_cache"))
+        with spelling("sweep"):  # "re-run the sweep", not the --resume a variant has no use for
+            compress(task["recipe"], task["overrides"], out, force=True,
+                     stage_cache=task.get("stage_cache"))
         status, error = "ok", None
     except EdgecError as exc:
         status, error = "failed", f"{type(exc).__name__}: {exc.message}"
