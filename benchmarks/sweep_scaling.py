@@ -7,6 +7,12 @@ jobs-2/jobs-1 ratio, and whether the executors' results tables agree (latency co
 those are measured, not computed). The zoo model is trained once first.
 
     PYTHONPATH=src python benchmarks/sweep_scaling.py [--ray] [--runs 100] [--repeats 5] [--recipe R.yaml]
+        [--no-bytecode]
+
+The sweeps run a copy of edgec compiled to bytecode once, first, as pip installs it. A source
+checkout run with PYTHONDONTWRITEBYTECODE=1 (this machine's default) compiles every edgec module
+again in every process: 0.1-0.3 s each for the sweep, its fork server and each worker, which an
+installed edgec never does. --no-bytecode measures that.
 
 What bounds the ratio: a quickstart variant runs in 0.15-0.3 s, and the rest of a sweep (Python
 start, planning, the table and plot: 1.1-1.2 s of 4 s with --jobs 1) is serial; the script prints
@@ -22,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -36,12 +43,12 @@ GRID = ("passes.0.mode=static,dynamic", "passes.0.per_channel=true,false",
 SAME = ("variant", "status", "size_kb", "size_gzip_kb", "params", "macs", "accuracy")
 
 
-def sweep(recipe: Path, folder: Path, jobs: int, executor: str, runs: int) -> tuple[float, dict]:
+def sweep(recipe: Path, folder: Path, jobs: int, executor: str, runs: int,
+          env: dict) -> tuple[float, dict]:
     cmd = [sys.executable, "-m", "edgec", "sweep", str(recipe), "-o", str(folder), "--jobs", str(jobs),
            "--executor", executor, "--set", f"benchmark.runs={runs}", "--quiet"]
     for g in GRID:
         cmd += ["--grid", g]
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     cpu0 = cpu_seconds()
     t0 = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -69,6 +76,20 @@ def cpu_seconds() -> tuple[float, float] | None:
     return (sum(ticks[:8]) - idle) / hz, idle / hz
 
 
+def sweep_env(tmp: str, bytecode: bool) -> dict:
+    """The sweeps' environment: a copy of this checkout's edgec compiled to bytecode, as pip
+    installs it (``bytecode``); else this checkout, compiled again by every process."""
+    if not bytecode:
+        return {**os.environ, "PYTHONPATH": str(ROOT / "src"), "PYTHONDONTWRITEBYTECODE": "1"}
+    # a copy, not PYTHONPYCACHEPREFIX: a prefix holds the only bytecode Python then reads, and
+    # torch, onnx and matplotlib would be compiled again in every process instead of edgec
+    shutil.copytree(ROOT / "src" / "edgec", Path(tmp) / "src" / "edgec",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(tmp) / "src" / "edgec")],
+                   check=True, stdout=subprocess.DEVNULL)
+    return {**os.environ, "PYTHONPATH": str(Path(tmp) / "src")}
+
+
 def main() -> None:
     from edgec.recipe import load_recipe
     from edgec.zoo import load_zoo_model
@@ -79,22 +100,27 @@ def main() -> None:
     ap.add_argument("--recipe", type=Path, default=ROOT / "configs" / "quickstart.yaml")
     ap.add_argument("--repeats", type=int, default=1,
                     help="Rounds of every configuration, interleaved; ratios are medians of rounds.")
+    ap.add_argument("--no-bytecode", dest="bytecode", action="store_false",
+                    help="Every process compiles edgec's modules again (a source checkout with "
+                    "PYTHONDONTWRITEBYTECODE=1), instead of reading them compiled, as installed.")
     args = ap.parse_args()
     load_zoo_model(load_recipe(args.recipe).model.name)  # trained once, outside the timings
     configs = [(1, "local"), (2, "local")] + ([(2, "ray")] if args.ray else [])
     out: dict = {c: [] for c in configs}
     with tempfile.TemporaryDirectory() as tmp:
+        env = sweep_env(tmp, args.bytecode)
         for rnd in range(args.repeats):  # interleaved, so a slow spell of the machine hits all
             for jobs, executor in configs:
                 folder = Path(tmp) / f"{executor}{jobs}-{rnd}"
-                seconds, result = sweep(args.recipe, folder, jobs, executor, args.runs)
+                seconds, result = sweep(args.recipe, folder, jobs, executor, args.runs, env)
                 out[(jobs, executor)].append((seconds, result))
                 print(f"round {rnd + 1}: {executor:>5} jobs={jobs}: {result['variants']} variants, "
                       f"{result['failed']} failed, {seconds:.1f} s wall", flush=True)
     base = out[(1, "local")][0][1]
     table = [{k: r[k] for k in SAME} for r in base["rows"]]
     print(f"\n{args.recipe.name}, benchmark.runs={args.runs}, {os.cpu_count()} CPUs, "
-          f"{args.repeats} round(s)")
+          f"{args.repeats} round(s), "
+          f"{'edgec compiled once, as installed' if args.bytecode else 'edgec compiled by every process'}")
     for (jobs, executor), rounds in out.items():
         ratios = [s / b for (s, _), (b, _) in zip(rounds, out[(1, "local")], strict=True)]
         walls = sorted(s for s, _ in rounds)
