@@ -88,6 +88,17 @@ def test_invalid_variant_is_refused_before_any_work(write_recipe, tmp_path):
     assert not (tmp_path / "sw").exists()
 
 
+def test_a_grid_value_that_cannot_be_set_names_the_grid_not_set(write_recipe, tmp_path):
+    """The user typed --grid (or wrote sweep.grid), never a --set, for a variant's own values."""
+    recipe = write_recipe(TINY_RECIPE + "sweep: {grid: {passes.4.mode: [static]}}\n")
+    result = run("sweep", recipe, "-o", tmp_path / "sw")
+    assert result.exit_code == 2 and "sweep.grid 'passes.4.mode=\"static\"': 'passes.4' is not an " \
+        "index" in result.output
+    result = run("sweep", write_recipe(), "--grid", "passes.3.mode=static", "--set", "seed=1",
+                 "-o", tmp_path / "sw")
+    assert result.exit_code == 2 and "--grid 'passes.3.mode=\"static\"'" in result.output
+
+
 def test_recipe_sweep_section_is_ignored_by_compress_validation(write_recipe):
 
     recipe = write_recipe(TINY_RECIPE + "sweep: {grid: {passes.0.per_channel: [true, false]}}\n")

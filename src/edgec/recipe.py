@@ -296,8 +296,9 @@ def recipe_variants(path: str | Path) -> Callable[[list[str] | tuple[str, ...]],
         raise UsageError(f"Cannot read recipe '{path}': {exc}.") from None
     raw, lines = parse_yaml(text, str(path))
 
-    def variant(overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
-        return validate_recipe(apply_overrides(raw, overrides), source=str(path),
+    def variant(overrides: list[str] | tuple[str, ...] = (), options=None) -> Recipe:
+        """``options[i]``: the option that gave ``overrides[i]``, for messages (apply_overrides)."""
+        return validate_recipe(apply_overrides(raw, overrides, options=options), source=str(path),
                                lines=lines_with_overrides(lines, overrides))
 
     return variant

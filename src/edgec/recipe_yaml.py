@@ -83,23 +83,24 @@ def _index_lines(node, path: tuple, lines: Lines, count: list[int], source: str)
 RECIPE_SET_EXAMPLE = "--set passes.0.per_channel=false or --set benchmark.runs=500"
 
 
-def parse_override(item: str, shown: str | None = None,
-                   example: str = RECIPE_SET_EXAMPLE) -> tuple[list[str | int], Any]:
+def parse_override(item: str, shown: str | None = None, example: str = RECIPE_SET_EXAMPLE,
+                   option: str = "--set") -> tuple[list[str | int], Any]:
     """'passes.0.amount=0.5' → (['passes', 0, 'amount'], 0.5). Values are parsed as YAML.
-    ``shown``: the override as the user typed it, and ``example`` a right one, for messages."""
+    For messages: ``shown``, the override as the user typed it; ``example``, a right one;
+    ``option``, where it came from (a sweep's grid values are not --set options)."""
     import yaml
 
     key, sep, value_text = item.partition("=")
     key = key.strip()
     if not sep or not key or any(not part for part in key.split(".")):
         raise RecipeError(
-            f"--set '{shown or item}': expected dotted.path=value, e.g. {example}."
+            f"{option} '{shown or item}': expected dotted.path=value, e.g. {example}."
         )
     try:
         value = copy.deepcopy(_parse_value(value_text)) if value_text.strip() else ""
     except RecursionError:
-        raise RecipeError(f"--set '{(shown or item).partition('=')[0]}=…': the value is nested too "
-                          "deeply to read.") from None
+        raise RecipeError(f"{option} '{(shown or item).partition('=')[0]}=…': the value is nested "
+                          "too deeply to read.") from None
     except yaml.YAMLError:
         value = value_text  # not YAML: take it as a plain string
     path: list[str | int] = [int(p) if p.lstrip("-").isdigit() else p for p in key.split(".")]
@@ -115,19 +116,22 @@ def _parse_value(text: str) -> Any:
     return yaml.safe_load(text)
 
 
-def apply_overrides(raw: Any, overrides, shown=None, example: str = RECIPE_SET_EXAMPLE) -> Any:
+def apply_overrides(raw: Any, overrides, shown=None, example: str = RECIPE_SET_EXAMPLE,
+                    options=None) -> Any:
     """Return a copy of ``raw`` with each `--set` applied (validated later with the rest).
     ``shown[i]`` is ``overrides[i]`` as the user typed it, for messages (check-budgets strips a
-    'budgets.' prefix before applying); ``example``: a right override, for a malformed one."""
+    'budgets.' prefix before applying); ``example``: a right override, for a malformed one;
+    ``options[i]``: the option that gave ``overrides[i]`` ('--set' unless told)."""
     _check_override_list(overrides)
     if not overrides:
         return raw
     data = copy.deepcopy(raw) if raw is not None else {}
     if not isinstance(data, dict):
         return data  # validate_recipe reports the wrong top-level type
-    for item, name in zip(overrides, shown or overrides, strict=True):
-        path, value = parse_override(item, name, example)
-        _set_path(data, path, value, name)
+    for item, name, option in zip(overrides, shown or overrides,
+                                  options or ["--set"] * len(overrides), strict=True):
+        path, value = parse_override(item, name, example, option)
+        _set_path(data, path, value, f"{option} '{name}'")
     return data
 
 
@@ -180,7 +184,8 @@ def peek_recipe(path: str, overrides: tuple[str, ...] = ()) -> dict | None:
     return raw if isinstance(raw, dict) else None
 
 
-def _set_path(data: Any, path: list, value: Any, item: str) -> None:
+def _set_path(data: Any, path: list, value: Any, named: str) -> None:
+    """``named``: the override as messages name it, e.g. "--set 'passes.0.mode=static'"."""
     target = data
     for depth, part in enumerate(path):
         last = depth == len(path) - 1
@@ -188,7 +193,7 @@ def _set_path(data: Any, path: list, value: Any, item: str) -> None:
         if isinstance(target, list):
             if not isinstance(part, int) or not -len(target) <= part < len(target):
                 raise RecipeError(
-                    f"--set '{item}': '{where}' is not an index of a list with {len(target)} "
+                    f"{named}: '{where}' is not an index of a list with {len(target)} "
                     f"item(s); use 0..{len(target) - 1}."
                 )
         elif isinstance(target, dict):
@@ -196,7 +201,7 @@ def _set_path(data: Any, path: list, value: Any, item: str) -> None:
             if not last and part not in target:
                 if isinstance(path[depth + 1], int):  # an index into a list the recipe lacks
                     raise RecipeError(
-                        f"--set '{item}': '{where}' is not in the recipe, so it has no item "
+                        f"{named}: '{where}' is not in the recipe, so it has no item "
                         f"{path[depth + 1]}; add the list to the recipe first."
                     )
                 target[part] = {}  # creating a section is fine; validation checks its keys
@@ -204,7 +209,7 @@ def _set_path(data: Any, path: list, value: Any, item: str) -> None:
             parent = ".".join(str(p) for p in path[:depth]) or "(top level)"
             kind = type(target).__name__
             raise RecipeError(
-                f"--set '{item}': '{parent}' is {'an' if kind[0] in 'aeiou' else 'a'} {kind}, not a "
+                f"{named}: '{parent}' is {'an' if kind[0] in 'aeiou' else 'a'} {kind}, not a "
                 f"section, so it has no '{part}'."
             )
         if last:

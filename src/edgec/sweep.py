@@ -52,8 +52,11 @@ def plan(recipe: Path, grid_options: tuple[str, ...], mode: str | None,
     variants, points = [], expand(grid, mode or config.mode)
     for i, values in enumerate(points):
         sets = [*overrides, *as_overrides(values)]
+        # messages name where a value came from: the user typed no --set for a grid value
+        options = ["--set"] * len(overrides) + ["--grid" if p in given else "sweep.grid"
+                                                for p in values]
         try:
-            validated = load_recipe(sets)
+            validated = load_recipe(sets, options)
             check_local_paths(validated, Path(recipe).resolve().parent, str(recipe))
         except RecipeError as exc:
             err = RecipeError(f"sweep variant {i + 1} of {len(points)} ({_label(values)}) is "
