@@ -51,6 +51,39 @@ def test_digits_resize():
     assert splits.eval.x.shape[1:] == (1, 16, 16) and splits.eval.x.dtype == np.float32
 
 
+@pytest.mark.parametrize("side", [4, 5, 12, 16, 32, 64])
+def test_digits_resize_is_torch_bilinear(side):
+    """Resized in numpy so that a kept export's run never imports torch; the images are torch's
+    bilinear ones (the zoo's resnet was trained on those): exact for 4-64 in powers of two."""
+    import torch
+    import torch.nn.functional as F
+
+    from edgec.digits_source import digits_arrays, resize_bilinear
+
+    x = digits_arrays()[0].astype(np.float32)[:, None] / 16.0
+    want = F.interpolate(torch.from_numpy(x), size=(side, side), mode="bilinear",
+                         align_corners=False).numpy()
+    got = resize_bilinear(x, side)
+    assert got.shape == want.shape and got.dtype == np.float32
+    if side & (side - 1) == 0:
+        assert np.array_equal(got, want)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+
+
+def test_resized_digits_load_without_torch():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = ("import sys; from edgec.data import digits_splits; "
+              "x = digits_splits(32).eval.x; print(x.shape, 'torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split(")")[-1].strip() == "False"
+
+
 @pytest.mark.parametrize(
     ("shape", "pattern"),
     [((1, 1, 32, 32), r"\[1, 8, 8\].*\[1, 1, 32, 32\].*resize: 32"),

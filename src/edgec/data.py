@@ -250,16 +250,12 @@ def digits_splits(resize: int | None = None, seed: int = 0) -> DataSplits:
     """The digits as N×1×S×S float32 (S = resize or 8), normalized, split as the module doc says."""
     import numpy as np
 
-    from edgec.digits_source import digits_arrays
+    from edgec.digits_source import digits_arrays, resize_bilinear
 
     images, labels = digits_arrays()
     x = images.astype(np.float32)[:, None] / 16.0
     if resize and resize != 8:
-        import torch
-        import torch.nn.functional as F
-
-        x = F.interpolate(torch.from_numpy(x), size=(resize, resize), mode="bilinear",
-                          align_corners=False).numpy()
+        x = resize_bilinear(x, resize)
     x = ((x - DIGITS_MEAN) / DIGITS_STD).astype(np.float32)
     return _make_splits(x, labels, EVAL_FRACTION, seed, num_classes=10)
 
