@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal, Union
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal, Union
 
 from pydantic import Field, model_validator
 
@@ -141,6 +141,8 @@ class ImageFolderDataConfig(ConfigModel):
     """
 
     FOLDER_FIELDS = ("path",)
+    # decoding is the slow part of a sweep's variant: done once per sweep (data_cache.py)
+    SHARED_IN_SWEEP: ClassVar[bool] = True
 
     source: Literal["imagefolder"] = Field(description="A folder with one subfolder per class.")
     path: str = Field(description="Root folder, relative to the recipe's folder: root/<class>/<img>, "
@@ -210,13 +212,21 @@ DataSpec = Annotated[
 ]
 
 
-def load_data(spec: DataSpec, input_shape: tuple[int, ...], base_dir: Path) -> DataSplits:
+def load_data(spec: DataSpec, input_shape: tuple[int, ...], base_dir: Path,
+              shared: Path | None = None, progress=None) -> DataSplits:
     """Load ``spec``'s splits and check they fit the model's ``input_shape`` (batch dim included).
 
-    Relative paths resolve against ``base_dir`` (the recipe's folder). Raises DataError.
+    Relative paths resolve against ``base_dir`` (the recipe's folder); ``shared``: a sweep's
+    folder for data its variants decode once (data_cache.py). Raises DataError.
     """
     input_shape = tuple(input_shape)
-    splits = spec.load_splits(input_shape, Path(base_dir))
+    if shared is None:
+        splits = spec.load_splits(input_shape, Path(base_dir))
+    else:
+        from edgec.data_cache import load_shared
+
+        splits = load_shared(shared, spec, input_shape, Path(base_dir),
+                             lambda: spec.load_splits(input_shape, Path(base_dir)), progress)
     for name in ("train", "calib", "eval"):
         split = getattr(splits, name)
         if split is None:

@@ -218,7 +218,8 @@ class _Run:
         from edgec.data import load_data
 
         self._enter("load data")
-        data = load_data(self.recipe.data, tuple(self.recipe.model.input_shape), self.recipe_dir)
+        data = load_data(self.recipe.data, tuple(self.recipe.model.input_shape), self.recipe_dir,
+                         self.stage_cache / "data" if self.stage_cache else None, self.progress)
         missing = self.recipe.budgets.needs_labels
         if missing and not data.labelled:
             raise RecipeError(
