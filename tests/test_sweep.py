@@ -222,6 +222,20 @@ GRID = ("--grid", "model.callable=tiny_models.py:tiny_cnn,tiny_models.py:tiny_cn
         "--grid", "passes.0.per_channel=true,false", "--mode", "zip")
 
 
+def test_more_jobs_than_cpus_are_pointed_out(write_recipe, tmp_path, monkeypatch):
+    from edgec import sweep_exec
+
+    monkeypatch.setattr("os.cpu_count", lambda: 1)
+    monkeypatch.setattr(sweep_exec, "start_early", lambda *a, **k: None)
+    monkeypatch.setattr(sweep_exec, "run_local",  # in this process: no workers to start
+                        lambda tasks, *a, **k: (sweep_exec.run_variant(t) for t in tasks))
+    result = run("sweep", write_recipe(), "--grid", "passes.0.per_channel=true,false", "-o",
+                 tmp_path / "sw", "--jobs", 3)
+    assert result.exit_code == 0, result.output
+    assert "2 jobs on 1 CPU: they share the cores, so the sweep is no faster than with --jobs 1" \
+        in result.output
+
+
 @pytest.mark.slow
 def test_parallel_jobs_match_in_process(swept, tmp_path):
     """jobs=2 in spawned worker processes gives the in-process results (latency aside)."""
