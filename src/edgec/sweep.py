@@ -128,13 +128,12 @@ def run_sweep(
     log = progress.log if progress else (lambda _msg: None)
     log(f"edgec sweep: {len(variants)} variants, {len(finished)} reused, {len(tasks)} to run "
         f"({executor}, {jobs} job(s))")
-    cpus = os.cpu_count() or 1
-    if executor == "local" and min(jobs, len(tasks)) > cpus:
+    cpus, parallel = os.cpu_count() or 1, min(jobs, len(tasks))
+    if executor == "local" and parallel > cpus:
         # measured: 4 quickstart variants took 1.64-1.66 s with --jobs 4, 1.54-1.60 s with 2
-        log(f"  {min(jobs, len(tasks))} jobs on {cpus} CPU{'s' if cpus > 1 else ''}: they share "
-            f"the cores, so the sweep is "
-            f"no faster than with --jobs {cpus} and each variant takes longer (its speed-up is "
-            f"still measured side by side)")
+        log(f"  {parallel} jobs on {cpus} CPU{'s' if cpus > 1 else ''}: they share the cores, so "
+            f"the sweep is no faster than with --jobs {cpus} and each variant takes longer (its "
+            "speed-up is still measured side by side)")
     if left_out:
         log(f"  {len(left_out)} earlier variant(s) in this folder are not in this grid "
             f"({', '.join(left_out[:5])}{' …' if len(left_out) > 5 else ''}): kept, not tabulated")

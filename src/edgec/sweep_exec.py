@@ -11,13 +11,12 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from edgec.errors import EdgecError, UsageError
+from edgec.errors import EdgecError, UsageError, spelling
 
 
 def run_variant(task: dict) -> dict:
     """Compress one variant into its run folder; returns {name, status, report|None, error}."""
     from edgec.api import compress
-    from edgec.errors import spelling
 
     _limit_torch_threads(task["torch_threads"])  # jobs share the cores instead of fighting
     out = Path(task["run_dir"])
