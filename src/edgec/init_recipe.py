@@ -44,7 +44,8 @@ def _model_block(model: str, shape: list[int]) -> str:
     if model in ("torchvision", "checkpoint") and shape[1] == 1:
         note = ("\n  # note: torchvision nets take 3-channel inputs; the 1-channel digits need a "
                 "model of your own\n  # (source: python) or 3-channel data (imagefolder, npz).")
-    return f"{blocks[model]}\n  input_shape: {shape}      # batch first{note}"
+    line = f"  input_shape: {shape}"
+    return f"{blocks[model]}\n{line:<29} # batch first{note}"  # in the column of the others
 
 
 def _data_block(data: str, shape: list[int]) -> str:
