@@ -16,11 +16,13 @@ again in every process (the sweep, its fork server, each worker; all 114 modules
 
 What bounds the ratio: a quickstart variant runs in 0.15-0.3 s, and the rest of a sweep (Python
 start, planning, the table and plot: 1.1-1.2 s of 4 s with --jobs 1) is serial; the script prints
-the Amdahl bound from the jobs-1 runs' own split, and (on Linux) the machine's busy and idle
-core-seconds during each configuration, from /proc/stat: a --jobs 2 quickstart sweep keeps both
-cores ~91% busy, since running in parallel is also more work (the fork server's imports, each
-worker's first recipe). Heavier variants (--recipe configs/resnet-digits.yaml: 0.62x on 2 AVX2
-cores) show the scaling of the variants themselves. Measured numbers: docs/guide-sweep.md.
+the Amdahl bound from the jobs-1 runs' own split, a median timeline read from the files each sweep
+wrote (first variant started and done, last done, plot written, exit), and (on Linux) the
+machine's busy and idle core-seconds during each configuration, from /proc/stat: a --jobs 2
+quickstart sweep keeps both cores ~91% busy, since running in parallel is also more work (the
+fork server's imports, each worker's first recipe). Heavier variants (--recipe
+configs/resnet-digits.yaml: 0.59x on 2 cores) show the scaling of the variants themselves.
+Measured numbers: docs/guide-sweep.md.
 """
 
 from __future__ import annotations
@@ -50,9 +52,10 @@ def sweep(recipe: Path, folder: Path, jobs: int, executor: str, runs: int,
     for g in GRID:
         cmd += ["--grid", g]
     cpu0 = cpu_seconds()
-    t0 = time.perf_counter()
+    t0, started = time.perf_counter(), time.time()
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     seconds = time.perf_counter() - t0
+    TIMELINE[(jobs, executor)].append(timeline(folder, started, seconds))
     cpu1 = cpu_seconds()
     if cpu0 and cpu1:  # the whole machine's: a sweep's fork server and workers are not our children
         CPU[(jobs, executor)].append((cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]))
@@ -62,6 +65,21 @@ def sweep(recipe: Path, folder: Path, jobs: int, executor: str, runs: int,
 
 
 CPU: dict[tuple[int, str], list[tuple[float, float]]] = defaultdict(list)
+TIMELINE: dict[tuple[int, str], list[tuple[float, ...]]] = defaultdict(list)
+MOMENTS = ("first variant starts", "first done", "last done", "plot written", "exit")
+
+
+def timeline(folder: Path, started: float, seconds: float) -> tuple[float, ...]:
+    """MOMENTS, in seconds after the command started, from the files the sweep wrote (a variant's
+    .edgec-run marks its start, its report.json its end): where a sweep's serial time goes."""
+    def at(paths) -> list[float]:
+        return [p.stat().st_mtime - started for p in paths]
+
+    starts = at(folder.glob("variants/*/.edgec-run"))
+    ends = at(folder.glob("variants/*/report.json"))
+    plot = at([folder / "pareto.png"] if (folder / "pareto.png").exists() else [])
+    return (min(starts, default=float("nan")), min(ends, default=float("nan")),
+            max(ends, default=float("nan")), max(plot, default=float("nan")), seconds)
 
 
 def cpu_seconds() -> tuple[float, float] | None:
@@ -129,6 +147,9 @@ def main() -> None:
               f"{statistics.median(ratios):.2f}x the jobs=1 wall time (rounds: "
               f"{', '.join(f'{r:.2f}' for r in ratios)}); results table (latency aside) identical "
               f"to local jobs=1: {same}; front {rounds[0][1]['pareto']}")
+        moments = [statistics.median(m) for m in zip(*TIMELINE[(jobs, executor)], strict=True)]
+        print("      median timeline (s after start): " + ", ".join(
+            f"{name} {t:.2f}" for name, t in zip(MOMENTS, moments, strict=True)))
         if CPU[(jobs, executor)]:
             busy, idle = (statistics.median(c) for c in zip(*CPU[(jobs, executor)], strict=True))
             print(f"      machine CPU: median {busy:.1f} core-s busy, {idle:.1f} idle "
