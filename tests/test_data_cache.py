@@ -109,3 +109,13 @@ def test_a_sweep_over_image_folder_data_decodes_it_once(write_recipe, recipe_dir
     assert [r["status"] for r in rows] == ["ok", "ok"]
     assert len(list((out / "cache" / "data").glob("*.npz"))) == 1
     assert len(decodes) == 1  # --jobs 1 runs its variants in this process
+
+
+def test_a_cache_that_cannot_be_written_costs_only_the_reuse(tmp_path, decodes):
+    _images(tmp_path / "imgs")
+    blocked = tmp_path / "cache"
+    blocked.write_text("a file where the cache folder would go")
+    for _ in range(2):
+        splits = load_data(GRAY, SHAPE, tmp_path, blocked / "data")
+        assert splits.num_classes == 2
+    assert len(decodes) == 2

@@ -43,11 +43,12 @@ def load_shared(root: Path, spec, input_shape: tuple[int, ...], base_dir: Path,
         return load()
     from edgec.stage_cache import key_lock
 
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return load()
-    with key_lock(root, key):
+    with contextlib.ExitStack() as held:
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            held.enter_context(key_lock(root, key))
+        except OSError:  # a cache that cannot be written costs the reuse, never the run
+            return load()
         splits = _read(root / f"{key}.npz")
         if splits is not None:
             if progress is not None:
