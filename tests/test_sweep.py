@@ -343,6 +343,27 @@ def test_table_names_the_budgets_a_variant_missed(tmp_path):
     assert "yes" in text and "min_speedup" in text and "False" not in text
 
 
+def test_table_shows_the_fronts_own_axes(tmp_path):
+    """--axes latency_ms,macs: the table shows those (first), then the usual size, speed-up and
+    accuracy columns."""
+    import io
+
+    from edgec.sweep_report import finish_sweep
+    from edgec.sweep_results import SweepResult
+
+    rows = [{"variant": "v000", "passes.0.mode": "static", "status": "ok", "passed": True,
+             "budgets_missed": "", "size_kb": 100.0, "speedup": 1.3, "accuracy": 0.99,
+             "latency_ms": 0.0456, "macs": 2379008, "pareto": True, "best": True}]
+    (tmp_path / "results.json").write_text("{}")
+    out = io.StringIO()
+    finish_sweep(SweepResult(tmp_path, rows, ["latency_ms", "macs"], front=[0], best=0), False, out)
+    header = next(line for line in out.getvalue().splitlines() if "variant" in line)
+    names = [c.strip() for c in header.strip("┃ ").split("┃")]
+    assert names == ["variant", "mode", "latency_ms", "macs", "size_kb", "speedup", "accuracy",
+                     "passed", "pareto"]
+    assert "2,379,008" in out.getvalue()
+
+
 def _copy_sweep(swept, tmp_path):
     import shutil
 

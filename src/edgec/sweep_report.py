@@ -185,6 +185,8 @@ def _fmt(value) -> str:
 def _cell(row: dict, column: str) -> str:
     if column == "passed":  # which budgets a variant missed, not just False
         return "yes" if row["passed"] else "no: " + (row["budgets_missed"] or "not measured")
+    if column in ("params", "macs") and isinstance(row.get(column), int):
+        return f"{row[column]:,}"  # 2,379,008: millions at a glance
     return _fmt(row.get(column))
 
 
@@ -218,7 +220,9 @@ def _print_table(result: SweepResult, file=None) -> None:
              "latency_ms", "speedup", "accuracy", "accuracy_drop", "budgets_missed", "seconds",
              "error", "run_dir", "pareto", "best"}
     varied = [c for c in _columns(result.rows) if c not in fixed]
-    shown = ["variant", *varied, "size_kb", "speedup", "accuracy", "passed", "pareto"]
+    # the front's own axes first (--axes latency_ms,macs shows those), then the usual three
+    metrics = list(dict.fromkeys([*result.axes, "size_kb", "speedup", "accuracy"]))
+    shown = ["variant", *varied, *metrics, "passed", "pareto"]
     table = Table(title=f"edgec sweep ({result.folder})", title_justify="left")
     tails = [c.rsplit(".", 1)[-1] for c in varied]  # passes.0.per_channel → per_channel, if unique
     short = dict(zip(varied, tails, strict=True)) if len(set(tails)) == len(tails) else {}
