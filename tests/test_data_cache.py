@@ -72,9 +72,10 @@ def test_a_changed_image_or_setting_is_decoded_again(tmp_path, decodes):
     changed = load_data(GRAY, SHAPE, tmp_path, shared)
     assert len(decodes) == 2 and not np.array_equal(
         np.concatenate([first.train.x, first.eval.x]), np.concatenate([changed.train.x, changed.eval.x]))
+    assert len(list(shared.glob("*.npz"))) == 1  # the stale copy is gone
     other_seed = GRAY.model_copy(update={"seed": 3})
     load_data(other_seed, SHAPE, tmp_path, shared)
-    assert len(decodes) == 3 and len(list(shared.glob("*.npz"))) == 3
+    assert len(decodes) == 3 and len(list(shared.glob("*.npz"))) == 2  # other settings: kept
 
 
 def test_a_damaged_entry_is_decoded_again_and_replaced(tmp_path, decodes):

@@ -9,7 +9,7 @@ already arrays (npz, digits, synthetic) load as fast as the copy would, so they 
 
 Key: the data section, the model's input shape, the libraries that decode and resize, and every
 file under the section's paths with its size and modification time, so an edited, added or
-removed image makes a new entry and a stale one is never read. A lock per key (stage_cache's)
+removed image makes a new entry, which replaces the stale one. A lock per key (stage_cache's)
 makes a parallel variant wait for the first instead of decoding too; an entry is written to a
 temporary file and renamed into place, and one that cannot be read is a miss.
 """
@@ -57,10 +57,23 @@ def load_shared(root: Path, spec, input_shape: tuple[int, ...], base_dir: Path,
         splits = load()
         with contextlib.suppress(OSError):  # a full disk costs later variants the reuse, not this run
             _write(root / f"{key}.npz", splits)
+            _drop_stale(root, key)
     return splits
 
 
+def _drop_stale(root: Path, key: str) -> None:
+    """Delete the entries of the same data settings made from files that have changed since: an
+    image folder edited between runs of a sweep would otherwise leave a copy (gigabytes, for
+    large images) per edit."""
+    settings = key.split("-")[0]
+    for old in root.glob(f"{settings}-*.npz"):
+        if old.name != f"{key}.npz":
+            old.unlink(missing_ok=True)
+
+
 def data_key(spec, input_shape: tuple[int, ...], base_dir: Path) -> str | None:
+    """'<settings hash>-<files hash>': the settings (data section, input shape, library versions)
+    name the data, the files' sizes and times its state; None if a file cannot be listed."""
     from importlib import metadata
 
     versions = {}
@@ -76,9 +89,13 @@ def data_key(spec, input_shape: tuple[int, ...], base_dir: Path) -> str | None:
             files += [(str(f), *_stamp(f)) for f in _walk(top)]
         except OSError:
             return None
-    text = json.dumps({"data": spec.model_dump(mode="json"), "input_shape": list(input_shape),
-                       "versions": versions, "files": files}, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()
+    settings = json.dumps({"data": spec.model_dump(mode="json"), "input_shape": list(input_shape),
+                           "versions": versions}, sort_keys=True)
+    return f"{_digest(settings)}-{_digest(json.dumps(files))}"
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def _walk(top: Path) -> list[Path]:
