@@ -137,7 +137,8 @@ class ImageFolderDataConfig(ConfigModel):
     """A folder of images, one subfolder per class (torchvision ImageFolder), read into memory.
 
     Meant for edge-sized data sets (thousands of small images): every image is decoded, resized and
-    held in RAM. ``root/train`` + ``root/val`` subfolders, if both exist, are used as the splits.
+    held in RAM (once per sweep: its variants share the arrays). ``root/train`` + ``root/val``
+    subfolders, if both exist, are used as the splits.
     """
 
     FOLDER_FIELDS = ("path",)
