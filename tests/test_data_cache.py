@@ -68,7 +68,7 @@ def test_a_changed_image_or_setting_is_decoded_again(tmp_path, decodes):
     from PIL import Image
 
     Image.fromarray(np.zeros((10, 12), dtype=np.uint8)).save(image)
-    os.utime(image, ns=(1, 1))  # a copy that kept an old time still differs in size or time
+    os.utime(image, ns=(1, 1))  # set back in time: any other stamp counts, not only a newer one
     changed = load_data(GRAY, SHAPE, tmp_path, shared)
     assert len(decodes) == 2 and not np.array_equal(
         np.concatenate([first.train.x, first.eval.x]), np.concatenate([changed.train.x, changed.eval.x]))
