@@ -222,6 +222,17 @@ GRID = ("--grid", "model.callable=tiny_models.py:tiny_cnn,tiny_models.py:tiny_cn
         "--grid", "passes.0.per_channel=true,false", "--mode", "zip")
 
 
+def test_jobs_that_take_cores_from_each_other_are_pointed_out():
+    from edgec.sweep import _oversubscribed
+
+    assert _oversubscribed(2, 1, 2) is None and _oversubscribed(1, 4, 2) is None
+    assert _oversubscribed(1, 1, 1) is None and _oversubscribed(2, 2, 4) is None
+    assert "3 jobs on 2 CPUs" in _oversubscribed(3, 1, 2)
+    note = _oversubscribed(2, 2, 2)
+    assert "2 jobs x benchmark.threads 2 = 4 timing threads on 2 CPUs" in note and "--jobs 1" in note
+    assert "--jobs 2 gives" in _oversubscribed(4, 3, 8)
+
+
 def test_more_jobs_than_cpus_are_pointed_out(write_recipe, tmp_path, monkeypatch):
     from edgec import sweep_exec
 

@@ -128,12 +128,11 @@ def run_sweep(
     log = progress.log if progress else (lambda _msg: None)
     log(f"edgec sweep: {len(variants)} variants, {len(finished)} reused, {len(tasks)} to run "
         f"({executor}, {jobs} job(s))")
-    cpus, parallel = os.cpu_count() or 1, min(jobs, len(tasks))
-    if executor == "local" and parallel > cpus:
-        # measured: 4 quickstart variants took 1.64-1.66 s with --jobs 4, 1.54-1.60 s with 2
-        log(f"  {parallel} jobs on {cpus} CPU{'s' if cpus > 1 else ''}: they share the cores, so "
-            f"the sweep is no faster than with --jobs {cpus} and each variant takes longer (its "
-            "speed-up is still measured side by side)")
+    if executor == "local" and tasks:
+        threads = max(by_name[t["name"]]["recipe"].benchmark.threads for t in tasks)
+        note = _oversubscribed(min(jobs, len(tasks)), threads, os.cpu_count() or 1)
+        if note:
+            log(note)
     if left_out:
         log(f"  {len(left_out)} earlier variant(s) in this folder are not in this grid "
             f"({', '.join(left_out[:5])}{' …' if len(left_out) > 5 else ''}): kept, not tabulated")
@@ -146,6 +145,25 @@ def run_sweep(
         if lock is not None:
             lock.close()
     return result
+
+
+def _oversubscribed(parallel: int, threads: int, cpus: int) -> str | None:
+    """What more busy threads than cores costs a local sweep, or None. Measured on 2 CPUs (4
+    quickstart variants): --jobs 4 took 1.64-1.66 s, --jobs 2 1.54-1.60 s; with
+    benchmark.threads: 2, --jobs 2 was no faster than --jobs 1 and its speed-ups spread over
+    1.31-1.48x where --jobs 1 measured 1.29-1.37x."""
+    plural = "s" if cpus > 1 else ""
+    if threads > 1 and parallel > 1 and parallel * threads > cpus:
+        return (f"  {parallel} jobs x benchmark.threads {threads} = {parallel * threads} timing "
+                f"threads on {cpus} CPU{plural}: the jobs take cores from each other while they time "
+                f"their models, so the sweep is hardly faster and speed-ups vary more between "
+                f"variants than {threads} free threads would measure; --jobs "
+                f"{max(1, cpus // threads)} gives each variant cores of its own")
+    if parallel > cpus:
+        return (f"  {parallel} jobs on {cpus} CPU{plural}: they share the cores, so the sweep is "
+                f"no faster than with --jobs {cpus} and each variant takes longer (its speed-up is "
+                "still measured side by side)")
+    return None
 
 
 def _run_tasks(result: SweepResult, variants: list[dict], finished: dict, outcomes: Iterator[dict],
