@@ -187,28 +187,41 @@ def _same_file(a: Path, b: Path) -> bool:
 
 def write_ci_outputs(report: Report, junit: Path | None, summary_md: Path | None,
                      title: str = "edgec") -> list[Path]:
-    """Write the requested files; append the summary to $GITHUB_STEP_SUMMARY when it is set.
-    A --summary-md naming that same file is appended to once: overwritten, it lost the other
-    steps' summaries, and the append then wrote ours a second time."""
+    """Write the requested files; append the summary to $GITHUB_STEP_SUMMARY when it is set."""
+    from edgec.report import write_text_atomic
+
+    kept = (f" The run itself finished: '{Path(report.run_dir) / 'report.json'}' holds its "
+            "results." if report.status == "ok" and report.run_dir else "")
+    written = []
+    if junit:
+        try:
+            Path(junit).parent.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(Path(junit), junit_xml(report, suite=title))
+        except OSError as exc:
+            raise _output_error("--junit", junit, exc, kept) from None
+        written.append(Path(junit))
+    return written + write_summary(summary_markdown(report, title), summary_md, kept)
+
+
+def write_summary(text: str, summary_md: Path | None, kept: str = "") -> list[Path]:
+    """Write ``text`` to --summary-md and append it to $GITHUB_STEP_SUMMARY when that is set. A
+    --summary-md naming that same file is appended to once: overwritten, it lost the other
+    steps' summaries, and the append then wrote ours a second time. ``kept``: where the results
+    are, for the message when a file cannot be written after all."""
     import sys
 
     from edgec.report import write_text_atomic
 
     written = []
-    text = summary_markdown(report, title)
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY") or None
     into_step = bool(summary_md and step_summary and _same_file(summary_md, step_summary))
-    outputs = [("--junit", junit, lambda: junit_xml(report, suite=title)),
-               ("--summary-md", None if into_step else summary_md, lambda: text)]
-    for option, path, content in outputs:
-        if not path:
-            continue
+    if summary_md and not into_step:
         try:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(Path(path), content())
+            Path(summary_md).parent.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(Path(summary_md), text)
         except OSError as exc:
-            raise _output_error(option, path, exc, report) from None
-        written.append(Path(path))
+            raise _output_error("--summary-md", summary_md, exc, kept) from None
+        written.append(Path(summary_md))
     if step_summary:  # GitHub's contract: append, other steps write to the same file
         try:
             with open(step_summary, "a", encoding="utf-8") as fh:
@@ -216,21 +229,20 @@ def write_ci_outputs(report: Report, junit: Path | None, summary_md: Path | None
             written.append(Path(step_summary))
         except OSError as exc:
             if into_step:  # the user's own --summary-md: as any file they asked for
-                raise _output_error("--summary-md", summary_md, exc, report) from None
+                raise _output_error("--summary-md", summary_md, exc, kept) from None
             # the CI's file, not the user's option: never fail the gate on it
             print(f"warning: cannot append the job summary to $GITHUB_STEP_SUMMARY "
                   f"'{step_summary}': {exc.strerror or exc}; the gate's result stands.", file=sys.stderr)
     return written
 
 
-def _output_error(option: str, path: Path, exc: OSError, report: Report) -> Exception:
+def _output_error(option: str, path: Path, exc: OSError, kept: str) -> Exception:
     """A CI file that could not be written although checked before the work (a full disk, a
-    folder removed since): name the user's path, not the temporary file beside it, and a
-    report.json only when this command wrote one (compress does, check-budgets does not)."""
+    folder removed since): name the user's path, not the temporary file beside it, and where the
+    finished work is (``kept``: a report.json only when this command wrote one; compress does,
+    check-budgets does not)."""
     from edgec.errors import OutputError
 
-    kept = (f" The run itself finished: '{Path(report.run_dir) / 'report.json'}' holds its "
-            "results." if report.status == "ok" and report.run_dir else "")
     return OutputError(f"Cannot write {option} '{path}': {exc.strerror or exc}.{kept}")
 
 

@@ -148,12 +148,15 @@ _set_option = click.option(
 )
 
 
+summary_md_option = click.option(
+    "--summary-md", type=click.Path(path_type=Path),
+    help="Write a Markdown summary for a CI job page (also appended to $GITHUB_STEP_SUMMARY when "
+    "that is set; once, if it is that file).")
+
 _ci_options = [
     click.option("--junit", type=click.Path(path_type=Path),
                  help="Write JUnit XML: one test case per budget (for CI test reports)."),
-    click.option("--summary-md", type=click.Path(path_type=Path),
-                 help="Write a Markdown summary for a CI job page (also appended to "
-                 "$GITHUB_STEP_SUMMARY when that is set; once, if it is that file)."),
+    summary_md_option,
     click.option("--against", type=click.Path(path_type=Path),
                  help="A stored report.json (e.g. main's) to gate regressions on: budgets "
                  "max_size_growth, max_latency_growth, max_accuracy_loss."),

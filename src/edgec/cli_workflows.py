@@ -13,7 +13,14 @@ from pathlib import Path
 
 import click
 
-from edgec.cli import EXIT_CODES_HELP, _set_option, cli, errors_as_json, json_option
+from edgec.cli import (
+    EXIT_CODES_HELP,
+    _set_option,
+    cli,
+    errors_as_json,
+    json_option,
+    summary_md_option,
+)
 
 
 @cli.command(epilog="""
@@ -45,20 +52,23 @@ Exit codes:
 @click.option("--rerun", is_flag=True, help="Run every variant again instead of reusing finished ones.")
 @json_option("Print results.json to stdout (when nothing ran, or on Ctrl-C, an edgec.error/1 "
              "object: docs/cli.md).")
+@summary_md_option
 @click.option("-q", "--quiet", is_flag=True, help="No status lines.")
 def sweep(recipe: Path, grid, mode, output, overrides, jobs, executor, use_ray, address, axes,
-          rerun: bool, as_json: bool, quiet: bool):
+          rerun: bool, as_json: bool, summary_md: Path | None, quiet: bool):
     """Run variants of RECIPE (a grid of --set values), tabulate them, find the Pareto front."""
+    from edgec.ci_outputs import check_ci_paths, write_summary
     from edgec.export_cache import likely_torch_free
     from edgec.progress import Progress
     from edgec.sweep import check_folder, plan, run_sweep
     from edgec.sweep_exec import choose_executor, recipe_jobs, start_early
-    from edgec.sweep_report import finish_sweep
+    from edgec.sweep_report import finish_sweep, summary_markdown
 
     errors_as_json(as_json)
     executor = choose_executor(executor, use_ray, address)
     folder = output or Path("runs") / f"{recipe.stem}-sweep"
     check_folder(folder)
+    check_ci_paths(None, summary_md)
     start_early(jobs or recipe_jobs(recipe, overrides), executor,
                 torch=not likely_torch_free(recipe, overrides))
     variants, config = plan(recipe, grid, mode, overrides)
@@ -69,7 +79,10 @@ def sweep(recipe: Path, grid, mode, output, overrides, jobs, executor, use_ray, 
         executor=executor, address=address, rerun=rerun,
         progress=Progress(enabled=False, verbose=not quiet and not as_json),
     )
-    sys.exit(finish_sweep(result, as_json))
+    code = finish_sweep(result, as_json)
+    write_summary(summary_markdown(result, code), summary_md,  # after the verdict is printed
+                  kept=f" The sweep itself finished: '{folder / 'results.json'}' holds its results.")
+    sys.exit(code)
 
 
 @cli.command(epilog=EXIT_CODES_HELP)

@@ -212,10 +212,8 @@ def finish_sweep(result: SweepResult, as_json: bool, file=None) -> int:
     return EXIT_OK
 
 
-def _print_table(result: SweepResult, file=None) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
+def _table(result: SweepResult) -> tuple[list[str], list[list[str]]]:
+    """The results table as people read it (console and job summary): headers, then cells."""
     fixed = {"variant", "status", "passed", "size_kb", "size_gzip_kb", "params", "macs",
              "latency_ms", "speedup", "accuracy", "accuracy_drop", "budgets_missed", "seconds",
              "error", "run_dir", "pareto", "best"}
@@ -223,17 +221,52 @@ def _print_table(result: SweepResult, file=None) -> None:
     # the front's own axes first (--axes latency_ms,macs shows those), then the usual three
     metrics = list(dict.fromkeys([*result.axes, "size_kb", "speedup", "accuracy"]))
     shown = ["variant", *varied, *metrics, "passed", "pareto"]
-    table = Table(title=f"edgec sweep ({result.folder})", title_justify="left")
     tails = [c.rsplit(".", 1)[-1] for c in varied]  # passes.0.per_channel → per_channel, if unique
     short = dict(zip(varied, tails, strict=True)) if len(set(tails)) == len(tails) else {}
-    for col in shown:  # fold, never cut: a narrow CI log must still show every value
-        table.add_column(short.get(col, col), justify="left" if col == "variant" else "right",
-                         overflow="fold")
-    for row in result.rows:
+    cells = [[_cell(row, c) if row["status"] == "ok" or c in ("variant", *varied) else "failed"
+              for c in shown] for row in result.rows]
+    return [short.get(c, c) for c in shown], cells
+
+
+def summary_markdown(result: SweepResult, code: int) -> str:
+    """The sweep for a CI job's summary page: the verdict ``code`` stands for, then the table."""
+    from edgec.errors import EXIT_OK
+
+    headers, cells = _table(result)
+    best = result.rows[result.best]["variant"] if result.best is not None else None
+    if result.failed:
+        names = ", ".join(r["variant"] for r in result.failed)
+        head = f"### ❌ edgec sweep: {len(result.failed)} of {len(result.rows)} variant(s) failed ({names})"
+    elif code != EXIT_OK:
+        head = "### ❌ edgec sweep: no variant meets the recipe's budgets"
+    else:
+        head = f"### ✅ edgec sweep: {len(result.rows)} variant(s), best {best or 'none'}"
+    lines = [head, "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for row, line in zip(result.rows, cells, strict=True):
+        line = [c.replace("|", "\\|") for c in line]  # a grid value may hold one
+        if row["best"]:
+            line[0] = f"**{line[0]}**"
+        lines.append("| " + " | ".join(line) + " |")
+    front = ", ".join(result.rows[i]["variant"] for i in result.front) or "none"
+    lines += ["", f"Pareto front over {', '.join(result.front_axes) or 'no measured axis'}: "
+              f"{front}; best (meets the budgets, on their front): {best or 'none'}. Results: "
+              f"`{result.folder}/results.csv`, `index.html`."]
+    if len(result.rows) < result.planned:
+        lines.append(f"Incomplete: {len(result.rows)} of {result.planned} variants finished.")
+    return "\n".join(lines) + "\n"
+
+
+def _print_table(result: SweepResult, file=None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    headers, cells = _table(result)
+    table = Table(title=f"edgec sweep ({result.folder})", title_justify="left")
+    for i, name in enumerate(headers):  # fold, never cut: a narrow CI log must still show every value
+        table.add_column(name, justify="left" if i == 0 else "right", overflow="fold")
+    for row, line in zip(result.rows, cells, strict=True):
         style = "bold" if row["best"] else ("dim" if row["status"] != "ok" else None)
-        cells = [_cell(row, c) if row["status"] == "ok" or c in ("variant", *varied)
-                 else "failed" for c in shown]
-        table.add_row(*cells, style=style)
+        table.add_row(*line, style=style)
     console = Console(file=file, highlight=False)
     if not console.is_terminal:  # a CI log or a file: no screen to fit, rich would assume 80
         console.width = max(console.width, 200)

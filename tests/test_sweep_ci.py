@@ -1,0 +1,49 @@
+"""A sweep in a CI job: its Markdown summary (--summary-md, $GITHUB_STEP_SUMMARY)."""
+
+from click.testing import CliRunner
+
+from edgec.cli import cli
+from edgec.sweep_report import summary_markdown
+from edgec.sweep_results import SweepResult
+
+
+def run(*args, **env):
+    return CliRunner().invoke(cli, [str(a) for a in args], env=env or None)
+
+
+def _row(name, status="ok", passed=True, best=False, mode="static"):
+    return {"variant": name, "passes.0.mode": mode, "status": status, "passed": passed,
+            "budgets_missed": "" if passed else "max_size_kb", "size_kb": 100.0, "speedup": 1.2,
+            "accuracy": 0.99, "pareto": True, "best": best, "error": None}
+
+
+def test_a_sweep_summary_says_the_verdict_and_shows_the_table(tmp_path):
+    rows = [_row("v000", best=True, mode="a|b"), _row("v001", passed=False)]
+    text = summary_markdown(SweepResult(tmp_path, rows, ["size_kb"], front=[0], best=0), 0)
+    assert text.startswith("### ✅ edgec sweep: 2 variant(s), best v000")
+    assert "| variant | mode | size_kb | speedup | accuracy | passed | pareto |" in text
+    assert "| **v000** | a\\|b | 100 |" in text and "no: max_size_kb" in text
+    failed = [_row("v000"), _row("v001", status="failed")]
+    assert "### ❌ edgec sweep: 1 of 2 variant(s) failed (v001)" in summary_markdown(
+        SweepResult(tmp_path, failed, ["size_kb"], front=[0]), 3)
+    missed = [_row("v000", passed=False)]
+    assert "### ❌ edgec sweep: no variant meets the recipe's budgets" in summary_markdown(
+        SweepResult(tmp_path, missed, ["size_kb"], front=[0]), 1)
+
+
+def test_sweep_writes_its_summary_once_into_the_job_summary(write_recipe, tmp_path):
+    step = tmp_path / "step.md"
+    step.write_text("earlier step\n")
+    result = run("sweep", write_recipe(), "--grid", "passes.0.per_channel=true,false", "-o",
+                 tmp_path / "sw", "-q", "--summary-md", step, GITHUB_STEP_SUMMARY=str(step))
+    assert result.exit_code == 0, result.output
+    text = step.read_text()
+    assert text.startswith("earlier step\n") and text.count("edgec sweep: 2 variant(s)") == 1
+    assert "| v000 | True |" in text or "| **v000** | True |" in text
+
+
+def test_a_summary_path_that_cannot_be_written_is_refused_before_any_work(write_recipe, tmp_path):
+    result = run("sweep", write_recipe(), "--grid", "passes.0.per_channel=true,false", "-o",
+                 tmp_path / "sw", "--summary-md", tmp_path)
+    assert result.exit_code == 2 and "is a folder; give a file path" in result.output
+    assert not (tmp_path / "sw").exists()
