@@ -43,7 +43,18 @@ def test_sweep_writes_its_summary_once_into_the_job_summary(write_recipe, tmp_pa
 
 
 def test_a_summary_path_that_cannot_be_written_is_refused_before_any_work(write_recipe, tmp_path):
+    step = tmp_path / "step.md"
     result = run("sweep", write_recipe(), "--grid", "passes.0.per_channel=true,false", "-o",
-                 tmp_path / "sw", "--summary-md", tmp_path)
+                 tmp_path / "sw", "--summary-md", tmp_path, GITHUB_STEP_SUMMARY=str(step))
     assert result.exit_code == 2 and "is a folder; give a file path" in result.output
     assert not (tmp_path / "sw").exists()
+    assert step.read_text().startswith("### ❌ edgec sweep: invalid, nothing ran\n\n--summary-md")
+
+
+def test_an_invalid_sweep_says_why_in_its_summary(write_recipe, tmp_path):
+    summary = tmp_path / "summary.md"
+    result = run("sweep", write_recipe(), "--grid", "passes.0.mode=static,bogus", "-o",
+                 tmp_path / "sw", "--summary-md", summary)
+    assert result.exit_code == 2
+    text = summary.read_text()
+    assert text.startswith("### ❌ edgec sweep: invalid, nothing ran") and "variant 2 of 2" in text

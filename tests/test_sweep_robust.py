@@ -60,7 +60,7 @@ def test_stopping_a_parallel_sweep_stops_its_workers(recipe_dir, sig):
     """SIGTERM (a CI job cancelled) and Ctrl-C stop the running variants and start no queued one;
     no worker lives on holding the output (communicate would then hang)."""
     _recipe(recipe_dir, ["trouble.py:sleeps"] * 3)
-    proc = _sweep(recipe_dir, "--jobs", 2)
+    proc = _sweep(recipe_dir, "--jobs", 2, "--summary-md", recipe_dir / "summary.md")
     variants = recipe_dir / "sw" / "variants"
     deadline = time.monotonic() + 120
     while not all((variants / f"v00{i}.partial" / ".lock").exists() for i in (0, 1)):
@@ -70,6 +70,8 @@ def test_stopping_a_parallel_sweep_stops_its_workers(recipe_dir, sig):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "0 of 3 variants finished" in err
+    summary = (recipe_dir / "summary.md").read_text()  # a CI job's page says so too
+    assert summary.startswith("### ⚠️ edgec sweep: interrupted") and "0 of 3 variants" in summary
     assert not (variants / "v002.partial").exists() and not (variants / "v002").exists()
     for i in (0, 1):  # each worker stopped its run as on Ctrl-C: the report says so
         report = json.loads((variants / f"v00{i}.partial" / "report.json").read_text())

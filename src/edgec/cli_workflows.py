@@ -58,27 +58,32 @@ def sweep(recipe: Path, grid, mode, output, overrides, jobs, executor, use_ray, 
           rerun: bool, as_json: bool, summary_md: Path | None, quiet: bool):
     """Run variants of RECIPE (a grid of --set values), tabulate them, find the Pareto front."""
     from edgec.ci_outputs import check_ci_paths, write_summary
+    from edgec.errors import EdgecError
     from edgec.export_cache import likely_torch_free
     from edgec.progress import Progress
     from edgec.sweep import check_folder, plan, run_sweep
     from edgec.sweep_exec import choose_executor, recipe_jobs, start_early
-    from edgec.sweep_report import finish_sweep, summary_markdown
+    from edgec.sweep_report import finish_sweep, summary_markdown, write_failed_summary
 
     errors_as_json(as_json)
-    executor = choose_executor(executor, use_ray, address)
     folder = output or Path("runs") / f"{recipe.stem}-sweep"
-    check_folder(folder)
-    check_ci_paths(None, summary_md)
-    start_early(jobs or recipe_jobs(recipe, overrides), executor,
-                torch=not likely_torch_free(recipe, overrides))
-    variants, config = plan(recipe, grid, mode, overrides)
-    result = run_sweep(
-        recipe, variants, folder,
-        [a for a in axes.split(",") if a] if axes is not None else list(config.axes),
-        jobs=jobs or config.jobs,
-        executor=executor, address=address, rerun=rerun,
-        progress=Progress(enabled=False, verbose=not quiet and not as_json),
-    )
+    try:  # a CI job's summary page says why a sweep stopped, as it says what one found
+        executor = choose_executor(executor, use_ray, address)
+        check_folder(folder)
+        check_ci_paths(None, summary_md)
+        start_early(jobs or recipe_jobs(recipe, overrides), executor,
+                    torch=not likely_torch_free(recipe, overrides))
+        variants, config = plan(recipe, grid, mode, overrides)
+        result = run_sweep(
+            recipe, variants, folder,
+            [a for a in axes.split(",") if a] if axes is not None else list(config.axes),
+            jobs=jobs or config.jobs,
+            executor=executor, address=address, rerun=rerun,
+            progress=Progress(enabled=False, verbose=not quiet and not as_json),
+        )
+    except (EdgecError, KeyboardInterrupt) as exc:
+        write_failed_summary(exc, summary_md)
+        raise
     code = finish_sweep(result, as_json)
     write_summary(summary_markdown(result, code), summary_md,  # after the verdict is printed
                   kept=f" The sweep itself finished: '{folder / 'results.json'}' holds its results.")

@@ -7,6 +7,7 @@ job or mailed as one file.
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import html
 import io
@@ -254,6 +255,27 @@ def summary_markdown(result: SweepResult, code: int) -> str:
     if len(result.rows) < result.planned:
         lines.append(f"Incomplete: {len(result.rows)} of {result.planned} variants finished.")
     return "\n".join(lines) + "\n"
+
+
+def write_failed_summary(exc: BaseException, summary_md) -> None:
+    """The job summary of a sweep that stopped: invalid (nothing ran), failed or interrupted, and
+    why. Never raises: the error being reported matters more than its summary, and a --summary-md
+    that is itself the error is skipped (the $GITHUB_STEP_SUMMARY append still happens)."""
+    import os
+
+    from edgec.ci_outputs import ci_path_problems, write_summary
+    from edgec.errors import EXIT_USAGE, EdgecError
+
+    if not (summary_md or os.environ.get("GITHUB_STEP_SUMMARY")):
+        return
+    if isinstance(exc, KeyboardInterrupt):
+        head, text = "⚠️ edgec sweep: interrupted", getattr(exc, "kept_note", None) or ""
+    else:
+        what = "invalid, nothing ran" if exc.exit_code == EXIT_USAGE else "failed"
+        head, text = f"❌ edgec sweep: {what}", exc.message + (f" {exc.hint}" if exc.hint else "")
+    summary_md = None if ci_path_problems(None, summary_md) else summary_md
+    with contextlib.suppress(EdgecError):
+        write_summary(f"### {head}\n\n{text}\n".rstrip() + "\n", summary_md)
 
 
 def _print_table(result: SweepResult, file=None) -> None:
