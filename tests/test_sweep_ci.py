@@ -58,3 +58,23 @@ def test_an_invalid_sweep_says_why_in_its_summary(write_recipe, tmp_path):
     assert result.exit_code == 2
     text = summary.read_text()
     assert text.startswith("### ❌ edgec sweep: invalid, nothing ran") and "variant 2 of 2" in text
+
+
+def test_a_large_sweeps_plot_names_only_its_front(tmp_path, monkeypatch):
+    """40 labels hid the points they named: past 30 points only the front (and the best) get one."""
+    import matplotlib.axes
+
+    from edgec.sweep_report import plot_png
+
+    rows = [dict(_row(f"v{i:03d}", best=i == 5), size_kb=100.0 + i, speedup=2.0 - i / 100,
+                 accuracy=0.99) for i in range(40)]
+    named = []
+    real = matplotlib.axes.Axes.annotate
+    monkeypatch.setattr(matplotlib.axes.Axes, "annotate",
+                        lambda self, text, *a, **k: named.append(text) or real(self, text, *a, **k))
+    result = SweepResult(tmp_path, rows, ["size_kb", "speedup"], front=[0, 1], best=5)
+    assert plot_png(result).startswith(b"\x89PNG")
+    assert sorted(set(named)) == ["v000", "v001", "v005 ★"]
+    named.clear()
+    plot_png(SweepResult(tmp_path, rows[:10], ["size_kb", "speedup"], front=[0], best=5))
+    assert len(named) == 10

@@ -113,6 +113,8 @@ def plot_png(result: SweepResult) -> bytes | None:
                            c="tab:red" if on_front else "tab:gray", marker="o" if passed else "x",
                            zorder=3)
         for x, y, i in pts:
+            if not _labelled(result, i, len(ok)):
+                continue
             ax.annotate(result.rows[i]["variant"] + (" ★" if result.rows[i]["best"] else ""),
                         (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
         front = sorted((x, y) for x, y, i in pts if i in result.front)
@@ -122,7 +124,8 @@ def plot_png(result: SweepResult) -> bytes | None:
         ax.set_ylabel(AXES[y_axis][1])
         ax.grid(alpha=0.3)
     fig.suptitle("edgec sweep: Pareto front over " + ", ".join(axes) +
-                 "\nred = on the front; x = misses a budget; ★ = best", fontsize=9)
+                 "\nred = on the front; x = misses a budget; ★ = best"
+                 + ("; labels: the front only" if len(ok) > LABEL_ALL_UP_TO else ""), fontsize=9)
     # fixed margins sized for the axis labels: tight_layout drew the figure once more (0.2 s)
     width = fig.get_figwidth()  # inches: ~0.8 in for y tick labels and label, 0.25 in to the right
     fig.subplots_adjust(left=0.8 / width, right=1 - 0.25 / width, bottom=0.13, top=0.86, wspace=0.3)
@@ -130,6 +133,14 @@ def plot_png(result: SweepResult) -> bytes | None:
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
     return buf.getvalue()
+
+
+# Beyond this many points the plot names only the front's: 100 labels hid the points they name.
+LABEL_ALL_UP_TO = 30
+
+
+def _labelled(result: SweepResult, i: int, points: int) -> bool:
+    return points <= LABEL_ALL_UP_TO or i in result.front or bool(result.rows[i]["best"])
 
 
 def to_html(result: SweepResult, png: bytes | None) -> str:
