@@ -135,20 +135,27 @@ def test_a_different_onnxruntime_makes_latency_inconclusive():
     assert {r.verdict for r in report.budgets} == {"pass"} and not report.against["cross_onnxruntime"]
 
 
+def _gated_across(current_env: dict, stored_env: dict, size: int = 1000):
+    """A run of ``size`` bytes gated against a stored one, each made in its own environment;
+    returns the report and its budget rows by name."""
+    budgets = BudgetsConfig(max_latency_growth=0.5, max_size_growth=0.05)
+    report = _current(size=size, env={**ENV, **current_env})
+    apply_against(report, _stored(env={**ENV, **stored_env}), budgets)
+    return report, {r.name: r for r in report.budgets}
+
+
 def test_a_different_exporter_is_a_finding_not_a_verdict():
     """torch and onnx write the graph: sizes and accuracy may move with them, which a reader of
     a size regression must know; the gates still judge the model as built, latency included
     (both models of each run are exported and timed alike)."""
-    budgets = BudgetsConfig(max_latency_growth=0.5, max_size_growth=0.05)
-    report = _current(size=1100, env={**ENV, "torch": "2.5.0+cpu", "onnx": "1.17.0"})
-    apply_against(report, _stored(env={**ENV, "torch": "2.4.1+cpu", "onnx": "1.17.0"}), budgets)
-    rows = {r.name: r for r in report.budgets}
+    report, rows = _gated_across({"torch": "2.5.0+cpu", "onnx": "1.17.0"},
+                                 {"torch": "2.4.1+cpu", "onnx": "1.17.0"}, size=1100)
     assert rows["max_size_growth"].verdict == "fail" and rows["max_latency_growth"].verdict == "pass"
     assert report.against["cross_exporter"] and not report.against["cross_onnxruntime"]
     (finding,) = [f for f in report.findings if "exporter" in f]
     assert "made with torch 2.4.1+cpu, this run with torch 2.5.0+cpu:" in finding  # onnx is equal
-    report = _current(env={**ENV, "torch": "2.5.0+cu121"})  # one release, another build: no claim
-    apply_against(report, _stored(env={**ENV, "torch": "2.5.0+cpu"}), budgets)
+    # one release, another build: no claim
+    report, _ = _gated_across({"torch": "2.5.0+cu121"}, {"torch": "2.5.0+cpu"})
     assert not report.against["cross_exporter"] and not any("exporter" in f for f in report.findings)
 
 
@@ -157,17 +164,14 @@ def test_a_different_edgec_is_a_finding_and_python_is_not():
     upgrade, which the reader is told; Python's version changes neither graph nor kernels."""
     from edgec.ci_outputs import summary_markdown
 
-    budgets = BudgetsConfig(max_latency_growth=0.5, max_size_growth=0.05)
-    report = _current(size=1100, env={**ENV, "edgec": "0.3.0", "python": "3.12.1"})
-    apply_against(report, _stored(env={**ENV, "edgec": "0.2.0", "python": "3.11.7"}), budgets)
-    rows = {r.name: r for r in report.budgets}
+    report, rows = _gated_across({"edgec": "0.3.0", "python": "3.12.1"},
+                                 {"edgec": "0.2.0", "python": "3.11.7"}, size=1100)
     assert rows["max_size_growth"].verdict == "fail" and rows["max_latency_growth"].verdict == "pass"
     assert report.against["cross_edgec"] and not report.against["cross_exporter"]
     (finding,) = report.findings
     assert "made with edgec 0.2.0, this run with edgec 0.3.0:" in finding
     assert "different edgec" in summary_markdown(report)
-    report = _current(env={**ENV, "python": "3.12.1"})
-    apply_against(report, _stored(env={**ENV, "python": "3.11.7"}), budgets)
+    report, _ = _gated_across({"python": "3.12.1"}, {"python": "3.11.7"})
     assert report.findings == [] and report.against["environment_diff"] == {
         "python": ["3.11.7", "3.12.1"]}
 

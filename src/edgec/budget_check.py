@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edgec.errors import RecipeError, UsageError
+from edgec.errors import RecipeError, UsageError, not_a_file
 
 if TYPE_CHECKING:
     from edgec.benchmark import BenchmarkConfig
@@ -40,7 +40,7 @@ def read_budgets(path: Path, overrides: tuple[str, ...] = ()) -> tuple[BudgetsCo
     path = Path(path)
     example = "Give a YAML file such as 'max_size_kb: 200' (or a recipe with a budgets: section)."
     if not path.exists() or path.is_dir():  # a pipe (--budgets <(...), /dev/stdin) is fine
-        what = "is a folder" if path.is_dir() else "does not exist"
+        what = not_a_file(path)
         raise UsageError(f"Budgets file '{path}' {what}. {example}")
     try:
         text = path.read_text(encoding="utf-8")

@@ -52,6 +52,11 @@ def spelling(mode: str) -> Iterator[None]:
         _spelling.reset(token)
 
 
+def not_a_file(path) -> str:
+    """Why ``path``, which should be a file, is not one: the words for a message naming it."""
+    return "is a folder" if path.is_dir() else "does not exist"
+
+
 class EdgecError(Exception):
     """Base of all user-facing errors."""
 

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgec.errors import ModelLoadError
+from edgec.errors import ModelLoadError, not_a_file
 
 if TYPE_CHECKING:
     import torch.nn as nn
@@ -60,7 +60,7 @@ def _torch_load(path: Path, what: str, *, weights_only: bool, extra_sys_path: Pa
     import torch
 
     if not path.is_file():
-        kind = "is a folder" if path.is_dir() else "does not exist"
+        kind = not_a_file(path)
         raise ModelLoadError(f"Weights file '{path}' ({what}) {kind}. Paths are relative to the "
                              "recipe's folder.")
     try:

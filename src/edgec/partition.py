@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edgec.errors import ExportError, UsageError
+from edgec.errors import ExportError, UsageError, not_a_file
 
 if TYPE_CHECKING:
     from edgec.partition_layerwise import DeviceBudget, LayerwisePlan
@@ -77,7 +77,7 @@ def _partition_nonn(source: Path, devices: int, budget, out_dir: Path, link_mbps
     from edgec.recipe import load_recipe
 
     if not source.is_file():
-        what = "is a folder" if source.is_dir() else "does not exist"
+        what = not_a_file(source)
         raise UsageError(f"'{source}' {what}.", hint="Give a recipe .yaml.")
     if source.suffix not in (".yaml", ".yml"):
         raise UsageError(f"--method nonn trains students from a teacher in PyTorch, but '{source}' is "
@@ -111,7 +111,7 @@ def budget_with_target(budget: DeviceBudget, target: str, base_dir: Path | None 
 
 def _onnx_of(source: Path, out_dir: Path) -> Path:
     if not source.is_file():
-        what = "is a folder" if source.is_dir() else "does not exist"
+        what = not_a_file(source)
         raise UsageError(f"'{source}' {what}.", hint="Give an .onnx file or a recipe .yaml.")
     if source.suffix == ".onnx":
         return source

@@ -15,7 +15,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from edgec.benchmark import BenchmarkConfig
 from edgec.config import ConfigModel
 from edgec.data import DataSpec, SyntheticDataConfig
-from edgec.errors import RecipeError, UsageError
+from edgec.errors import RecipeError, UsageError, not_a_file
 from edgec.mlflow_log import MlflowConfig
 from edgec.passes import PASSES, pass_config_union
 from edgec.plugins import load_plugins, model_spec_union
@@ -287,7 +287,7 @@ def recipe_variants(path: str | Path) -> Callable[[list[str] | tuple[str, ...]],
     the file once; each call applies its overrides to a copy and validates."""
     path = Path(path)
     if not path.is_file():
-        what = "is a folder" if path.is_dir() else "does not exist"
+        what = not_a_file(path)
         raise UsageError(f"Recipe file '{path}' {what}. Pass the path to a .yaml recipe, "
                          "e.g. configs/quickstart.yaml.")
     try:

@@ -179,8 +179,11 @@ def _latency_growth_row(report: Report, stored: dict, limit: float, actual: floa
     else:
         verdict = "pass" if high <= limit else "fail" if low > limit else "inconclusive"
     passed = verdict == "pass" or (verdict == "inconclusive" and budgets.inconclusive == "pass")
-    notes = [f"{'; '.join(not_comparable)}: latency ratios are not comparable"] * bool(
-        not_comparable) + [f"a snapshot: {snapshot}"] * bool(snapshot)
+    notes = []
+    if not_comparable:
+        notes.append(f"{'; '.join(not_comparable)}: latency ratios are not comparable")
+    if snapshot:
+        notes.append(f"a snapshot: {snapshot}")
     if ci is not None and low is not None:
         notes.append(f"growth of the stored p1 speedup {old:.4f}x over this run's "
                      f"{ci.confidence:.0%} CI [{ci.low:.4f}, {ci.high:.4f}] (widened by 2% "
