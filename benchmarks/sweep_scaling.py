@@ -19,8 +19,10 @@ start, planning, the table and plot: 1.1-1.2 s of 4 s with --jobs 1) is serial; 
 the Amdahl bound from the jobs-1 runs' own split, a median timeline read from the files each sweep
 wrote (first variant started and done, last done, plot written, exit), and (on Linux) the
 machine's busy and idle core-seconds during each configuration, from /proc/stat: a --jobs 2
-quickstart sweep keeps both cores ~91% busy, since running in parallel is also more work (the
-fork server's imports, each worker's first recipe). Heavier variants (--recipe
+quickstart sweep keeps both cores ~90% busy, since running in parallel is also more work (the
+fork server's imports, each worker's first recipe), and the script prints the ratio that work
+alone bounds, spread perfectly over the cores (run it on an otherwise idle machine: /proc/stat
+counts every process). Heavier variants (--recipe
 configs/resnet-digits.yaml: 0.59x on 2 cores) show the scaling of the variants themselves.
 Measured numbers: docs/guide-sweep.md.
 """
@@ -154,6 +156,11 @@ def main() -> None:
             busy, idle = (statistics.median(c) for c in zip(*CPU[(jobs, executor)], strict=True))
             print(f"      machine CPU: median {busy:.1f} core-s busy, {idle:.1f} idle "
                   f"({busy / (busy + idle):.0%} of {os.cpu_count()} cores busy)")
+            if jobs > 1:  # however well scheduled, this much work needs busy/cores seconds
+                floor = busy / min(jobs, os.cpu_count() or 1) / statistics.median(
+                    s for s, _ in out[(1, "local")])
+                print(f"      its work alone, spread perfectly over {min(jobs, os.cpu_count() or 1)}"
+                      f" cores, needs {floor:.2f}x the jobs=1 wall time")
     # Amdahl: what is not a variant (imports, planning, the table and plot) stays serial however
     # many jobs run; perfect 2-way sharing of the variants' own seconds gives this ratio at best
     # (optimistic: the first variant's shared stage is serial too, the others wait for it).

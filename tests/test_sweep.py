@@ -292,17 +292,27 @@ def test_tables_are_rewritten_without_redrawing_the_plot(swept, tmp_path):
 
 
 def test_fork_server_settling_only_happens_in_a_fork_server():
+    """In the server, Ctrl-C is ignored from its first import on (a Ctrl-C during its imports
+    printed its traceback under the sweep's own message) and it leaves without teardown; a
+    worker gets Ctrl-C back and freezes what it inherited; elsewhere importing does nothing."""
     import subprocess
     import sys
 
     def run(code):
         return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
 
-    ordinary = run("import gc, sys, edgec.sweep_forkserver; print(gc.get_freeze_count()); sys.exit(3)")
-    assert ordinary.returncode == 3 and ordinary.stdout.strip() == "0"
-    server = run("import gc, sys, multiprocessing.forkserver, edgec.sweep_forkserver; "
-                 "print(gc.get_freeze_count() > 0, flush=True); sys.exit(3)")
-    assert server.stdout.strip() == "True" and server.returncode == 0  # left by os._exit(0)
+    interrupt = "import os, signal; os.kill(os.getpid(), signal.SIGINT); print('alive', flush=True); "
+    ordinary = run(f"import sys, edgec.sweep_forkserver; {interrupt}sys.exit(3)")
+    assert ordinary.returncode != 0 and "KeyboardInterrupt" in ordinary.stderr
+    assert "alive" not in ordinary.stdout
+    server = run(f"import sys, multiprocessing.forkserver, edgec.sweep_forkserver; {interrupt}"
+                 "sys.exit(3)")
+    assert server.stdout.strip() == "alive" and server.returncode == 0  # left by os._exit(0)
+    assert server.stderr == ""
+    worker = run("import gc, signal, sys, multiprocessing.forkserver, edgec.sweep_forkserver as f; "
+                 "f.worker_started(); print(gc.get_freeze_count() > 0, flush=True); "
+                 "signal.raise_signal(signal.SIGINT)")
+    assert worker.stdout.strip() == "True" and "KeyboardInterrupt" in worker.stderr
 
 
 def test_fork_server_starts_before_planning_only_for_local_parallel_sweeps():

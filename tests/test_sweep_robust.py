@@ -69,9 +69,9 @@ def test_stopping_a_parallel_sweep_stops_its_workers(recipe_dir, sig):
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
-    assert "0 of 3 variants finished" in err
+    assert "No variant had finished" in err
     summary = (recipe_dir / "summary.md").read_text()  # a CI job's page says so too
-    assert summary.startswith("### ⚠️ edgec sweep: interrupted") and "0 of 3 variants" in summary
+    assert summary.startswith("### ⚠️ edgec sweep: interrupted") and "No variant had finished" in summary
     assert not (variants / "v002.partial").exists() and not (variants / "v002").exists()
     for i in (0, 1):  # each worker stopped its run as on Ctrl-C: the report says so
         report = json.loads((variants / f"v00{i}.partial" / "report.json").read_text())

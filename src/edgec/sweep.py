@@ -182,7 +182,9 @@ def _run_tasks(result: SweepResult, variants: list[dict], finished: dict, outcom
     except KeyboardInterrupt as exc:  # the CLI says this instead of a run's --resume advice
         exc.run_folder = None
         exc.kept_note = (f"{len(finished)} of {len(variants)} variants finished; they are in "
-                         f"'{result.folder}' and the next run of the same sweep reuses them.")
+                         f"'{result.folder}' and the next run of the same sweep reuses them."
+                         if finished else f"No variant had finished; the same command runs the "
+                         f"sweep into '{result.folder}' again.")
         raise
     finally:  # also on Ctrl-C or a crash: the page and plot show what finished
         tabulate(result, variants, finished, time.perf_counter() - t0)

@@ -110,7 +110,9 @@ def _pool_round(tasks: list[dict], jobs: int, context) -> Iterator[dict]:
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context)
+    from edgec.sweep_forkserver import worker_started
+
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=worker_started)
     waiting, running, lost = list(tasks), {}, []
 
     def submit() -> None:
@@ -190,8 +192,7 @@ _PRELOAD = ["onnx", "onnxruntime", "onnxruntime.quantization",
             "edgec.graph_stats", "edgec.measure_memo", "edgec.stage_cache", "edgec.export_cache",
             "edgec.resume", "edgec.device", "edgec.targets", "edgec.memory", "edgec.budgets",
             "edgec.regression", "edgec.report_text", "edgec.doctor", "edgec.html_charts", "numpy.ma",
-            "edgec.memory_probe", "edgec.digits_source",
-            "edgec.sweep_forkserver"]
+            "edgec.memory_probe", "edgec.digits_source"]
 
 
 def _worker_context(multiprocessing, torch: bool = True):
@@ -202,7 +203,9 @@ def _worker_context(multiprocessing, torch: bool = True):
     faster than 1."""
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload((_TORCH_PRELOAD if torch else []) + _PRELOAD)
+        # sweep_forkserver first: it settles the server before the imports (a Ctrl-C during them)
+        ctx.set_forkserver_preload(["edgec.sweep_forkserver",
+                                    *(_TORCH_PRELOAD if torch else []), *_PRELOAD])
         return ctx
     return multiprocessing.get_context("spawn")
 
