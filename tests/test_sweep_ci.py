@@ -23,6 +23,7 @@ def test_a_sweep_summary_says_the_verdict_and_shows_the_table(tmp_path):
     assert text.startswith("### ✅ edgec sweep: 2 variant(s), best v000")
     assert "| variant | mode | size_kb | speedup | accuracy | passed | pareto |" in text
     assert "| **v000** | a\\|b | 100 |" in text and "no: max_size_kb" in text
+    assert text.count("| no: max_size_kb | yes |") == 1  # pareto reads like passed, not True
     failed = [_row("v000"), _row("v001", status="failed")]
     assert "### ❌ edgec sweep: 1 of 2 variant(s) failed (v001)" in summary_markdown(
         SweepResult(tmp_path, failed, ["size_kb"], front=[0]), 3)
@@ -78,3 +79,13 @@ def test_a_large_sweeps_plot_names_only_its_front(tmp_path, monkeypatch):
     named.clear()
     plot_png(SweepResult(tmp_path, rows[:10], ["size_kb", "speedup"], front=[0], best=5))
     assert len(named) == 10
+
+
+def test_without_budgets_the_summary_does_not_claim_variants_pass_them(tmp_path):
+    """A recipe with no budgets: every variant "passes", so the best is the front's first
+    however poor; the table drops the column and the verdict says so."""
+    result = SweepResult(tmp_path, [_row("v000", best=True)], ["size_kb"], front=[0], best=0,
+                         budgeted=False)
+    text = summary_markdown(result, 0)
+    assert "| variant | mode | size_kb | speedup | accuracy | pareto |" in text
+    assert "best (on the front; the recipe sets no budgets to meet): v000" in text

@@ -170,7 +170,7 @@ tr.best{{font-weight:bold}}tr.failed{{color:#999}}img{{max-width:100%}}</style><
 {result.seconds:.0f} s. Pareto front over {html.escape(front_over)}
 (highlighted): {html.escape(", ".join(result.rows[i]["variant"] for i in result.front) or "none")}.
 {html.escape(_unmeasured_note(result).strip())}
-Best passing variant (first axis): <b>{html.escape(best)}</b>.</p>
+Best ({html.escape(_best_rule(result, "the first axis"))}): <b>{html.escape(best)}</b>.</p>
 {img}
 <table><tr>{head}<th></th></tr>
 {chr(10).join(body)}
@@ -197,9 +197,19 @@ def _fmt(value) -> str:
 def _cell(row: dict, column: str) -> str:
     if column == "passed":  # which budgets a variant missed, not just False
         return "yes" if row["passed"] else "no: " + (row["budgets_missed"] or "not measured")
+    if column == "pareto":  # read beside "passed": yes/no, not Python's True/False
+        return "yes" if row["pareto"] else "no"
     if column in ("params", "macs") and isinstance(row.get(column), int):
         return f"{row[column]:,}"  # 2,379,008: millions at a glance
     return _fmt(row.get(column))
+
+
+def _best_rule(result: SweepResult, by: str = "") -> str:
+    """How the best was chosen: without budgets it is only the front's first, however poor."""
+    by = f", by {by}" if by else ""
+    if result.budgeted:
+        return f"meets the budgets, on the front of those that do{by}"
+    return f"on the front{by}; the recipe sets no budgets to meet"
 
 
 def finish_sweep(result: SweepResult, as_json: bool, file=None) -> int:
@@ -232,7 +242,7 @@ def _table(result: SweepResult) -> tuple[list[str], list[list[str]]]:
     varied = [c for c in _columns(result.rows) if c not in fixed]
     # the front's own axes first (--axes latency_ms,macs shows those), then the usual three
     metrics = list(dict.fromkeys([*result.axes, "size_kb", "speedup", "accuracy"]))
-    shown = ["variant", *varied, *metrics, "passed", "pareto"]
+    shown = ["variant", *varied, *metrics, *(["passed"] if result.budgeted else []), "pareto"]
     tails = [c.rsplit(".", 1)[-1] for c in varied]  # passes.0.per_channel → per_channel, if unique
     short = dict(zip(varied, tails, strict=True)) if len(set(tails)) == len(tails) else {}
     cells = [[_cell(row, c) if row["status"] == "ok" or c in ("variant", *varied) else "failed"
@@ -261,7 +271,7 @@ def summary_markdown(result: SweepResult, code: int) -> str:
         lines.append("| " + " | ".join(line) + " |")
     front = ", ".join(result.rows[i]["variant"] for i in result.front) or "none"
     lines += ["", f"Pareto front over {', '.join(result.front_axes) or 'no measured axis'}: "
-              f"{front}; best (meets the budgets, on their front): {best or 'none'}. Results: "
+              f"{front}; best ({_best_rule(result)}): {best or 'none'}. Results: "
               f"`{result.folder}/results.csv`, `index.html`."]
     if len(result.rows) < result.planned:
         lines.append(f"Incomplete: {len(result.rows)} of {result.planned} variants finished.")
@@ -306,8 +316,8 @@ def _print_table(result: SweepResult, file=None) -> None:
     console.print(table)
     best = result.rows[result.best]["variant"] if result.best is not None else "none"
     by = result.front_axes[0] if result.front_axes else "no measured axis"
-    console.print(f"best (meets the budgets, on the front of those that do, by {by}): "
-                  f"{best}; results in {result.folder}/ (results.csv, results.json, index.html)")
+    console.print(f"best ({_best_rule(result, by)}): {best}; results in {result.folder}/ "
+                  "(results.csv, results.json, index.html)")
     if result.unmeasured:
         console.print(_unmeasured_note(result).strip())
     if len(result.rows) < result.planned:

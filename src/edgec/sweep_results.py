@@ -23,6 +23,7 @@ class SweepResult:
     reused: int = 0
     planned: int = 0  # variants in the plan; rows has fewer when the sweep was interrupted
     unmeasured: list[str] = field(default_factory=list)  # axes no successful variant has
+    budgeted: bool = True  # whether some variant's recipe sets budgets: else all "pass" them
 
     @property
     def front_axes(self) -> list[str]:
@@ -45,6 +46,8 @@ def tabulate(result: SweepResult, variants: list[dict], finished: dict, seconds:
     rows = [result_row(v, finished[v["name"]], result.folder) for v in variants
             if v["name"] in finished]
     ok = [i for i, r in enumerate(rows) if r["status"] == "ok"]
+    result.budgeted = any((finished[v["name"]].get("report") or {}).get("budgets")
+                          for v in variants if v["name"] in finished) or not ok
     result.unmeasured = [a for a in result.axes if ok and all(rows[i].get(a) is None for i in ok)]
     axes = result.front_axes
     front_ok = pareto_front([rows[i] for i in ok], axes) if axes else []
