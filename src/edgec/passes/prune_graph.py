@@ -56,37 +56,36 @@ def output_layers(graph) -> set:
     pooling, reshapes, concatenations, depthwise convs) and stops at the first conv/linear on each
     path. Works whatever the head is: a Linear, or a Conv2d classifier as in SqueezeNet.
     """
-    terminals = [node for node in graph.module2node.values() if not node.outputs]
-    found, seen, stack = set(), set(), list(terminals)
-    while stack:
-        node = stack.pop()
-        if node in seen:
-            continue
-        seen.add(node)
-        if isinstance(node.module, layer_types()) and not is_depthwise(node.module):
-            found.add(node.module)
-            continue
-        stack.extend(node.inputs)
-    return found
+    return {node.module for node in _walk_to_layers(graph, backwards=True) if _is_layer(node)}
 
 
 def input_coupled(graph, modules: set) -> set:
     """Modules whose channels are the scope's input channels (a BatchNorm or depthwise conv right
     after the input, as when a submodule is pruned on its own): cutting them would change the
     input the scope expects. Walks forward from the input until the first conv/linear."""
-    starts = [node for node in graph.module2node.values() if not node.inputs]
-    found, seen, stack = set(), set(), list(starts)
+    # only ``modules``: not TP's own op nodes (e.g. a Linear's weight transpose)
+    return {node.module for node in _walk_to_layers(graph, backwards=False)
+            if not _is_layer(node) and node.module in modules}
+
+
+def _is_layer(node) -> bool:
+    return isinstance(node.module, layer_types()) and not is_depthwise(node.module)
+
+
+def _walk_to_layers(graph, backwards: bool) -> list:
+    """The nodes reached from the graph's ends (its outputs when ``backwards``, else its inputs)
+    along paths that stop at the first conv/linear layer, which is included."""
+    nodes = graph.module2node.values()
+    stack = [n for n in nodes if not (n.outputs if backwards else n.inputs)]
+    seen: dict = {}  # insertion-ordered, as the walk met them
     while stack:
         node = stack.pop()
         if node in seen:
             continue
-        seen.add(node)
-        if isinstance(node.module, layer_types()) and not is_depthwise(node.module):
-            continue
-        if node.module in modules:  # not TP's own op nodes (e.g. a Linear's weight transpose)
-            found.add(node.module)
-        stack.extend(node.outputs)
-    return found
+        seen[node] = None
+        if not _is_layer(node):
+            stack.extend(node.inputs if backwards else node.outputs)
+    return list(seen)
 
 
 def channel_groups(graph, group, modules: set) -> int:
