@@ -17,6 +17,7 @@ from edgec import __version__
 from edgec.errors import (
     EXIT_BUDGET,
     EXIT_INTERRUPTED,
+    EXIT_PIPE,
     EXIT_RUNTIME,
     INTERNAL_HINT,
     EdgecError,
@@ -31,6 +32,7 @@ Exit codes:
   2  invalid recipe, option or input file (nothing was run)
   3  runtime failure: loading, a pass, export or benchmarking failed
   130 interrupted (Ctrl-C, SIGTERM); completed artifacts are kept (--resume)
+  141 the output's reader left early (| head) in a command that has no verdict to give
 """
 
 
@@ -47,8 +49,14 @@ class _EdgecGroup(click.Group):
         except click.UsageError as exc:
             _print_json_usage_error(ctx, exc)
             raise
-        except (click.exceptions.Exit, click.ClickException, click.Abort):
+        except (click.exceptions.Exit, click.ClickException):
             raise
+        except click.Abort:  # Ctrl-C or end of input at a prompt: nothing was done
+            click.echo("interrupted.", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+        except BrokenPipeError:  # `edgec targets | head -1`: the reader has what it wanted
+            stdout_gone(also_stderr=True)
+            ctx.exit(EXIT_PIPE)
         except EdgecError as exc:
             if _debug(ctx):
                 traceback.print_exc()
@@ -100,9 +108,11 @@ def _print_json_error(ctx: click.Context, exc: BaseException, exit_code: int) ->
 def _print_json_usage_error(group_ctx: click.Context, exc: click.UsageError) -> None:
     """A parse error (unknown option, missing argument, a file click found missing) comes before
     the command runs and reads --json; a command line that asked for JSON still gets it."""
-    args = group_ctx.meta.get("edgec.args") or [""]
-    # from the command line: click's parser leaves exc.ctx unset for some errors (a missing value)
-    cmd = group_ctx.command.get_command(group_ctx, args[0])
+    args = group_ctx.meta.get("edgec.args") or []
+    # from the command line: click's parser leaves exc.ctx unset for some errors (a missing
+    # value); the command is the first word that is not a group option (edgec --debug check …)
+    name = next((a for a in args if not a.startswith("-")), "")
+    cmd = group_ctx.command.get_command(group_ctx, name)
     if cmd is None or not getattr(cmd.callback, "json_errors", False) or "--json" not in args[1:]:
         return
     from edgec.errors import error_document
@@ -124,6 +134,18 @@ def _say_kept(exc: BaseException) -> None:
     elif folder is not None:
         click.echo(f"The unfinished run is in '{folder}' (report.json says where it stopped); "
                    "re-run the same command with --resume to continue it.", err=True)
+
+
+def stdout_gone(also_stderr: bool = False) -> None:
+    """The reader of stdout (``also_stderr``: or of stderr; which one broke is unknown) has left:
+    what is still written there goes nowhere instead of raising again, also when Python flushes
+    the streams at exit."""
+    import contextlib
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr) if also_stderr else (sys.stdout,):
+        with contextlib.suppress(OSError, ValueError):  # not a real file (a test's capture)
+            os.dup2(devnull, stream.fileno())
 
 
 def _debug(ctx: click.Context) -> bool:
@@ -227,14 +249,17 @@ def _finish(report, as_json: bool, junit=None, summary_md=None, title: str = "ed
     from edgec.errors import OutputError
     from edgec.report_text import print_console
 
-    if as_json:
-        click.echo(report.to_json())
-        errors_as_json(False)  # stdout holds the report: a later error is said on stderr only
-    else:
-        print_console(report)
     missed = [b.missed_text() for b in report.budgets if not b.passed]
-    if missed:
-        click.echo(f"budget missed: {', '.join(missed)}", err=True)
+    try:
+        if as_json:
+            click.echo(report.to_json())
+            errors_as_json(False)  # stdout holds the report: a later error is said on stderr only
+        else:
+            print_console(report)
+        if missed:
+            click.echo(f"budget missed: {', '.join(missed)}", err=True)
+    except BrokenPipeError:  # `edgec compress … | head`: the CI files and the verdict still count
+        stdout_gone()
     try:
         write_ci_outputs(report, junit, summary_md, title=title)
     except OutputError as exc:
@@ -308,5 +333,5 @@ def _exit_without_teardown(code) -> None:
         try:
             stream.flush()
         except (OSError, ValueError):
-            status = status or EXIT_RUNTIME  # output lost (closed pipe): do not claim success
+            status = status or EXIT_PIPE  # output lost (closed pipe): do not claim success
     os._exit(status)

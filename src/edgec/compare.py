@@ -151,14 +151,15 @@ def write_comparison(header: list[str], rows: list[list[str]], output: Path) -> 
 
 
 def print_comparison(header: list[str], rows: list[list[str]], file=None) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from edgec.console import console as make_console
 
     table = Table(title="edgec compare", title_justify="left")
     for i, col in enumerate(header):
         table.add_column(col, justify="left" if i == 0 else "right", overflow="fold")
     for r in rows:
         table.add_row(*r)
-    console = Console(file=file, highlight=False)
+    console = make_console(file)
     console.print(table)
     console.print(f"[dim]{NOTE}[/]")

@@ -216,9 +216,9 @@ def _profile_findings(d: Diagnosis, path: Path, shape, runs: int) -> None:
 
 
 def print_diagnosis(d: Diagnosis, file=None) -> None:
-    from rich.console import Console
+    from edgec.console import console as make_console
 
-    console = Console(file=file, highlight=False)
+    console = make_console(file)
     cpu = ", ".join(k for k, v in d.cpu.items() if v) or "none of the fast paths"
     console.print(f"{d.path}: format {d.format}; CPU: {cpu}")
     console.print("compute by MACs: " + ", ".join(f"{k} {v:.0%}" for k, v in d.mac_share.items()))

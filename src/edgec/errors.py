@@ -17,6 +17,7 @@ EXIT_BUDGET = 1  # the run completed and wrote its report, but a budget was miss
 EXIT_USAGE = 2  # invalid recipe, option or input file: nothing was run
 EXIT_RUNTIME = 3  # loading, a pass, export or benchmarking failed while running
 EXIT_INTERRUPTED = 130  # Ctrl-C / SIGTERM; whatever was completed is kept
+EXIT_PIPE = 141  # stdout's reader left (`| head`) before the output ended: as a SIGPIPE'd tool
 
 
 # How a message names an option: the command line's flag; the Python API's argument while
@@ -148,8 +149,8 @@ class BudgetError(EdgecError):
 
 
 ERROR_SCHEMA = "edgec.error/1"
-INTERNAL_HINT = ("This is a bug in edgec, not in your recipe. Re-run with --debug for the traceback "
-                 "and report it.")
+INTERNAL_HINT = ("This is a bug in edgec, not in your recipe. Re-run as `edgec --debug <command> …` "
+                 "(or with EDGEC_DEBUG=1) for the traceback and report it.")
 
 
 def error_document(exc: BaseException, exit_code: int) -> dict:

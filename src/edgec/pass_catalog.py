@@ -39,10 +39,11 @@ def describe_passes() -> list[PassDoc]:
 
 
 def print_passes(docs: list[PassDoc], file=None) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(file=file, highlight=False, soft_wrap=False)
+    from edgec.console import console as make_console
+
+    console = make_console(file, soft_wrap=False)
     for doc in docs:
         table = Table(title=f"[bold]{doc.name}[/]  ({doc.stage} stage, {doc.origin})  {doc.description}",
                       title_justify="left", show_lines=False)
@@ -57,13 +58,13 @@ def print_passes(docs: list[PassDoc], file=None) -> None:
 
 def print_plugins(file=None) -> int:
     """List loaded plugins; returns how many."""
-    from rich.console import Console
     from rich.table import Table
 
     import edgec.recipe  # noqa: F401  (loads plugins)
+    from edgec.console import console as make_console
     from edgec.plugins import DISABLE_ENV, LOADED
 
-    console = Console(file=file, highlight=False)
+    console = make_console(file)
     if not LOADED:
         console.print("No edgec plugins installed (entry point groups edgec.passes, edgec.models, "
                       f"edgec.targets), or {DISABLE_ENV}=1 is set. See examples/plugin/.")

@@ -149,10 +149,11 @@ def _pass_sections(details: dict) -> list[str]:
 
 def print_console(report: Report, file=None) -> None:
     """A compact table for a person at a shell."""
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(file=file, highlight=False)
+    from edgec.console import console as make_console
+
+    console = make_console(file)
     rows = summary_rows(report)
     if rows:
         table = Table(title="edgec: baseline vs compressed", title_justify="left")
@@ -179,8 +180,9 @@ def print_console(report: Report, file=None) -> None:
 
 def print_metrics(metrics: dict[str, Metrics], threads: int, file=None) -> None:
     """Side-by-side table for `edgec bench`: one column per model, ratios vs the first."""
-    from rich.console import Console
     from rich.table import Table
+
+    from edgec.console import console as make_console
 
     names = list(metrics)
     first = metrics[names[0]]
@@ -203,15 +205,16 @@ def print_metrics(metrics: dict[str, Metrics], threads: int, file=None) -> None:
     ]
     for label, fmt in rows[:None if len(names) > 1 else -2]:  # one model: nothing to compare
         table.add_row(label, *(fmt(metrics[n]) for n in names))
-    Console(file=file, highlight=False).print(table)
+    make_console(file).print(table)
 
 
 def print_layers(path, stats, file=None) -> None:
     """Per-layer table for `edgec inspect`."""
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(file=file, highlight=False)
+    from edgec.console import console as make_console
+
+    console = make_console(file)
     console.print(f"{path}: {_count(stats.params)} params ({_count(stats.nonzero_params)} non-zero), "
                   f"{_count(stats.macs)} MACs = {_count(stats.flops)} FLOPs at batch 1, "
                   f"opset {stats.opset}")

@@ -74,10 +74,11 @@ def suggestion_yaml(result: SensitivityResult) -> str:
 
 
 def print_result(result: SensitivityResult, file=None) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(file=file, highlight=False, width=120)
+    from edgec.console import console as make_console
+
+    console = make_console(file, width=120)
     table = Table(title=f"{result.metric} drop (points) when one layer alone is pruned; baseline "
                   f"{result.baseline:.2%}, no fine-tuning", title_justify="left")
     table.add_column("layer")

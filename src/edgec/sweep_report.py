@@ -300,8 +300,9 @@ def write_failed_summary(exc: BaseException, summary_md) -> None:
 
 
 def _print_table(result: SweepResult, file=None) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from edgec.console import console as make_console
 
     headers, cells = _table(result)
     table = Table(title=f"edgec sweep ({result.folder})", title_justify="left")
@@ -310,7 +311,7 @@ def _print_table(result: SweepResult, file=None) -> None:
     for row, line in zip(result.rows, cells, strict=True):
         style = "bold" if row["best"] else ("dim" if row["status"] != "ok" else None)
         table.add_row(*line, style=style)
-    console = Console(file=file, highlight=False)
+    console = make_console(file)
     if not console.is_terminal:  # a CI log or a file: no screen to fit, rich would assume 80
         console.width = max(console.width, 200)
     console.print(table)

@@ -133,7 +133,8 @@ def _timed(
     except Exception as exc:  # a library failed inside the pass: name the pass, keep the cause
         raise PassError(
             f"Pass '{label}' ({instance.name}) failed: {type(exc).__name__}: {exc}",
-            hint="Run with --debug for the traceback; check this pass's settings in the recipe.",
+            hint="Run as `edgec --debug compress …` for the traceback; check this pass's settings "
+                     "in the recipe.",
         ) from exc
     seconds = time.perf_counter() - start
     after = count_after(result)
