@@ -44,6 +44,14 @@ def test_a_compress_whose_reader_left_keeps_its_verdict(write_recipe, recipe_dir
         assert (recipe_dir / f"{name}.xml").is_file()  # the CI file is written after the table
 
 
+def test_a_sweep_whose_reader_left_keeps_its_verdict_and_summary(write_recipe, recipe_dir):
+    code, err = _closed_stdout("sweep", write_recipe(), "--grid", "passes.0.per_channel=true,false",
+                               "-o", recipe_dir / "sw", "-q", "--summary-md", recipe_dir / "s.md",
+                               cwd=recipe_dir)
+    assert code == 0, err
+    assert (recipe_dir / "s.md").read_text().startswith("### ✅ edgec sweep: 2 variant(s)")
+
+
 def test_json_errors_are_given_also_after_a_group_option(tmp_path):
     """`edgec --debug check-budgets m.onnx --json`: the command is the first word that is not a
     group option, so a parse error still comes as JSON."""

@@ -55,6 +55,8 @@ class _EdgecGroup(click.Group):
             click.echo("interrupted.", err=True)
             ctx.exit(EXIT_INTERRUPTED)
         except BrokenPipeError:  # `edgec targets | head -1`: the reader has what it wanted
+            from edgec.console import stdout_gone
+
             stdout_gone(also_stderr=True)
             ctx.exit(EXIT_PIPE)
         except EdgecError as exc:
@@ -134,18 +136,6 @@ def _say_kept(exc: BaseException) -> None:
     elif folder is not None:
         click.echo(f"The unfinished run is in '{folder}' (report.json says where it stopped); "
                    "re-run the same command with --resume to continue it.", err=True)
-
-
-def stdout_gone(also_stderr: bool = False) -> None:
-    """The reader of stdout (``also_stderr``: or of stderr; which one broke is unknown) has left:
-    what is still written there goes nowhere instead of raising again, also when Python flushes
-    the streams at exit."""
-    import contextlib
-
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    for stream in (sys.stdout, sys.stderr) if also_stderr else (sys.stdout,):
-        with contextlib.suppress(OSError, ValueError):  # not a real file (a test's capture)
-            os.dup2(devnull, stream.fileno())
 
 
 def _debug(ctx: click.Context) -> bool:
@@ -259,6 +249,8 @@ def _finish(report, as_json: bool, junit=None, summary_md=None, title: str = "ed
         if missed:
             click.echo(f"budget missed: {', '.join(missed)}", err=True)
     except BrokenPipeError:  # `edgec compress … | head`: the CI files and the verdict still count
+        from edgec.console import stdout_gone
+
         stdout_gone()
     try:
         write_ci_outputs(report, junit, summary_md, title=title)

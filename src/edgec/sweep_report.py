@@ -218,10 +218,15 @@ def finish_sweep(result: SweepResult, as_json: bool, file=None) -> int:
 
     from edgec.errors import EXIT_BUDGET, EXIT_OK, EXIT_RUNTIME
 
-    if as_json:
-        click.echo((result.folder / "results.json").read_text(encoding="utf-8"), nl=False)
-    else:
-        _print_table(result, file)
+    try:
+        if as_json:
+            click.echo((result.folder / "results.json").read_text(encoding="utf-8"), nl=False)
+        else:
+            _print_table(result, file)
+    except BrokenPipeError:  # `edgec sweep … | head`: the verdict and the summary still count
+        from edgec.console import stdout_gone
+
+        stdout_gone()
     if result.failed:
         names = ", ".join(r["variant"] for r in result.failed)
         click.echo(f"{len(result.failed)} variant(s) failed: {names} (errors in results.csv)",
