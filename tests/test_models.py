@@ -191,6 +191,23 @@ def test_corrupt_checkpoint_is_not_mistaken_for_a_pickle(tmp_path):
     assert "trust_pickle" not in str(info.value)
 
 
+def test_random_bytes_are_called_corrupt_without_torchs_unsafe_advice(tmp_path):
+    """torch's safe loader wraps garbage in "Re-running torch.load with weights_only set to False
+    will likely succeed": unsafe, and wrong for a file that is no checkpoint at all."""
+    import random
+
+    (tmp_path / "model.pt").write_bytes(random.Random(0).randbytes(2000))
+    arch = {"source": "zoo", "name": "digits_cnn"}
+    for cfg in (spec(source="checkpoint", path="model.pt", architecture=arch),
+                spec(source="checkpoint", path="model.pt")):
+        with pytest.raises(ModelLoadError, match=r"model.pt' \(model.path\) is not a readable "
+                           r"PyTorch checkpoint: it is corrupt or truncated") as info:
+            load_model(cfg, tmp_path)
+        text = str(info.value)
+        assert "weights_only" not in text and "trust_pickle" not in text, text
+        assert "Unsupported operand" in text  # the unpickler's own reason is kept
+
+
 def test_state_dict_without_architecture(tmp_path):
     torch.save(tiny_module().state_dict(), tmp_path / "sd.pt")
     for trust in (False, True):

@@ -85,10 +85,21 @@ def _torch_load(path: Path, what: str, *, weights_only: bool, extra_sys_path: Pa
 
 
 def _unreadable(path: Path, what: str, exc: Exception) -> ModelLoadError:
-    first_line = (str(exc).strip().splitlines() or [""])[0][:200]
-    return ModelLoadError(f"'{path}' ({what}) is not a readable PyTorch checkpoint "
-                          f"({type(exc).__name__}: {first_line}). Is it truncated, or not saved "
-                          "with torch.save?")
+    return ModelLoadError(f"'{path}' ({what}) is not a readable PyTorch checkpoint: it is corrupt "
+                          f"or truncated, or not a file saved with torch.save ({_loader_said(exc)}). "
+                          "Save it again with torch.save(model.state_dict(), path).")
+
+
+def _loader_said(exc: Exception) -> str:
+    """What torch.load's error says about the bytes themselves. The safe loader wraps any failure,
+    garbage bytes included, in advice to retry with weights_only=False (unsafe, and useless for a
+    file that is no checkpoint): only the unpickler's own reason after that advice is kept."""
+    text = str(exc).strip()
+    if "WeightsUnpickler error:" in text:
+        text = text.split("WeightsUnpickler error:", 1)[1].strip()
+    # the first sentence: torch's later ones repeat advice ("file a bug", "see the docs")
+    reason = (text.splitlines() or [""])[0].split(". ")[0].rstrip(".")[:200]
+    return f"{type(exc).__name__}: {reason}" if reason else type(exc).__name__
 
 
 def whole_model(path: Path, base_dir: Path, trust_pickle: bool) -> nn.Module:
