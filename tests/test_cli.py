@@ -101,6 +101,21 @@ def test_missed_budget_exits_1_and_names_it(write_recipe, tmp_path):
     assert rows["max_size_kb"]["passed"] is False and rows["max_params"]["passed"] is True
 
 
+def test_results_line_lists_only_the_files_written(write_recipe, tmp_path):
+    recipe = write_recipe(
+        "version: 1\n"
+        "model: {source: python, callable: 'tiny_models.py:tiny_cnn', input_shape: [1, 1, 8, 8]}\n"
+        "benchmark: {runs: 5, warmup: 1}\nreport: {profile: {enabled: false}}\n"
+    )
+    out = tmp_path / "no-html"
+    result = run("compress", recipe, "-o", out, "-q", "--set", "report.html=false")
+    assert result.exit_code == 0, result.output
+    assert not (out / "report.html").exists()
+    said = " ".join(result.output.split())  # rich wraps long lines
+    assert "results in" in said and "(report.json, report.md, model.onnx)" in said
+    assert "report.html" not in said
+
+
 def test_runtime_failure_exits_3_and_leaves_failed_report(write_recipe, tmp_path):
     recipe = write_recipe(
         "version: 1\n"

@@ -175,7 +175,15 @@ def print_console(report: Report, file=None) -> None:
     if report.error:
         console.print(f"[bold red]failed at {report.error['step']}:[/] {report.error['message']}")
     if report.run_dir:
-        console.print(f"results in {report.run_dir}/ (report.html, report.json, report.md, model.onnx)")
+        console.print(f"results in {report.run_dir}/ ({', '.join(run_files(report.run_dir))})")
+
+
+def run_files(run_dir: str) -> list[str]:
+    """The files a person opens first, those this run wrote (report.html is optional)."""
+    from pathlib import Path
+
+    names = ("report.html", "report.json", "report.md", "model.onnx")
+    return [name for name in names if (Path(run_dir) / name).is_file()]
 
 
 def print_metrics(metrics: dict[str, Metrics], threads: int, file=None) -> None:
