@@ -383,3 +383,31 @@ def test_dream_synthesis_from_metadata_made_by_the_cli(write_recipe, teacher, tm
     assert np.isfinite(made.x).all() and made.x.shape == (20, 1, 8, 8)
     with pytest.raises(ValidationError, match="method: dream needs metadata"):
         SynthesisConfig(method="dream")
+
+
+def test_metadata_writes_the_file_named_and_refuses_a_bad_path_before_any_work(
+        write_recipe, tmp_path, monkeypatch):
+    """numpy appended .npz to a name without it (-o m.txt wrote m.txt.npz, said m.txt); a folder
+    or a file as the parent was found only after the work, as an internal error."""
+    from edgec.cli import cli
+    from edgec.passes.distill_metadata import Metadata
+
+    recipe = write_recipe(E2E)
+    out = tmp_path / "meta.txt"
+    result = CliRunner().invoke(cli, ["metadata", str(recipe), "-o", str(out), "--clusters", "2"])
+    assert result.exit_code == 0, result.output
+    assert out.is_file() and not (tmp_path / "meta.txt.npz").exists()
+    assert result.output.startswith(f"{out}: ") and Metadata.load(out).layer
+    (tmp_path / "adir.onnx").mkdir()
+    (tmp_path / "afile.onnx").write_text("")
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the model was loaded before the output path was checked")
+
+    monkeypatch.setattr("edgec.models.load_model", no_work)
+    for bad, message in ((tmp_path / "adir.onnx", "is a folder; give a file path"),
+                         (tmp_path / "afile.onnx" / "m.npz", "afile.onnx' is a file, not a folder")):
+        result = CliRunner().invoke(cli, ["metadata", str(recipe), "-o", str(bad)])
+        assert result.exit_code == 2 and message in result.output, result.output
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("a")) == [
+        "adir.onnx", "afile.onnx"]  # nothing written beside them (no adir.onnx.npz)

@@ -123,31 +123,14 @@ def check_ci_paths(junit: Path | None, summary_md: Path | None) -> None:
 
 def ci_path_problems(junit: Path | None, summary_md: Path | None) -> dict[str, str]:
     """--junit / --summary-md → why that file cannot be written; empty when both can."""
-    from edgec.errors import UsageError
-    from edgec.rundir import check_creatable
-
     problems = {}
     for option, path in (("--junit", junit), ("--summary-md", summary_md)):
         if path is None:
             continue
-        path = Path(path)
-        if path.is_dir():
-            problems[option] = (f"{option} '{path}' is a folder; give a file path, e.g. {path}/"
-                                f"{'report.xml' if option == '--junit' else 'summary.md'}.")
-        elif path.exists() and not path.is_file():  # the atomic rename would replace a device
-            problems[option] = (f"{option} '{path}' is not a regular file (a device or a pipe); "
-                                "give the path of a file to write.")
-        elif path.exists() and not os.access(path, os.W_OK):
-            problems[option] = f"{option} '{path}' exists and is not writable."
-        else:
-            try:
-                check_creatable(path, f"{option} file")
-            except UsageError as exc:
-                problems[option] = exc.message
-            else:
-                problem = _write_probe(path)
-                if problem:
-                    problems[option] = f"Cannot write {option} '{path}': {problem}."
+        problem = output_file_problem(Path(path), option,
+                                      "report.xml" if option == "--junit" else "summary.md")
+        if problem:
+            problems[option] = problem
     if junit and summary_md and "--junit" not in problems and _same_file(junit, summary_md):
         # one would overwrite the other: CI would parse Markdown as JUnit XML, or show XML
         problems["--summary-md"] = (f"--junit and --summary-md both name '{summary_md}'; the "
@@ -176,6 +159,28 @@ def _write_probe(path: Path) -> str | None:
     os.close(fd)
     os.unlink(probe)
     return None
+
+def output_file_problem(path: Path, option: str, example: str) -> str | None:
+    """Why the file ``option`` names (``-o``, ``--junit``) cannot be written, or None: checked
+    before any work, so a command never computes its result and then loses it to a bad path.
+    ``example`` is a file name to suggest when ``path`` is a folder."""
+    from edgec.errors import UsageError
+    from edgec.rundir import check_creatable
+
+    if path.is_dir():
+        return f"{option} '{path}' is a folder; give a file path, e.g. {path / example}."
+    if path.exists() and not path.is_file():  # the atomic rename would replace a device
+        return (f"{option} '{path}' is not a regular file (a device or a pipe); give the path of "
+                "a file to write.")
+    if path.exists() and not os.access(path, os.W_OK):
+        return f"{option} '{path}' exists and is not writable."
+    try:
+        check_creatable(path, f"{option} file")
+    except UsageError as exc:
+        return exc.message
+    problem = _write_probe(path)
+    return f"Cannot write {option} '{path}': {problem}." if problem else None
+
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -93,7 +93,8 @@ def sweep(recipe: Path, grid, mode, output, overrides, jobs, executor, use_ray, 
 @cli.command(epilog=EXIT_CODES_HELP)
 @click.argument("recipe", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
-              help="Where to write the metadata (.npz).")
+              help="The file to write the metadata to, exactly as named (an .npz archive; "
+              "e.g. meta.npz).")
 @click.option("--clusters", default=4, show_default=True, type=click.IntRange(1, 64),
               help="k-means clusters per class.")
 @click.option("--components", default=8, show_default=True, type=click.IntRange(1, 256),

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edgec.errors import DataError, PassError
+from edgec.errors import DataError, OutputError, PassError, UsageError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -37,12 +37,25 @@ class Metadata:
     stddevs: np.ndarray  # K×P spread along each direction
 
     def save(self, path: Path) -> Path:
+        """Write exactly ``path`` (numpy given a name would append .npz to one without it), via a
+        temporary file and a rename, so a reader never sees half of it."""
+        import os
+
         import numpy as np
 
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(path, format=np.array(FORMAT), layer=np.array(self.layer),
-                            centroids=self.centroids, classes=self.classes, counts=self.counts,
-                            components=self.components, stddevs=self.stddevs)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as f:
+                np.savez_compressed(f, format=np.array(FORMAT), layer=np.array(self.layer),
+                                    centroids=self.centroids, classes=self.classes,
+                                    counts=self.counts, components=self.components,
+                                    stddevs=self.stddevs)
+            os.replace(tmp, path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise OutputError(f"Cannot write the metadata to '{path}': {exc.strerror or exc}.",
+                              hint="Choose a file in a folder you can write to.") from None
         return path
 
     @classmethod
@@ -161,9 +174,13 @@ def metadata_from_recipe(recipe_path: Path, overrides, output: Path, clusters: i
                          components: int) -> Metadata:
     """What `edgec metadata` does: the recipe's model (the teacher) on its training split."""
     from edgec.api import resolve_recipe
+    from edgec.ci_outputs import output_file_problem
     from edgec.data import load_data
     from edgec.models import load_model
 
+    problem = output_file_problem(Path(output), "-o", "meta.npz")
+    if problem:  # before the model and data load: a bad path never costs the work
+        raise UsageError(problem)
     recipe, recipe_dir, _ = resolve_recipe(recipe_path, overrides)
     model = load_model(recipe.model, recipe_dir)
     data = load_data(recipe.data, tuple(recipe.model.input_shape), recipe_dir)
