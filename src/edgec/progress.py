@@ -52,8 +52,12 @@ class Progress:
             yield advance
 
     def log(self, message: str) -> None:
-        if self.verbose:
+        if not self.verbose:
+            return
+        try:
             print(message, file=sys.stderr, flush=True)
+        except (OSError, ValueError):  # stderr's reader left (`2>&1 | head -1`) or it is closed:
+            self.verbose = False  # a status line is no reason to lose the run; stay silent
 
 
 def _fmt(value) -> str:
