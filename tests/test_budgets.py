@@ -65,6 +65,49 @@ def test_slower_finding_names_the_cause_and_fix_for_the_mode_that_ran():
                          {"speedup_p50": 1.0}, []) == []
 
 
+def test_slower_int8_finding_gives_the_reason_of_the_cpu_the_report_records():
+    """'no VNNI' was said on a VNNI machine: the reason follows the recorded CPU flags."""
+    from edgec.doctor import NO_VNNI
+    from edgec.report import find_findings
+
+    base = SimpleNamespace(latency_ms=SimpleNamespace(p50=1.0), macs=10_000)
+    comp = SimpleNamespace(latency_ms=SimpleNamespace(p50=2.0), macs=10_000, params=100,
+                           nonzero_params=100)
+    static = [SimpleNamespace(type="quantize", details={"mode": "static"})]
+
+    def finding(flags, machine="x86_64"):
+        env = {"cpu_flags": flags, "machine": machine}
+        [text] = find_findings(base, comp, {"speedup_p50": 0.5}, static, environment=env)
+        return text
+
+    vnni = finding(["avx2", "avx512f", "avx512_vnni"])
+    assert "fast int8 dot products" in vnni and "no VNNI" not in vnni and "mode: auto" in vnni
+    assert NO_VNNI in finding(["avx2", "fma"])
+    arm = finding(["asimd"], machine="aarch64")
+    assert "no int8 dot-product instructions" in arm and "VNNI" not in arm
+    assert "fast int8 dot products" in finding(["asimd", "asimddp"], machine="aarch64")
+
+
+def test_zoo_model_on_another_digits_split_is_flagged():
+    """A zoo model learnt seed 0's train split: with data.seed 3, 389 of the 539 eval images are
+    ones it was trained on, and its 100% accuracy is no result."""
+    from edgec.report import find_findings
+
+    same = SimpleNamespace(latency_ms=SimpleNamespace(p1=1.0, p50=1.0), macs=10, params=10,
+                           nonzero_params=10, accuracy=1.0)
+    ratios = {"speedup_p1": 1.0, "accuracy_drop": 0.0}
+
+    def findings(model, data):
+        return find_findings(same, same, ratios, [], recipe={"model": model, "data": data})
+
+    zoo = {"source": "zoo", "name": "digits_cnn"}
+    [text] = findings(zoo, {"source": "digits", "seed": 3})
+    assert "data.seed is 3" in text and "389 of the 539 eval images (72%)" in text
+    assert "100.00% baseline, 100.00% compressed" in text and "Keep data.seed: 0" in text
+    assert findings(zoo, {"source": "digits", "seed": 0}) == []
+    assert findings({"source": "python", "callable": "m.py:f"}, {"source": "digits", "seed": 3}) == []
+
+
 def test_slower_finding_reads_the_gated_p1_speedup_not_p50():
     """On a noisy host p50 can say 'slower' while the p1 ratio min_speedup decides on says
     faster: the finding follows the gate, and quotes the p1 times it used."""

@@ -40,8 +40,9 @@ def has_vnni(flags: frozenset[str] | None = None) -> bool:
     return bool(flags & {"avx512_vnni", "avx_vnni", "amx_int8"})
 
 
-def is_x86() -> bool:
-    return platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86")
+def is_x86(machine: str | None = None) -> bool:
+    """This host, or ``machine`` (platform.machine() as a report's environment recorded it)."""
+    return (machine or platform.machine()).lower() in ("x86_64", "amd64", "i386", "i686", "x86")
 
 
 def cpu_name(cpuinfo: str | Path = "/proc/cpuinfo") -> str:

@@ -31,6 +31,9 @@ QDQ_OPS = {"QuantizeLinear", "DequantizeLinear"}
 QOPERATOR_OPS = {"QLinearConv", "QLinearMatMul", "QGemm", "QLinearAdd", "QLinearMul",
                  "QLinearGlobalAveragePool", "QLinearConcat", "QLinearSigmoid"}
 INT8_WEIGHTS = {"int8", "uint8"}
+# why int8 gains little without VNNI; report.py's "slower" finding gives the same reason
+NO_VNNI = ("This x86 CPU has no VNNI: int8 products are summed in pairs into int16 (vpmaddubsw), "
+           "slower than VNNI and saturating with full-range weights.")
 
 
 @dataclass
@@ -73,8 +76,7 @@ def diagnose(path: Path, input_shape: tuple[int, ...] | None = None, runs: int =
     int8 = any(k in d.format for k in ("qdq", "qoperator", "dynamic"))
     add = d.findings.append
     if int8 and cpu["x86"] and not cpu["vnni"]:
-        add(Finding("no_vnni", "This x86 CPU has no VNNI: int8 products are summed in pairs into "
-                    "int16 (vpmaddubsw), slower than VNNI and saturating with full-range weights.",
+        add(Finding("no_vnni", NO_VNNI,
                     "documented: onnxruntime MLAS u8s8 path; int8 gains are smaller than on VNNI "
                     "CPUs and small convolutions can be slower than fp32",
                     "quantize: {mode: auto} keeps float where int8 does not pay on this CPU"))

@@ -313,7 +313,8 @@ class _Run:
         report = self.report
         report.baseline, report.compressed = base, comp
         report.ratios = ratios(base, comp)
-        report.findings = find_findings(base, comp, report.ratios, report.passes)
+        report.findings = find_findings(base, comp, report.ratios, report.passes,
+                                        environment=report.environment, recipe=report.recipe)
         report.budgets = self.device.budget_rows(self.recipe.budgets, base, comp, report.ratios)
         apply_against(report, self.against, self.recipe.budgets)
 

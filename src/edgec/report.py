@@ -113,23 +113,45 @@ _SLOW_MODE_FIX = {
                "nets use mode: static (or mode: auto, which keeps slow layers float).",
     "fp16": "onnxruntime's CPU kernels compute fp16 by casting to float; fp16 halves the size only. "
             "For speed use mode: static (or mode: auto).",
-    "static": "Some int8 kernels are slower than float on this CPU (no VNNI, small layers); "
-              "mode: auto keeps those layers float so the result is never slower.",
+    "static": "{why} mode: auto keeps the layers where int8 does not pay float, so the result is "
+              "never slower; `edgec doctor model.onnx` profiles where the time goes.",
 }
 
 
-def _slower_fix(passes: list) -> str:
-    """The likely cause and fix of a slower model, from the passes that ran."""
+def _int8_reason(environment: dict | None) -> str:
+    """Why static int8 can lose here, from the CPU flags the report records (doctor.py's reasons)."""
+    from edgec.cpu import cpu_flags, has_vnni, is_x86
+    from edgec.doctor import NO_VNNI
+
+    env = environment or {}
+    flags = frozenset(env["cpu_flags"]) if "cpu_flags" in env else cpu_flags()
+    if has_vnni(flags) or "asimddp" in flags:  # the int8 dot products themselves are fast here
+        return ("This CPU has fast int8 dot products (VNNI or its ARM equivalent), so the int8 "
+                "arithmetic is not what is slow: converting tensors between float and int8 "
+                "around it (Quantize/DequantizeLinear, layout reorders) costs more than it saves, "
+                "most of all on small layers.")
+    if is_x86(env.get("machine")):
+        return f"{NO_VNNI} Small layers can then run slower in int8 than in float."
+    return ("This CPU has no int8 dot-product instructions (ARM asimddp), so int8 kernels gain "
+            "little over float and small layers can be slower.")
+
+
+def _slower_fix(passes: list, environment: dict | None = None) -> str:
+    """The likely cause and fix of a slower model, from the passes that ran and the CPU."""
     modes = [r.details.get("mode") for r in passes if r.type == "quantize"]
     for mode in modes:
         if mode in _SLOW_MODE_FIX:
-            return f"Fix: {_SLOW_MODE_FIX[mode]}"
+            why = _int8_reason(environment) if mode == "static" else ""
+            return f"Fix: {_SLOW_MODE_FIX[mode].format(why=why)}"
     return ("The operator profile in this report shows which operators lost time; "
             "`edgec doctor MODEL.onnx` suggests fixes.")
 
 
-def find_findings(baseline: Metrics, compressed: Metrics, ratios: dict, passes: list) -> list[str]:
-    """Plain-language statements a user must not miss (slower int8, sparsity without speed)."""
+def find_findings(baseline: Metrics, compressed: Metrics, ratios: dict, passes: list, *,
+                  environment: dict | None = None, recipe: dict | None = None) -> list[str]:
+    """Plain-language statements a user must not miss (slower int8, sparsity without speed, an
+    accuracy measured on images the model was trained on). ``environment`` and ``recipe``: the
+    report's (CPU flags, model and data sections)."""
     out = []
     # the speed-up the gates decide on (p1: the undisturbed times), so a finding never says
     # "slower" about a model that min_speedup passes, or the other way round, on a noisy host
@@ -141,7 +163,8 @@ def find_findings(baseline: Metrics, compressed: Metrics, ratios: dict, passes: 
         comp, base = getattr(compressed.latency_ms, stat), getattr(baseline.latency_ms, stat)
         out.append(
             f"The compressed model is SLOWER than the baseline on this host: {speedup:.2f}x the "
-            f"baseline speed ({stat} {comp:.3f} ms vs {base:.3f} ms). {_slower_fix(passes)}"
+            f"baseline speed ({stat} {comp:.3f} ms vs {base:.3f} ms). "
+            f"{_slower_fix(passes, environment)}"
         )
     sparse = compressed.params and compressed.nonzero_params < 0.8 * compressed.params
     if sparse and compressed.macs >= 0.95 * baseline.macs:
@@ -153,4 +176,26 @@ def find_findings(baseline: Metrics, compressed: Metrics, ratios: dict, passes: 
     drop = ratios.get("accuracy_drop")
     if drop is not None and drop > 0.01:
         out.append(f"Accuracy dropped by {drop * 100:.2f} points.")
+    out += _zoo_eval_overlap(recipe or {}, baseline, compressed)
     return out
+
+
+def _zoo_eval_overlap(recipe: dict, baseline: Metrics, compressed: Metrics) -> list[str]:
+    """A zoo model learnt seed 0's digits train split; another split seed puts some of those very
+    images in the eval split, and the accuracies come out too good (100% looks like a result)."""
+    model, data = recipe.get("model", {}), recipe.get("data", {})
+    seed = data.get("seed", 0)
+    if model.get("source") != "zoo" or data.get("source") != "digits" or not seed:
+        return []
+    from edgec.zoo import eval_images_trained_on
+
+    seen, total = eval_images_trained_on(seed)
+    if not seen:
+        return []
+    measured = ("" if baseline.accuracy is None or compressed.accuracy is None else
+                f" ({baseline.accuracy:.2%} baseline, {compressed.accuracy:.2%} compressed)")
+    return [f"data.seed is {seed}, but zoo model '{model.get('name')}' was trained on seed 0's "
+            f"train split: {seen} of the {total} eval images ({seen / total:.0%}) are images it "
+            f"was trained on, so the accuracies{measured} are overstated and the drop says "
+            "little. Keep data.seed: 0 with zoo models (the recipe's top-level seed varies "
+            "the rest of the run)."]

@@ -70,6 +70,16 @@ def unknown_zoo_name_message(name: str) -> str:
     return f"unknown zoo model '{name}'.{hint} The zoo has: {', '.join(ZOO_NAMES)}."
 
 
+def eval_images_trained_on(data_seed: int) -> tuple[int, int]:
+    """(how many eval images of the digits split ``data_seed`` are in the train split every zoo
+    model learnt, how many eval images there are). Compared by pixels, at the native 8×8."""
+    from edgec.data import digits_splits
+
+    learnt = {image.tobytes() for image in digits_splits(None, seed=0).train.x}
+    eval_x = digits_splits(None, seed=data_seed).eval.x
+    return sum(image.tobytes() in learnt for image in eval_x), len(eval_x)
+
+
 def cache_root(cache_dir: Path | str | None = None) -> Path:
     """edgec's user-wide cache: ``cache_dir``, else $EDGEC_CACHE_DIR, else ~/.cache/edgec."""
     base = cache_dir or os.environ.get("EDGEC_CACHE_DIR") or Path.home() / ".cache" / "edgec"
