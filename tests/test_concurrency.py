@@ -58,6 +58,20 @@ def test_second_writer_of_the_same_run_is_refused(tmp_path):
     assert target.is_dir()
 
 
+def test_a_run_being_written_is_said_to_be_busy_first(tmp_path):
+    """Not 'pass --resume' or 'already exists, pass --force' (advice that then fails): while
+    another process writes the run, that is the one thing to say, whatever the flags."""
+    target = tmp_path / "exp"
+    with RunFolder(target, force=False):
+        with pytest.raises(UsageError, match="Another edgec process is writing") as info:
+            RunFolder(target, force=False)
+        assert "--resume" not in info.value.message
+    with RunFolder(target, force=True):  # a --force run replacing the complete one
+        for force, resume in ((False, False), (False, True), (True, True)):
+            with pytest.raises(UsageError, match="Another edgec process is writing"):
+                RunFolder(target, force=force, resume=resume)
+
+
 ZOO_RECIPE = """\
 version: 1
 model: {source: zoo, name: digits_cnn, input_shape: [1, 1, 8, 8]}

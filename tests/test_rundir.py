@@ -1,4 +1,6 @@
 import os
+import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -141,3 +143,52 @@ def test_option_spelling():
     with spelling("sweep"), spelling("api"):  # a sweep's variant runs through the API
         assert option("resume").startswith("the same `edgec sweep` command")
     assert option("resume") == "--resume"
+
+
+def _stopped_force_run(target: Path) -> Path:
+    """A complete run in ``target`` and, beside it, a --force run of it that failed."""
+    with RunFolder(target, force=False) as folder:
+        (folder.path / "old.txt").write_text("old")
+    with pytest.raises(RuntimeError), RunFolder(target, force=True) as folder:
+        (folder.path / "baseline.onnx").write_text("done")
+        raise RuntimeError("interrupted")
+    return folder.path
+
+
+def test_resume_beside_a_complete_run_says_which_flags_continue_it(tmp_path):
+    target = tmp_path / "exp"
+    partial = _stopped_force_run(target)
+    with pytest.raises(UsageError) as info:
+        RunFolder(target, force=False, resume=True)
+    assert "already complete" not in info.value.message  # the unfinished run is the point
+    assert f"'{partial}' holds an unfinished run" in info.value.message
+    assert "Pass --resume --force to continue that run" in info.value.message
+    with RunFolder(target, force=True, resume=True) as folder:  # the flags it names work
+        assert folder.resumed and (folder.path / "baseline.onnx").exists()
+    assert (target / "baseline.onnx").exists() and not (target / "old.txt").exists()
+
+
+def test_the_unfinished_folder_itself_is_never_called_complete(tmp_path):
+    target = tmp_path / "exp"
+    partial = _stopped_force_run(target)
+    for force, resume in ((False, True), (True, False), (False, False)):
+        with pytest.raises(UsageError) as info:
+            RunFolder(partial, force=force, resume=resume)  # -o exp.partial, the path errors print
+        assert "already complete" not in info.value.message
+        assert f"the unfinished run of '{target}'" in info.value.message
+        assert f"-o {target} --resume --force to continue it" in info.value.message
+    shutil.rmtree(target)  # no complete run beside it: --resume alone continues it
+    with pytest.raises(UsageError, match=re.escape(f"Pass -o {target} --resume to continue it")):
+        RunFolder(partial, force=False, resume=True)
+
+
+def test_the_unfinished_run_message_mentions_report_json_only_when_there_is_one(tmp_path):
+    target = tmp_path / "exp"
+    partial = tmp_path / "exp.partial"
+    partial.mkdir()  # e.g. a full disk: the failed report could not be written
+    with pytest.raises(UsageError) as info:
+        RunFolder(target, force=False)
+    assert "report.json" not in info.value.message and "--resume" in info.value.message
+    (partial / "report.json").write_text("{}")
+    with pytest.raises(UsageError, match=r"its report\.json says where it stopped"):
+        RunFolder(target, force=False)

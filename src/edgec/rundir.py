@@ -37,9 +37,19 @@ def check_target(target: Path, force: bool, resume: bool = False) -> None:
         raise UsageError(f"'{target}' is the root folder; pass {option('output')} a folder for "
                          f"this run, e.g. {option('output', 'runs/exp')}.")
     target = Path(target)
+    check_not_unfinished(target)
     if target.exists() and not target.is_dir():
         raise UsageError(f"Output path '{target}' exists and is a file; choose another "
                          f"{option('output')} folder.")
+    partial = partial_path(target)
+    if partial.is_dir():  # first: while another process writes it, no other advice can help
+        check_not_busy(partial)
+    if target.exists() and resume and not force and partial.is_dir():
+        raise UsageError(
+            f"Run folder '{target}' is complete, and '{partial}' holds an unfinished run meant to "
+            f"replace it. Pass {option('resume')} "
+            f"{option('force')} to continue that run (it replaces '{target}' when it finishes), or "
+            f"{option('force')} alone to start over.")
     if target.exists() and resume and not force:
         raise UsageError(f"Run folder '{target}' is already complete: there is nothing to resume. "
                          f"Choose another {option('output')} folder, or pass {option('force')} "
@@ -52,17 +62,51 @@ def check_target(target: Path, force: bool, resume: bool = False) -> None:
         )
     if target.exists() and force:
         check_replaceable(target)
-    partial = partial_path(target)
     if partial.exists() and not partial.is_dir():
         raise UsageError(f"'{partial}' exists and is a file; edgec needs that name for the "
                          f"unfinished run. Remove it or choose another {option('output')} folder.")
     if partial.exists() and not (force or resume):
+        where = " (its report.json says where it stopped)" if (partial / "report.json").is_file() else ""
         raise UsageError(
-            f"An unfinished run of '{target}' is kept in '{partial}' (its report.json says where it "
-            f"stopped). Pass {option('resume')} to continue it, or {option('force')} to discard it "
-            "and start over."
+            f"An unfinished run of '{target}' is kept in '{partial}'{where}. Pass {option('resume')} "
+            f"to continue it, or {option('force')} to discard it and start over."
         )
     check_creatable(target, "run folder")
+
+
+def check_not_unfinished(target: Path) -> None:
+    """Refuse an unfinished run's own folder as the target (`-o exp.partial`, the path an error
+    named): it is continued or discarded through its run, never replaced as a run of its own."""
+    if not (target.name.endswith(PARTIAL_SUFFIX) and target.is_dir() and is_run_folder(target)):
+        return
+    run = target.with_name(target.name[: -len(PARTIAL_SUFFIX)])
+    resume = f"{option('output', str(run))} {option('resume')}"
+    if run.exists():  # a complete run beside it, which the unfinished one is to replace
+        resume = f"{resume} {option('force')}"
+    raise UsageError(
+        f"'{target}' is where edgec keeps the unfinished run of '{run}', not a run folder of its "
+        f"own. Pass {resume} to continue it, or {option('output', str(run))} {option('force')} "
+        "to start over.")
+
+
+def check_not_busy(partial: Path) -> None:
+    """Refuse an unfinished run that another process holds the lock of, i.e. is writing now."""
+    try:
+        lock = lock_run(partial, create=False)
+    except OSError:  # the lock file cannot even be opened: creating the run will say why
+        return
+    if lock is not None:
+        lock.close()
+
+
+def lock_run(partial: Path, create: bool):
+    """An exclusive lock on <partial>/.lock (an open handle, see exclusive_lock), or None when
+    there is no lock file and ``create`` is false."""
+    lock_file = partial / ".lock"
+    if not create and not lock_file.exists():
+        return None
+    return exclusive_lock(lock_file, f"Another edgec process is writing '{partial}' right now. "
+                          f"Wait for it to finish, or choose another {option('output')} folder.")
 
 
 def check_replaceable(target: Path) -> None:
@@ -158,11 +202,7 @@ class RunFolder:
 
     def _take_lock(self, create: bool) -> None:
         """An exclusive lock on <partial>/.lock, held while this process writes the run."""
-        lock_file = self.path / ".lock"
-        if not create and not lock_file.exists():
-            return
-        self._lock = exclusive_lock(lock_file, f"Another edgec process is writing '{self.path}' "
-                                    "right now. Wait for it to finish, or choose another -o folder.")
+        self._lock = lock_run(self.path, create)
 
     def _release_lock(self) -> None:
         if self._lock is not None:
