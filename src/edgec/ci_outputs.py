@@ -9,12 +9,24 @@ a *skipped* test, so it stays visible instead of looking like a clean pass.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from edgec.budgets import BudgetRow
     from edgec.report import Report
+
+# What XML 1.0 allows: tab, newline, carriage return and these ranges. Anything else (a control
+# character in a file name, a terminal colour escape in an error message, a lone surrogate from a
+# non-UTF-8 path) made the whole JUnit file unreadable to CI, so it is written as a visible escape.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _safe_text(text: str) -> str:
+    """``text`` with each character XML 1.0 does not allow written as \\xNN (\\uNNNN)."""
+    return _NOT_XML.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else
+                        f"\\u{ord(m[0]):04x}", text)
 
 
 def _message(row: BudgetRow) -> str:
@@ -59,6 +71,10 @@ def junit_xml(report: Report, suite: str = "edgec") -> str:
     if report.started:  # unknown when the run failed before it started (an invalid recipe)
         ts.set("timestamp", report.started)
     ts.extend(cases)
+    for element in root.iter():  # every text and attribute, whatever it came from
+        element.text = element.text and _safe_text(element.text)
+        for key, value in element.attrib.items():
+            element.set(key, _safe_text(value))
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
@@ -100,7 +116,7 @@ def summary_markdown(report: Report, title: str = "edgec") -> str:
                      + (" — different edgec" if a.get("cross_edgec") else "")
                      + ".\n")
     lines += [f"> {f}\n" for f in report.findings]
-    return "\n".join(lines).rstrip() + "\n"
+    return _safe_text("\n".join(lines).rstrip() + "\n")  # raw, they garble a job page too
 
 
 def _pct(x: float | None) -> str:
