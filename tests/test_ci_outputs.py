@@ -232,6 +232,15 @@ def test_ci_examples_are_valid():
     assert gl["edgec-budgets"]["artifacts"]["reports"]["junit"]
     assert "--against main-report.json" in " ".join(gl["edgec-budgets"]["script"])
     assert load_budgets(folder / "budgets.yaml").max_size_kb == 200
+    # a user's repository has no configs/ or examples/ci/ of edgec's: the steps read the paths
+    # from variables set once at the top, which name files of this repository as shipped
+    root = folder.parents[1]
+    for paths, script in ((gh["env"], steps), (gl["edgec-budgets"]["variables"],
+                                               " ".join(gl["edgec-budgets"]["script"]))):
+        assert set(paths) == {"EDGEC_RECIPE", "EDGEC_BUDGETS"}
+        assert all((root / p).is_file() for p in paths.values())
+        assert '"$EDGEC_RECIPE"' in script and '"$EDGEC_BUDGETS"' in script
+        assert "configs/" not in script and "examples/" not in script
 
 
 def test_report_markdown_shows_interval_and_inconclusive():
@@ -310,6 +319,12 @@ def test_check_budgets_refuses_gates_it_cannot_decide(gated_run, tmp_path):
     (lambda r: r["compressed"].update(accuracy=1.5), "between 0 and 1"),
     (lambda r: r["compressed"].update(size_bytes=float("inf")), "size_bytes is inf, not a finite"),
     (lambda r: r["ratios"].update(speedup_p1=float("inf")), "ratios.speedup_p1 is inf"),
+    # a JSON integer too large for a float crashed the check itself (OverflowError, exit 3)
+    (lambda r: r["compressed"].update(size_bytes=10**400), "compressed.size_bytes is 10000"),
+    (lambda r: r["ratios"].update(speedup_p1=10**400), "ratios.speedup_p1 is 10000"),
+    (lambda r: r["baseline"]["latency_ms"].update(runs=10**400), "baseline.latency_ms.runs is 1000"),
+    (lambda r: r["compressed"]["latency_ms"].update(mean=-1), "compressed.latency_ms.mean is -1"),
+    (lambda r: r["compressed"].update(size_bytes=0.5), "not a finite positive whole number"),
 ])
 def test_against_refuses_an_edited_report_before_any_work(gated_run, tmp_path, write_recipe, edit,
                                                            message):
@@ -389,3 +404,79 @@ def test_a_ci_file_lost_after_the_work_keeps_the_verdict(gated_run, tmp_path, mo
     report = Report(recipe={}, environment={}, run_dir=str(tmp_path / "runs" / "x"))
     with pytest.raises(OutputError, match=r"'.*runs/x/report.json' holds its results"):
         write_ci_outputs(report, tmp_path / "j.xml", None)
+
+
+def test_against_refuses_an_out_of_range_report_in_check_budgets_too(gated_run, tmp_path):
+    """The latency timings were read only after the whole run (the snapshot check), where 10**400
+    crashed it; and an integer of 5000 digits is more than json.loads reads (a ValueError)."""
+    _, folder = gated_run
+    stored = json.loads((folder / "run" / "report.json").read_text())
+    stored["baseline"]["latency_ms"]["runs"] = 10**400
+    (tmp_path / "main.json").write_text(json.dumps(stored))
+    budgets = tmp_path / "b.yaml"
+    budgets.write_text("max_size_kb: 1000\nmax_latency_growth: 0.5\n")
+    args = ("check-budgets", folder / "run" / "model.onnx", "--budgets", budgets, "--baseline",
+            folder / "run" / "baseline.onnx", "--runs", 3, "--min-seconds", 0, "--against")
+    result = run(*args, tmp_path / "main.json")
+    assert result.exit_code == 2 and "baseline.latency_ms.runs is 1000" in result.output
+    assert "max_size_kb" not in result.output and "internal error" not in result.output
+    (tmp_path / "huge.json").write_text('{"schema": "edgec.report/1", "n": 1' + "0" * 5000 + "}")
+    result = run(*args, tmp_path / "huge.json")
+    assert result.exit_code == 2 and "is not a readable JSON report" in result.output
+
+
+def test_against_reads_a_pipe_and_names_a_device(gated_run, tmp_path):
+    """--against <(curl ...) is a pipe, /dev/null a device: both exist, and were said not to."""
+    import os
+    import threading
+
+    _, folder = gated_run
+    budgets = tmp_path / "b.yaml"
+    budgets.write_text("max_size_kb: 1000\nmax_size_growth: 0.05\n")
+    args = ("check-budgets", folder / "run" / "model.onnx", "--budgets", budgets, "--runs", 3,
+            "--json", "--against")
+    result = run(*args, "/dev/null")
+    assert result.exit_code == 2 and "'/dev/null' is not a regular file" in result.output
+    assert "does not exist" not in result.output
+    fifo = tmp_path / "report.fifo"
+    os.mkfifo(fifo)
+    text = (folder / "run" / "report.json").read_text()
+    writer = threading.Thread(target=fifo.write_text, args=(text,), daemon=True)
+    writer.start()
+    result = run(*args, fifo)
+    writer.join(timeout=10)  # daemon: never blocks the suite if the pipe was not read
+    assert result.exit_code == 0, result.output
+    rows = {r["name"]: r for r in json.loads(result.stdout)["budgets"]}
+    assert rows["max_size_growth"]["verdict"] == "pass" and rows["max_size_growth"]["actual"] == 0
+
+
+def test_a_plausible_edit_is_used_as_the_readme_says(gated_run, tmp_path):
+    """load_against checks shape and range, not tampering; the README says no more than that."""
+    from edgec.regression import load_against
+
+    _, folder = gated_run
+    stored = json.loads((folder / "run" / "report.json").read_text())
+    stored["compressed"]["size_bytes"] = 50000
+    (tmp_path / "main.json").write_text(json.dumps(stored))
+    assert load_against(tmp_path / "main.json")["compressed"]["size_bytes"] == 50000
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    assert "unedited" not in readme and "not checked for tampering" in readme
+
+
+def test_ci_files_escape_what_xml_does_not_allow(tmp_path):
+    """A control character (a file name, an ANSI colour in a message) was written raw into the
+    JUnit file, which no XML parser then read."""
+    bad = "bad\x01<&>\x1b[31m.json\udcff"
+    report = Report(recipe={}, environment={}, status="failed",
+                    error={"step": "setup", "type": "UsageError", "message": f"--against '{bad}'"},
+                    budgets=[BudgetRow("max_size_kb", 1, 2, False, "KiB", note=f"x\x07{bad}")])
+    root = ET.fromstring(junit_xml(report, suite="edgec check-budgets m\x1b.onnx"))
+    message = root.find(".//error").get("message")
+    assert "bad\\x01<&>\\x1b[31m.json\\udcff" in message  # visible, not dropped
+    assert "x\\x07bad" in root.find(".//failure").text
+    assert root.get("name") == "edgec check-budgets m\\x1b.onnx"
+    summary = summary_markdown(report)
+    assert "\x1b" not in summary and "\x01" not in summary and "\\x01" in summary
+    write_ci_outputs(report, tmp_path / "j.xml", tmp_path / "s.md")  # a lone surrogate: UTF-8 ok
+    ET.parse(tmp_path / "j.xml")
+

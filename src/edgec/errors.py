@@ -54,8 +54,11 @@ def spelling(mode: str) -> Iterator[None]:
 
 
 def not_a_file(path) -> str:
-    """Why ``path``, which should be a file, is not one: the words for a message naming it."""
-    return "is a folder" if path.is_dir() else "does not exist"
+    """Why ``path``, which should be a file, is not one: the words for a message naming it.
+    Something that exists is never said not to (/dev/null, a socket: "not a regular file")."""
+    if path.is_dir():
+        return "is a folder"
+    return "is not a regular file" if path.exists() else "does not exist"
 
 
 class EdgecError(Exception):

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edgec.errors import UsageError
+from edgec.errors import UsageError, not_a_file
 
 if TYPE_CHECKING:
     import numpy as np
@@ -72,7 +72,8 @@ class GraphStats:
 def not_an_onnx_file(path: Path) -> UsageError:
     """The error for a model path that is no file; a run folder gets the names of its models."""
     if not path.is_dir():
-        return UsageError(f"ONNX file '{path}' does not exist.", hint="Check the path.")
+        return UsageError(f"ONNX file '{path}' {not_a_file(path)}.", hint="Check the path."
+                          if not path.exists() else "Give the path of a .onnx file.")
     inside = [path / n for n in ("model.onnx", "baseline.onnx") if (path / n).is_file()]
     if inside:  # an edgec run folder: the compressed model and the exported original
         return UsageError(f"'{path}' is a folder, not an ONNX file.",

@@ -14,12 +14,13 @@ the model as built.
 from __future__ import annotations
 
 import json
-import math
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgec.budgets import BudgetRow
-from edgec.errors import UsageError
+from edgec.errors import UsageError, not_a_file
+from edgec.stored_report import measurement_problem
 
 if TYPE_CHECKING:
     from edgec.recipe import BudgetsConfig
@@ -46,13 +47,13 @@ def load_against(path: Path) -> dict:
     path = Path(path)
     if path.is_dir() and (path / "report.json").is_file():
         path = path / "report.json"  # a run folder: its report
-    if not path.is_file():
-        what = "is a folder without a report.json" if path.is_dir() else "does not exist"
+    if not path.is_file() and not _is_pipe(path):  # a pipe: --against <(curl ...), /dev/stdin
+        what = "is a folder without a report.json" if path.is_dir() else not_a_file(path)
         raise UsageError(f"--against '{path}' {what}. Pass the report.json of a previous run "
-                         "(e.g. downloaded from main's CI artifacts).")
+                         "(e.g. downloaded from main's CI artifacts), as a file or a pipe.")
     try:
         stored = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # ValueError: also an int of 5000 digits
         raise UsageError(f"--against '{path}' is not a readable JSON report: {exc}.") from None
     if not isinstance(stored, dict) or stored.get("schema") != "edgec.report/1":
         raise UsageError(f"--against '{path}' is not an edgec report (schema edgec.report/1).",
@@ -60,7 +61,7 @@ def load_against(path: Path) -> dict:
     if stored.get("status") != "ok":
         raise UsageError(f"--against '{path}' is the report of a run that did not complete "
                          f"(status {stored.get('status')!r}); it has no measurements to compare.")
-    problem = _measurement_problem(stored)
+    problem = measurement_problem(stored)
     if problem:
         raise UsageError(f"--against '{path}' is not a usable edgec report: {problem}.",
                          hint="Use an unedited report.json written by a completed run.")
@@ -68,41 +69,11 @@ def load_against(path: Path) -> dict:
     return stored
 
 
-def _measurement_problem(stored: dict) -> str | None:
-    """What makes a stored report unusable (edited, truncated), or None. Checked before any work:
-    each value read after the run (apply_against) has the type it is read as, so a bad report is
-    refused now instead of crashing the gate after the whole run."""
-    for section in ("compressed", "environment", "baseline", "recipe", "ratios"):
-        if stored.get(section) is not None and not isinstance(stored[section], dict):
-            return f"'{section}' is {_short(stored[section])}, not a mapping"
-    comp = stored.get("compressed")
-    if not comp:
-        return "it has no 'compressed' measurements"
-    model = (stored.get("recipe") or {}).get("model")
-    if model is not None and not isinstance(model, dict):
-        return f"recipe.model is {_short(model)}, not a mapping"
-    shape = (model or {}).get("input_shape")
-    if shape is not None and not isinstance(shape, list):
-        return f"recipe.model.input_shape is {_short(shape)}, not a list"
-    # (name, value, required, upper bound): accuracy is a share, at most 1
-    checks = [("compressed.size_bytes", comp.get("size_bytes"), True, None),
-              ("compressed.accuracy", comp.get("accuracy"), False, 1)]
-    checks += [(f"ratios.{k}", v, False, None) for k, v in (stored.get("ratios") or {}).items()
-               if k.startswith("speedup")]
-    for name, value, required, most in checks:
-        if value is None and not required:
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(
-                value) or value < 0 or (required and value == 0) or (most and value > most):
-            what = (f"a number between 0 and {most}" if most else
-                    f"a finite {'positive' if required else 'non-negative'} number")
-            return f"{name} is {_short(value)}, not {what}"
-    return None
-
-
-def _short(value) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+def _is_pipe(path: Path) -> bool:
+    try:
+        return stat.S_ISFIFO(path.stat().st_mode)
+    except OSError:
+        return False
 
 
 def environment_diff(current: dict, stored: dict) -> dict[str, list]:
