@@ -82,3 +82,31 @@ def test_recipe_output_dir_cannot_escape(value):
     with pytest.raises(RecipeError, match=r"output\.dir"):
         validate_recipe(raw)
     assert validate_recipe({**raw, "output": {"dir": "runs/exp-1"}}).output.dir == "runs/exp-1"
+
+
+
+def test_recipe_output_dir_cannot_escape_through_a_symlink(write_recipe, tmp_path, monkeypatch):
+    """`esc/run` passes the text checks; with `esc` a link to another folder it would still write
+    there. compress and sensitivity refuse it before any work (exit 2); -o is the user's own call."""
+    from click.testing import CliRunner
+    from conftest import TINY_RECIPE
+
+    from edgec.api import default_output
+    from edgec.cli import cli
+    from edgec.recipe import validate_recipe
+
+    here, outside = tmp_path / "here", tmp_path / "outside"
+    here.mkdir()
+    outside.mkdir()
+    (here / "esc").symlink_to(outside)
+    (here / "inside").symlink_to(here / "runs", target_is_directory=True)  # stays below: fine
+    monkeypatch.chdir(here)
+    recipe = write_recipe(TINY_RECIPE + 'output: {dir: "esc/run"}\n')
+    for command in ("compress", "sensitivity"):
+        result = CliRunner().invoke(cli, [command, str(recipe), "-q"])
+        assert result.exit_code == 2, result.output
+        assert "output.dir: 'esc/run' leads to" in result.output and "symbolic link" in result.output
+    assert list(outside.iterdir()) == []
+    raw = {"version": 1, "model": {"source": "zoo", "name": "digits_cnn", "input_shape": [1, 1, 8, 8]}}
+    for fine in ("inside/exp", "runs/new/exp"):
+        assert default_output(validate_recipe({**raw, "output": {"dir": fine}}), "r") == Path(fine)

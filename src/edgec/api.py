@@ -33,7 +33,12 @@ def resolve_recipe(
 
 
 def default_output(recipe: Recipe, name: str) -> Path:
-    return Path(recipe.output.dir) if recipe.output.dir else Path("runs") / name
+    from edgec.recipe_files import check_output_dir
+
+    if recipe.output.dir is None:
+        return Path("runs") / name
+    check_output_dir(recipe.output.dir)  # the one place a recipe's output.dir becomes a path
+    return Path(recipe.output.dir)
 
 
 def compress(

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from edgec.errors import RecipeError
+from edgec.errors import RecipeError, option
 
 
 def check_local_paths(recipe: BaseModel, base_dir: Path, source: str) -> None:
@@ -34,6 +34,19 @@ def check_local_paths(recipe: BaseModel, base_dir: Path, source: str) -> None:
         raise RecipeError(f"{source}: the recipe names files that are not there:",
                           problems=problems, hint="Paths are relative to the recipe's folder "
                           f"({base_dir}); fix the path or move the file there.")
+
+
+def check_output_dir(output_dir: str) -> None:
+    """Refuse a recipe's output.dir that leads outside the current folder through a symbolic
+    link. Its validator checks the text (no absolute path, no '..'), but `esc/run` with `esc` a
+    link elsewhere would still let a recipe from someone else make edgec write there."""
+    here = Path.cwd().resolve()
+    real = (here / output_dir).resolve()
+    if here not in real.parents:
+        raise RecipeError(
+            f"output.dir: '{output_dir}' leads to '{real}' through a symbolic link, which is not "
+            f"below the current folder ({here}); a recipe may only name a folder below it.",
+            hint=f"Pass {option('output')} to write elsewhere.")
 
 
 def _paths(node: Any, where: str) -> list[tuple[str, str, str]]:
