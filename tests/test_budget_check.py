@@ -158,3 +158,111 @@ def test_docs_describe_every_option():
     options = [o for p in check_budgets_command.params for o in p.opts if o.startswith("--")]
     assert "--target" in options
     assert [o for o in options if f"`{o}" not in section] == []
+
+
+def _rows(result) -> dict:
+    import json
+
+    return {r["name"]: r for r in json.loads(result.stdout)["budgets"]}
+
+
+def test_a_budgets_file_is_judged_alike_with_and_without_against(gated_run, tmp_path):
+    """A CI gate ran check-budgets without --against on main's first run (passed, accuracy and
+    latency growth skipped) and with it on every pull request (exit 2: 'needs labelled data',
+    then 'Pass --baseline'). Now accuracy is skipped with its reason and a missing --baseline is
+    refused, both with and without --against."""
+    import xml.etree.ElementTree as ET
+
+    _, folder = gated_run
+    model, base = folder / "run" / "model.onnx", folder / "run" / "baseline.onnx"
+    budgets = tmp_path / "b.yaml"
+    budgets.write_text("max_size_kb: 1000\nmax_size_growth: 0.05\nmax_accuracy_loss: 0.01\n"
+                       "max_latency_growth: 0.5\n")
+    against = ("--against", folder / "run")
+    for extra in ((), against):  # no --baseline: refused alike, before any work
+        result = run("check-budgets", model, "--budgets", budgets, *extra)
+        assert result.exit_code == 2, result.output
+        assert "max_latency_growth" in result.output and "--baseline" in result.output
+        assert "labelled" not in result.output
+    for extra in ((), against):
+        result = run("check-budgets", model, "--budgets", budgets, "--baseline", base, "--runs", 5,
+                     "--min-seconds", 0, *extra, "--json", "--junit", tmp_path / "j.xml")
+        assert result.exit_code == 0, result.output
+        row = _rows(result)["max_accuracy_loss"]
+        assert (row["verdict"], row["passed"], row["actual"]) == ("skipped", True, None)
+        assert "no labelled evaluation data" in row["note"]
+        skipped = {c.get("name") for c in ET.parse(tmp_path / "j.xml").iter("testcase")
+                   if c.find("skipped") is not None}
+        assert "max_accuracy_loss" in skipped
+    rows = _rows(result)  # with --against the other regression gates are decided
+    assert rows["max_size_growth"]["verdict"] == "pass" and rows["max_latency_growth"]["actual"] is not None
+
+
+def test_a_recipe_as_budgets_file_skips_its_accuracy_budgets(gated_run, write_recipe):
+    """`--budgets recipe.yaml`, as documented, exited 2 for every shipped recipe: they all set
+    max_accuracy_drop. It is skipped with the reason; a recipe with nothing else to check is
+    refused, saying what to set."""
+    import json
+
+    from conftest import TINY_RECIPE
+
+    _, folder = gated_run
+    model = folder / "run" / "model.onnx"
+    recipe = write_recipe(TINY_RECIPE + "budgets: {max_size_kb: 1000, max_accuracy_drop: 0.01}\n")
+    result = run("check-budgets", model, "--budgets", recipe, "--runs", 3, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    rows = {r["name"]: r for r in report["budgets"]}
+    assert rows["max_size_kb"]["passed"] and rows["max_accuracy_drop"]["verdict"] == "skipped"
+    assert any("max_accuracy_drop" in f and "`edgec compress` gates" in f for f in report["findings"])
+    result = run("check-budgets", model, "--budgets", recipe, "--runs", 3)
+    assert "SKIPPED" in result.output and "labelled" in result.output
+    only = write_recipe(TINY_RECIPE + "budgets: {max_accuracy_drop: 0.01}\n", name="acc.yaml")
+    result = run("check-budgets", model, "--budgets", only)
+    assert result.exit_code == 2 and "only accuracy budgets (max_accuracy_drop)" in result.output
+    assert "max_size_kb: 200" in result.output
+
+
+def test_a_recipe_without_budgets_says_so(gated_run, write_recipe):
+    from conftest import TINY_RECIPE
+
+    _, folder = gated_run
+    model = folder / "run" / "model.onnx"
+    recipe = write_recipe(TINY_RECIPE)
+    result = run("check-budgets", model, "--budgets", recipe)
+    assert result.exit_code == 2, result.output
+    assert "this recipe has no budgets: section" in result.output
+    assert "unknown key" not in result.output and "budgets.max_size_kb=200" in result.output
+    result = run("check-budgets", model, "--budgets", recipe, "--fail-on-inconclusive")
+    assert result.exit_code == 2 and "no budgets: section" in result.output  # a setting is no budget
+    result = run("check-budgets", model, "--budgets", recipe, "--set", "budgets.max_size_kb=1000",
+                 "--runs", 3)
+    assert result.exit_code == 0, result.output
+    empty = write_recipe(TINY_RECIPE + "budgets:\n", name="empty.yaml")
+    result = run("check-budgets", model, "--budgets", empty)
+    assert result.exit_code == 2 and "budgets: section is empty" in result.output
+
+
+def test_an_empty_budgets_file_asks_for_a_budget_not_for_against(gated_run, tmp_path):
+    _, folder = gated_run
+    model = folder / "run" / "model.onnx"
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("{}\n")
+    result = run("check-budgets", model, "--budgets", empty, "--against", folder / "run")
+    assert result.exit_code == 2, result.output
+    assert "sets no budget" in result.output and "Set one, e.g. max_size_kb: 200" in result.output
+    assert "Pass --against" not in result.output  # it was passed
+    only = tmp_path / "growth.yaml"
+    only.write_text("max_size_growth: 0.1\n")  # without --against: the hint names it
+    result = run("check-budgets", model, "--budgets", only)
+    assert result.exit_code == 2 and "Pass --against main-report.json" in result.output
+
+
+def test_a_model_that_is_no_regular_file_is_not_said_to_be_missing(tmp_path):
+    budgets = tmp_path / "b.yaml"
+    budgets.write_text("max_size_kb: 1000\n")
+    result = run("check-budgets", "/dev/null", "--budgets", budgets)
+    assert result.exit_code == 2 and "'/dev/null' is not a regular file" in result.output
+    assert "does not exist" not in result.output
+    result = run("check-budgets", tmp_path / "none.onnx", "--budgets", budgets)
+    assert result.exit_code == 2 and "does not exist" in result.output

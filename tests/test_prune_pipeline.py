@@ -95,6 +95,12 @@ def test_report_markdown_has_per_layer_channels(pipeline_run):
     assert "| head | 10 → 10 | 0 (produces the model output) |" in text
     removed = report["passes"][0]["params_before"] - report["passes"][0]["params_after"]
     assert f"physically removed {removed:,} parameters" in text
+    # torch-module counts (BatchNorm not folded) are labelled, never passed off as the summary's
+    # ONNX counts: the note, the Pruning section and the line under the Passes table say which
+    note = report["passes"][0]["notes"][0]
+    assert "(torch module, BatchNorm not folded)" in note and "MACs" in note
+    assert "(torch module, BatchNorm not folded)." in text
+    assert "The summary counts the exported ONNX graph, where BatchNorm is folded" in text
     assert "| step | cumulative ratio | MACs | params | val accuracy |" in text
 
 

@@ -49,6 +49,8 @@ def test_html_has_every_section_and_verdict(run):
         assert chart in html, chart
     assert html.count("<svg") == 6
     assert "/3/Conv" in html and "16 → 8" in html  # pruned channels, layer matched by node name
+    # the prune note's torch counts are labelled, and the Passes table says how it counts
+    assert "torch module, BatchNorm not folded" in html and "where BatchNorm is folded" in html
     assert "3 compute layers" in html and "with integer weights" in html and "QLinearConv" in html
 
 

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from edgec.report import Report
     from edgec.targets import TargetProfile
 
-NEEDS_BASELINE = ("min_speedup", "min_size_reduction", "max_accuracy_drop")
+NEEDS_BASELINE = ("min_speedup", "min_size_reduction")  # max_accuracy_drop too, but it is skipped
 MEMORY_BUDGETS = ("max_flash_kb", "max_ram_kb", "max_peak_activation_kb")
 
 
@@ -48,9 +48,18 @@ def read_budgets(path: Path, overrides: tuple[str, ...] = ()) -> tuple[BudgetsCo
         raise UsageError(f"Cannot read budgets file '{path}': {exc}. {example}") from None
     raw, lines = parse_yaml(text, str(path))
     target = None
-    if isinstance(raw, dict) and isinstance(raw.get("budgets"), dict):
+    if _is_recipe(raw):
         target = raw.get("target") if isinstance(raw.get("target"), str) else None
-        raw, lines = raw["budgets"], {k[1:]: v for k, v in lines.items() if k[:1] == ("budgets",)}
+        if raw.get("budgets") is None and not _sets_a_budget(overrides):
+            what = "'s budgets: section is empty" if "budgets" in raw else " has no budgets: section"
+            raise RecipeError(f"{path}: this recipe{what}, so there is nothing to check.",
+                hint="Add one, e.g. 'budgets: {max_size_kb: 200}', or set one with "
+                "--set budgets.max_size_kb=200.")
+        raw = {} if raw.get("budgets") is None else raw["budgets"]  # None: --set gives them
+        lines = {k[1:]: v for k, v in lines.items() if k[:1] == ("budgets",)}
+        if not isinstance(raw, dict):
+            raise RecipeError(f"{path}: budgets: is {type(raw).__name__}, expected a mapping of "
+                              "budgets, e.g. 'budgets: {max_size_kb: 200}'.")
     if not isinstance(raw, dict):
         raise RecipeError(f"{path}: expected a mapping of budgets, e.g. 'max_size_kb: 200'.")
     applied = [o.removeprefix("budgets.") for o in overrides]
@@ -65,6 +74,24 @@ def read_budgets(path: Path, overrides: tuple[str, ...] = ()) -> tuple[BudgetsCo
         problems = describe_validation_error(exc, raw, BudgetsConfig, lines)
         where = f"{path}" + (" with --set" if overrides else "")
         raise RecipeError(f"{where}: invalid budgets:", problems=problems) from None
+
+
+def _is_recipe(raw) -> bool:
+    """A recipe (its budgets: section is read), not a bare mapping of budgets: it has a budgets:
+    key, or recipe keys (version, model, ...) and no budget (then an unknown key is a typo)."""
+    from edgec.recipe import BudgetsConfig, Recipe
+
+    if not isinstance(raw, dict):
+        return False
+    return "budgets" in raw or (bool(set(raw) & set(Recipe.model_fields))
+                                and not set(raw) & set(BudgetsConfig.model_fields))
+
+
+def _sets_a_budget(overrides: tuple[str, ...]) -> bool:
+    """Whether a --set names a budget, not only a setting (--fail-on-inconclusive adds one)."""
+    settings = {"latency_percentile", "speedup_confidence", "inconclusive"}
+    return any(o.split("=", 1)[0].removeprefix("budgets.").split(".")[0] not in settings
+               for o in overrides)
 
 
 def resolve_target(option: str | None, from_file: str | None, budgets_file: Path
@@ -101,28 +128,13 @@ def check_onnx(
     from edgec.report import Report
 
     budgets, from_target = merge_budgets(budgets, target)  # the file wins, as the recipe does
-    active, regression = budgets.active(), budgets.regression()
-    if not active and not (regression and against is not None):
-        raise UsageError("The budgets file sets no budget; nothing would be checked." if not regression
-                         else f"The budgets file sets only regression budgets ({', '.join(regression)}), "
-                         "which compare with a stored report; without --against nothing would be "
-                         "checked.", hint="Pass --against main-report.json, or set e.g. max_size_kb: 200.")
-    if against is not None and "max_accuracy_loss" in regression:
-        raise UsageError("budgets.max_accuracy_loss needs labelled evaluation data, which "
-                         "check-budgets does not load.", hint="Gate accuracy in `edgec compress`, "
-                         "or remove it from the budgets file.")
-    if against is not None and "max_latency_growth" in regression and baseline is None:
-        raise UsageError("budgets.max_latency_growth compares speed-ups over a baseline model, "
-                         "measured side by side.", hint="Pass --baseline baseline.onnx.")
-    labelled = [k for k in budgets.needs_labels if k in active]
-    if labelled:
-        raise UsageError(f"budgets.{labelled[0]} needs labelled evaluation data, which "
-                         "check-budgets does not load.", hint="Gate accuracy in `edgec compress`, "
-                         "or remove it from the budgets file.")
-    relative = [k for k in NEEDS_BASELINE if k in active]
-    if relative and baseline is None:
-        raise UsageError(f"budgets.{relative[0]} compares with a baseline model.",
-                         hint="Pass --baseline baseline.onnx (measured side by side, interleaved).")
+    # accuracy needs labelled data, which check-budgets never loads: skipped with the reason, with
+    # or without --against, so a recipe (they all set one) works as --budgets, and a CI gate that
+    # passed on main (no --against) does not refuse the same file on every pull request
+    unmeasured = {k: getattr(budgets, k) for k in budgets.needs_labels}
+    checked = budgets.model_copy(update=dict.fromkeys(unmeasured))
+    refuse_undecidable(checked, unmeasured, against is not None, baseline is not None)
+    active = checked.active()
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
     config = resolve_min_seconds(config, budgets)
@@ -148,9 +160,61 @@ def check_onnx(
     if memory or target:
         report.device = {"target": target.model_dump() if target else None, "checks": [],
                          "memory": memory or {}}
-    rows = check_budgets(budgets, base or comp, comp, report.ratios,
+    rows = check_budgets(checked, base or comp, comp, report.ratios,
                          memory=memory["compressed"] if memory else None)
     report.budgets = mark_target_rows(rows, from_target, target)
-    apply_against(report, against, budgets)
+    apply_against(report, against, checked)
+    _skip_accuracy(report, unmeasured)
     report.seconds = round(time.perf_counter() - t0, 2)
     return report
+
+
+def refuse_undecidable(budgets: BudgetsConfig, unmeasured: dict, against: bool, baseline: bool
+                       ) -> None:
+    """UsageError, before any work, when the command line cannot decide ``budgets`` (accuracy
+    budgets, ``unmeasured``, already taken out): nothing left to check, or a gate without the
+    --baseline it compares with. Judged alike with and without --against, so a CI gate that
+    passes on main's first run (no stored report yet) does not refuse every pull request."""
+    active, regression = budgets.active(), budgets.regression()
+    if not active and not (regression and against):
+        measured = "e.g. max_size_kb: 200 (in the file, or --set max_size_kb=200)"
+        if regression:  # and no --against
+            raise UsageError(f"The budgets file sets only regression budgets ({', '.join(regression)}), "
+                             "which compare with a stored report; without --against nothing would be "
+                             "checked.", hint=f"Pass --against main-report.json, or also set {measured}:"
+                             " a first run, with no stored report yet, then checks that.")
+        if unmeasured:
+            raise UsageError(f"The budgets file sets only accuracy budgets ({', '.join(unmeasured)}), "
+                             "which need labelled evaluation data: check-budgets loads none, so "
+                             "nothing would be checked.", hint="Gate accuracy in `edgec compress`, "
+                             f"or also set a budget check-budgets measures, {measured}.")
+        raise UsageError("The budgets file sets no budget; nothing would be checked.",
+                         hint=f"Set one, {measured}" + (", or max_size_growth: 0.05 to compare "
+                                                         "with the --against report." if against
+                                                         else "."))
+    if "max_latency_growth" in regression and not baseline:  # refused without --against too
+        raise UsageError("budgets.max_latency_growth compares speed-ups over a baseline model, "
+                         "measured side by side.", hint="Pass --baseline baseline.onnx (asked for "
+                         "without --against too: the same command then works before and after "
+                         "main has a stored report).")
+    relative = [k for k in NEEDS_BASELINE if k in active]
+    if relative and not baseline:
+        raise UsageError(f"budgets.{relative[0]} compares with a baseline model.",
+                         hint="Pass --baseline baseline.onnx (measured side by side, interleaved).")
+
+
+NO_ACCURACY = "check-budgets loads no labelled evaluation data; `edgec compress` gates accuracy"
+
+
+def _skip_accuracy(report: Report, unmeasured: dict) -> None:
+    """The accuracy budgets as skipped rows (a skipped JUnit case: visible, not failed)."""
+    from edgec.budgets import BudgetRow
+    from edgec.recipe import REGRESSION_BUDGETS
+
+    if not unmeasured:
+        return
+    report.findings.append(f"Accuracy budgets ({', '.join(unmeasured)}) were not checked: "
+                           f"{NO_ACCURACY}.")
+    report.budgets += [BudgetRow(name, float(limit), None, True,
+                                 "fraction" if name in REGRESSION_BUDGETS else "", "skipped",
+                                 note=NO_ACCURACY) for name, limit in unmeasured.items()]

@@ -27,10 +27,11 @@ from edgec.errors import EXIT_BUDGET, EdgecError
 @cli.command("check-budgets", epilog=EXIT_CODES_HELP)
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--budgets", "budgets_file", required=True, type=click.Path(path_type=Path),
-              help="YAML with the budgets (a bare mapping, or a recipe with a budgets: section).")
+              help="YAML with the budgets (a bare mapping, or a recipe with a budgets: section). "
+              "Accuracy budgets are skipped: no labelled data is loaded.")
 @click.option("--baseline", type=click.Path(path_type=Path),
               help="Reference ONNX model, measured side by side (needed by min_speedup, "
-              "min_size_reduction).")
+              "min_size_reduction, max_latency_growth).")
 @click.option("--input-shape", help="e.g. 1,3,224,224 (default: from the model, batch 1).")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1))
 @click.option("--runs", default=200, show_default=True, type=click.IntRange(1))

@@ -143,7 +143,7 @@ def _profile_section(profile: dict | None, top: int) -> str:
 
 
 def to_html(report: Report, run_dir: Path) -> str:
-    from edgec.report_text import budget_lines, summary_rows
+    from edgec.report_text import PASS_COUNTS, budget_lines, summary_rows
 
     recipe = report.recipe
     if report.status != "ok":
@@ -176,7 +176,8 @@ def to_html(report: Report, run_dir: Path) -> str:
         parts += ["<h2 id='passes'>Passes</h2>", _table(
             ["step", "stage", "seconds", "params before → after", "notes"],
             [[p.label, p.stage, f"{p.seconds:.1f}", f"{p.params_before:,} → {p.params_after:,}",
-              "; ".join(p.notes)] for p in report.passes], text_cols=(4,))]
+              "; ".join(p.notes)] for p in report.passes], text_cols=(4,)),
+            f"<p class='muted'>{escape(PASS_COUNTS)}</p>"]
     shape = tuple(model["input_shape"]) if model.get("input_shape") else None
     parts += ["<h2 id='layers'>Layers</h2>", _layer_section(layer_rows(run_dir, shape))]
     top = recipe.get("report", {}).get("profile", {}).get("top", 8)

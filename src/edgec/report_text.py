@@ -41,6 +41,13 @@ def _shrink(x: float | None, less: str, more: str) -> str:
     return f"{1 / x:.2f}x {more}" if x > 0 else "n/a"
 
 
+# under every Passes table (report.md, report.html): its counts and the summary's differ a little
+PASS_COUNTS = ("Params (and the MACs in notes) count each pass's own model: the torch module for "
+               "torch-stage passes, BatchNorm layers included; the ONNX graph for ONNX-stage "
+               "passes. The summary counts the exported ONNX graph, where BatchNorm is folded into "
+               "the convolutions, so torch-stage counts run a little higher.")
+
+
 def summary_rows(report: Report) -> list[tuple[str, str, str, str]]:
     """(metric, baseline, compressed, change) rows shared by Markdown and console output."""
     b, c, r = report.baseline, report.compressed, report.ratios
@@ -116,7 +123,7 @@ def to_markdown(report: Report) -> str:
             notes = "<br>".join(p.notes)
             lines.append(f"| {p.label} | {p.stage} | {p.seconds:.1f} | "
                          f"{_count(p.params_before)} → {_count(p.params_after)} | {notes} |")
-        lines.append("")
+        lines += ["", PASS_COUNTS, ""]
         for p in report.passes:
             if p.details:
                 lines += [f"### {p.label}", ""]

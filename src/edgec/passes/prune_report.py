@@ -1,7 +1,9 @@
 """What the prune pass measures and tells the report: MACs, params, per-layer channels, notes.
 
 MACs are counted by Torch-Pruning's op counter at batch 1 on the recipe's input shape (multiply-
-accumulates, not FLOPs: 1 MAC = 2 FLOPs).
+accumulates, not FLOPs: 1 MAC = 2 FLOPs). These are torch-module counts, BatchNorm layers included:
+the report's summary counts the exported ONNX graph, where export has folded BatchNorm into the
+convolutions, so its numbers are a little lower; every note here says which it quotes.
 """
 
 from __future__ import annotations
@@ -23,6 +25,16 @@ def measure(model: nn.Module, example: torch.Tensor) -> dict[str, int]:
     macs, params = tp.utils.count_ops_and_params(detach_masked(model), example)
     model.eval()  # the counter leaves a deep copy in eval mode, but be explicit for the caller
     return {"macs": int(macs), "params": int(params), "nonzero_params": nonzero_params(model)}
+
+
+TORCH_COUNTS = "torch module, BatchNorm not folded"
+
+
+def _counts(before: dict, after: dict) -> str:
+    """MACs and params before → after, labelled as the torch module's (not the ONNX summary's)."""
+    macs_x = before["macs"] / max(after["macs"], 1)
+    return (f"MACs {_si(before['macs'])} → {_si(after['macs'])} ({macs_x:.2f}× fewer), params "
+            f"{_si(before['params'])} → {_si(after['params'])} ({TORCH_COUNTS})")
 
 
 def _si(n: float) -> str:
@@ -62,9 +74,7 @@ def _describe_channels(p: Pass, engine, before: dict, after: dict, model: nn.Mod
     macs_x = before["macs"] / max(after["macs"], 1)
     p.details.update(round_to=engine.settings.round_to, channels=channels,
                      achieved_ratio=round(removed, 4), macs_reduction=round(macs_x, 3))
-    p.note(f"removed {removed:.1%} of the prunable channels: MACs {_si(before['macs'])} → "
-           f"{_si(after['macs'])} ({macs_x:.2f}× fewer), params {_si(before['params'])} → "
-           f"{_si(after['params'])}")
+    p.note(f"removed {removed:.1%} of the prunable channels: {_counts(before, after)}")
     outputs = [n for n, why in engine.protected.items() if why == "produces the model output"]
     if outputs:
         p.note(f"kept the output channels of {', '.join(outputs)} (they produce the model output)")
@@ -86,8 +96,7 @@ def _describe_blocks(p: Pass, engine, before: dict, after: dict, model: nn.Modul
                      achieved_ratio=round(len(removed) / len(engine.blocks), 4),
                      macs_reduction=round(macs_x, 3))
     p.note(f"removed {len(removed)} of {len(engine.blocks)} residual blocks "
-           f"({', '.join(removed) or 'none'}): MACs {_si(before['macs'])} → {_si(after['macs'])} "
-           f"({macs_x:.2f}× fewer), params {_si(before['params'])} → {_si(after['params'])}")
+           f"({', '.join(removed) or 'none'}): {_counts(before, after)}")
 
 
 def _describe_sparsity(p: Pass, engine, before: dict, after: dict, model: nn.Module) -> None:
@@ -119,7 +128,7 @@ def markdown_sections(report) -> list[str]:
                      f"{', global ranking' if d.get('global_ranking') else ''}: physically removed "
                      f"{removed:,} parameters ({removed / max(rec.params_before, 1):.1%}), zeroed "
                      f"{max(zeroed, 0):,} in place; MACs {_si(d.get('macs_before', 0))} → "
-                     f"{_si(d.get('macs_after', 0))}.")
+                     f"{_si(d.get('macs_after', 0))} ({TORCH_COUNTS}).")
         lines.append("")
         if d.get("structure") == "unstructured":
             lines += _sparsity_table(d) + _no_speed_statement(report)
