@@ -76,8 +76,31 @@ def test_ram_budget_uses_the_busiest_step(mlp):
     plan = plan_layerwise(mlp, 2, DeviceBudget(max_ram_kb=2))
     assert plan.bytes_per_inference == 64
     assert [p.ram_bound_bytes for p in plan.pieces] == [2048, 1024]
-    with pytest.raises(BudgetError, match=r"Device 2 of 2 .*'relu0'.*ram 2 KiB > 1.5 KiB"):
+    # device 1 holds mm0 and cannot also take relu0, but no device could: it is not device 2's
+    with pytest.raises(BudgetError, match=r"Node 'relu0' \(Relu\) fits on no device: .*ram 2 KiB "
+                       r"> 1.5 KiB\. Raise the budget"):
         plan_layerwise(mlp, 2, DeviceBudget(max_ram_kb=1.5))
+
+
+def test_overrun_numbers_never_round_to_the_limit(mlp):
+    # mm0 alone: its input (256 B) and output (1024 B) = 1.25 KiB; "1 KiB > 1 KiB" said nothing
+    with pytest.raises(BudgetError, match=r"Device 1 of 2 .*'mm0'.*ram 1\.2 KiB > 1 KiB\."):
+        plan_layerwise(mlp, 2, DeviceBudget(max_ram_kb=1))
+    with pytest.raises(BudgetError, match=r"ram 1\.25 KiB > 1\.2 KiB"):
+        plan_layerwise(mlp, 2, DeviceBudget(max_ram_kb=1.2))
+
+
+def test_the_table_shows_the_ram_the_limit_is_checked_on(mlp, tmp_path):
+    """The table showed memory.py's estimate (6 KiB for a piece the planner counted at 24 KiB),
+    so a --max-ram-kb failure contradicted the table."""
+    from edgec.partition import format_plan, partition_model
+
+    plan = partition_model(mlp, 2, DeviceBudget(max_ram_kb=2), tmp_path / "parts")
+    rows = format_plan(plan).splitlines()
+    assert rows[0].split()[6:8] == ["RAM", "KiB"]
+    assert [float(r.split()[5]) for r in rows[1:3]] == [2.0, 1.0]  # ram_bound_bytes / 1024
+    assert [r.split()[-1] for r in rows[1:3]] == ["device_1.onnx", "device_2.onnx"]
+    assert "without buffer reuse (the bound --max-ram-kb limits)" in rows[3]
 
 
 def test_infeasible_budget_names_the_device(mlp):
@@ -172,6 +195,58 @@ def test_cli_partition_writes_pieces_and_exits_1_naming_the_device(mlp, tmp_path
     assert "Device 1 of 2" in bad.output and "mm0" in bad.output
     usage = CliRunner().invoke(cli, ["partition", str(tmp_path / "missing.onnx"), "--devices", "2"])
     assert usage.exit_code == 2
+
+
+def test_cli_partition_leaves_no_folder_on_failure_and_replaces_one_only_with_force(mlp, tmp_path):
+    """A missing or broken model or a missed budget left an empty output folder; an existing
+    folder was replaced silently, where compress and sensitivity ask for --force."""
+    from click.testing import CliRunner
+
+    from edgec.cli import cli
+
+    runner = CliRunner()
+    (tmp_path / "broken.onnx").write_text("not a model")
+    out = tmp_path / "new" / "parts"
+    for model, budget, code in ((tmp_path / "missing.onnx", "80000", 2),
+                                (tmp_path / "broken.onnx", "80000", 2), (mlp, "100", 1)):
+        result = runner.invoke(cli, ["partition", str(model), "--devices", "2", "--max-params",
+                                     budget, "-o", str(out)])
+        assert result.exit_code == code, result.output
+        assert not (tmp_path / "new").exists(), result.output  # nor parts.partial, nor new/
+    args = ["partition", str(mlp), "--devices", "2", "--max-params", "21000", "-o", str(out)]
+    assert runner.invoke(cli, args).exit_code == 0
+    first = (out / "partition.json").stat().st_mtime_ns
+    again = runner.invoke(cli, args)
+    assert again.exit_code == 2 and "already exists" in again.output and "--force" in again.output
+    assert (out / "partition.json").stat().st_mtime_ns == first
+    missed = runner.invoke(cli, [*args[:-4], "--max-params", "100", "-o", str(out), "--force"])
+    assert missed.exit_code == 1 and (out / "partition.json").stat().st_mtime_ns == first
+    forced = runner.invoke(cli, [*args, "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert f"files in {out}/" in forced.output
+    assert (out / "partition.json").stat().st_mtime_ns != first
+    assert not out.with_name("parts.partial").exists()
+
+
+def test_a_target_supplies_limits_only_and_the_result_says_so(mlp, tmp_path):
+    """--target mcu took its flash/RAM limits and exited 0 for float32 pieces an int8-only MCU
+    cannot run, as if they had been checked against it."""
+    import json
+
+    from click.testing import CliRunner
+
+    from edgec.cli import cli
+
+    out = tmp_path / "parts"
+    result = CliRunner().invoke(cli, ["partition", str(mlp), "--devices", "2", "--target", "mcu",
+                                      "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    said = "not checked against its operators and data types"
+    assert said in result.output and f"edgec check {out}/device_K.onnx --target mcu" in result.output
+    notes = json.loads((out / "partition.json").read_text())["notes"]
+    assert any(said in n for n in notes)
+    assert json.loads(CliRunner().invoke(cli, ["partition", str(mlp), "--devices", "2", "--target",
+                                               "mcu", "-o", str(tmp_path / "j"), "--json"]).output)
 
 
 def test_qdq_model_is_cut_where_the_int8_tensor_crosses(mlp, tmp_path):

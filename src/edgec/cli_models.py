@@ -178,35 +178,37 @@ Exit codes:
 @click.option("--max-ram-kb", type=click.FloatRange(0, min_open=True),
               help="Peak activation KiB per device (tensors live at one step, an upper bound).")
 @click.option("--target", "target_name", metavar="NAME|PATH",
-              help="Take --max-flash-kb / --max-ram-kb from a target profile (if not given).")
+              help="Take --max-flash-kb / --max-ram-kb from a target profile (if not given). Its "
+              "operators and data types are not checked: `edgec check device_K.onnx --target` does.")
 @click.option("-o", "--output", type=click.Path(path_type=Path),
-              help="Folder for device_K.onnx and partition.json (default: runs/partition-NAME).")
+              help="Folder for device_K.onnx and partition.json (default: runs/partition-NAME); "
+              "it appears only when the partition succeeds.")
+@click.option("--force", is_flag=True, help="Replace an existing output folder.")
 @click.option("--input-shape", help="Fix a dynamic input shape, e.g. 1,3,224,224 (layerwise).")
 @click.option("--link-mbps", type=click.FloatRange(0, min_open=True),
               help="Link speed, to estimate the latency per inference.")
 @click.option("--epochs", type=click.IntRange(1), help="Training epochs of the NoNN students (nonn).")
 @click.option("--json", "as_json", is_flag=True, help="Print partition.json to stdout.")
 def partition(model: Path, devices: int, method: str, max_params, max_flash_kb, max_macs, max_ram_kb,
-              target_name, output, input_shape, link_mbps, epochs, as_json: bool) -> None:
+              target_name, output, force: bool, input_shape, link_mbps, epochs, as_json: bool) -> None:
     """Distribute MODEL across --devices devices, each within its budget: a layer-wise split
     cutting where the fewest bytes cross, or (--method nonn) a Network of Neural Networks whose
     devices send only a small feature vector."""
-    from edgec.partition import budget_with_target, partition_model
+    from edgec.partition import partition_into_folder
     from edgec.partition_layerwise import DeviceBudget
     from edgec.progress import Progress, progress_wanted
 
     budget = DeviceBudget(max_params=max_params, max_flash_kb=max_flash_kb, max_macs=max_macs,
                           max_ram_kb=max_ram_kb)
-    if target_name:
-        budget = budget_with_target(budget, target_name)
     settings = None
     if method == "nonn":
         from edgec.passes.partition_settings import NonnSettings
 
         settings = NonnSettings(**({"epochs": epochs} if epochs else {}))
     out = output or Path("runs") / f"partition-{model.stem}"
-    plan = partition_model(model, devices, budget, out, _shape(input_shape), link_mbps, method=method,
-                           settings=settings, progress=Progress(enabled=progress_wanted(as_json)))
+    plan = partition_into_folder(model, devices, budget, out, force, target_name,
+                                 input_shape=_shape(input_shape), link_mbps=link_mbps, method=method,
+                                 settings=settings, progress=Progress(enabled=progress_wanted(as_json)))
     if as_json:
         click.echo((out / "partition.json").read_text())
     elif method == "nonn":
@@ -217,3 +219,6 @@ def partition(model: Path, devices: int, method: str, max_params, max_flash_kb, 
         from edgec.partition import format_plan
 
         click.echo(format_plan(plan))
+    if not as_json:
+        click.echo(f"files in {out}/ (device_K.onnx{', head.onnx' * (method == 'nonn')}, "
+                   "partition.json, partition.png)")

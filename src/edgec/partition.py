@@ -12,6 +12,7 @@ Both write partition.json and a diagram, partition.png.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,16 +38,16 @@ def partition_model(source: Path, devices: int, budget: DeviceBudget | list[Devi
     """Split ``source`` across ``devices`` devices. layerwise: plan, export and verify a split of
     ``source`` (.onnx or recipe .yaml); nonn: train a NoNN system from a recipe's model and data.
     ``budget``: one for every device, or one per device."""
-    if method not in METHODS:
-        raise UsageError(f"Unknown partition method '{method}'.", hint=f"Use one of: {', '.join(METHODS)}.")
+    check_source(source, method)
     if method == "nonn":
         return _partition_nonn(source, devices, budget, out_dir, link_mbps, settings, progress)
     from edgec.partition_layerwise import plan_layerwise
     from edgec.partition_pieces import export_pieces, measure_pieces, verify_pieces
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    onnx_path = _onnx_of(source, out_dir)
+    onnx_path, input_shape, note = _at_input_shape(_onnx_of(source, out_dir), input_shape, out_dir)
     plan = plan_layerwise(onnx_path, devices, budget, input_shape)
+    plan.notes += [note] if note else []
     export_pieces(onnx_path, plan, out_dir)
     diff = verify_pieces(onnx_path, plan)
     if diff > _PARITY_ATOL:
@@ -76,13 +77,6 @@ def _partition_nonn(source: Path, devices: int, budget, out_dir: Path, link_mbps
     from edgec.passes.partition_settings import NonnSettings
     from edgec.recipe import load_recipe
 
-    if not source.is_file():
-        what = not_a_file(source)
-        raise UsageError(f"'{source}' {what}.", hint="Give a recipe .yaml.")
-    if source.suffix not in (".yaml", ".yml"):
-        raise UsageError(f"--method nonn trains students from a teacher in PyTorch, but '{source}' is "
-                         "not a recipe.", hint="Give a recipe .yaml whose model: is the teacher and "
-                         "whose data: trains the students (or use --method layerwise on an .onnx).")
     recipe = load_recipe(source)
     base = source.resolve().parent
     shape = tuple(recipe.model.input_shape)
@@ -109,14 +103,72 @@ def budget_with_target(budget: DeviceBudget, target: str, base_dir: Path | None 
                                      "max_ram_kb": budget.max_ram_kb or ram})
 
 
-def _onnx_of(source: Path, out_dir: Path) -> Path:
+def check_source(source: Path, method: str) -> None:
+    """Refuse, before any folder or work, a method or a model file that cannot be partitioned."""
+    if method not in METHODS:
+        raise UsageError(f"Unknown partition method '{method}'.", hint=f"Use one of: {', '.join(METHODS)}.")
     if not source.is_file():
         what = not_a_file(source)
-        raise UsageError(f"'{source}' {what}.", hint="Give an .onnx file or a recipe .yaml.")
+        raise UsageError(f"'{source}' {what}.", hint="Give a recipe .yaml." if method == "nonn"
+                         else "Give an .onnx file or a recipe .yaml.")
+    if method == "nonn" and source.suffix not in (".yaml", ".yml"):
+        raise UsageError(f"--method nonn trains students from a teacher in PyTorch, but '{source}' is "
+                         "not a recipe.", hint="Give a recipe .yaml whose model: is the teacher and "
+                         "whose data: trains the students (or use --method layerwise on an .onnx).")
+    if source.suffix not in (".onnx", ".yaml", ".yml"):
+        raise UsageError(f"'{source}' is neither an .onnx file nor a recipe .yaml.")
+
+
+def partition_into_folder(source: Path, devices: int, budget: DeviceBudget, output: Path,
+                          force: bool = False, target: str | None = None,
+                          **options) -> LayerwisePlan | NonnPlan:
+    """`edgec partition`: partition_model into run folder ``output``, which appears only when the
+    partition succeeded (a failure or a missed budget leaves no folder behind) and replaces an
+    existing one only with ``force``, as compress and sensitivity do. ``target`` fills the flash
+    and RAM limits not given; ``options`` go to partition_model."""
+    from edgec.rundir import RunFolder
+
+    check_source(source, options.get("method", "layerwise"))
+    if target:
+        budget = budget_with_target(budget, target)
+    folder = RunFolder(output, force)  # refuses an existing folder before any work
+    made = [p for p in Path(output).parents if not p.exists()]  # created for it: removed on failure
+    with folder:
+        try:
+            plan = partition_model(source, devices, budget, folder.path, **options)
+            if target:
+                _add_note(plan, folder.path, target_scope_note(target, Path(output)))
+        except BaseException:
+            shutil.rmtree(folder.path, ignore_errors=True)
+            for parent in made:  # innermost first; one that holds something else stays
+                if not parent.exists() or any(parent.iterdir()):
+                    break
+                parent.rmdir()
+            raise
+    return plan
+
+
+def target_scope_note(target: str, folder: Path | str) -> str:
+    """What a target does for a partition: its flash/RAM limits only. Its operators and data types
+    are `edgec check`'s job, which the result must not be read as having done."""
+    return (f"target {target}: only its flash and RAM limits were applied; the device files were "
+            "not checked against its operators and data types (float32 pieces on an int8-only "
+            f"device fit the budgets yet do not run there): check each with `edgec check "
+            f"{Path(folder) / 'device_K.onnx'} --target {target}`")
+
+
+def _add_note(plan, folder: Path, note: str) -> None:
+    """Add ``note`` to the plan and to the partition.json already written from it."""
+    plan.notes.append(note)
+    path = folder / "partition.json"
+    doc = json.loads(path.read_text())
+    doc["notes"] = list(plan.notes)
+    path.write_text(json.dumps(doc, indent=2))
+
+
+def _onnx_of(source: Path, out_dir: Path) -> Path:
     if source.suffix == ".onnx":
         return source
-    if source.suffix not in (".yaml", ".yml"):
-        raise UsageError(f"'{source}' is neither an .onnx file nor a recipe .yaml.")
     from edgec.export import export_onnx
     from edgec.models import load_model
     from edgec.recipe import load_recipe
@@ -128,17 +180,39 @@ def _onnx_of(source: Path, out_dir: Path) -> Path:
     return path
 
 
+def _at_input_shape(path: Path, input_shape, out_dir: Path) -> tuple[Path, tuple[int, ...], str | None]:
+    """The model to cut and its input shape, checked before any planning (model_input.py). With
+    dynamic dims, the cut model is a copy fixed at that shape, out_dir/model.onnx: the pieces,
+    their check and their timings read shapes from the graph, and would take those dims as 1."""
+    import onnx
+
+    from edgec.graph_stats import load_onnx
+    from edgec.model_input import resolve_input_shape, with_fixed_input
+
+    model = load_onnx(path)
+    shape = resolve_input_shape(model, path, input_shape)
+    fixed = with_fixed_input(model, path, shape)
+    if fixed is None:
+        return path, shape, None
+    copy = out_dir / "model.onnx"
+    onnx.save(fixed, str(copy))
+    return copy, shape, (f"cut at input {','.join(map(str, shape))}: {copy.name} is the model with "
+                         "its dynamic input dims fixed to it")
+
+
 def format_plan(plan: LayerwisePlan) -> str:
     """A plain-text table, one row per device, then the traffic per inference."""
+    from edgec.partition_budget import RAM_NOTE
+
     rows = [f"{'device':>6} {'nodes':>5} {'params':>10} {'MACs':>12} {'flash KiB':>10} "
-            f"{'act KiB':>8} {'ms':>7} {'sends B':>9}  file"]
+            f"{'RAM KiB':>8} {'ms':>7} {'sends B':>9}  file"]
     for p in plan.pieces:
-        peak = f"{p.peak_activation_bytes / 1024:.1f}" if p.peak_activation_bytes is not None else "?"
         ms = f"{p.compute_ms:.3f}" if p.compute_ms is not None else "?"
         rows.append(f"{p.device:>6} {len(p.nodes):>5} {p.params:>10,} {p.macs:>12,} "
-                    f"{p.flash_bytes / 1024:>10.1f} {peak:>8} {ms:>7} {p.bytes_out:>9,}  {p.onnx_path}")
+                    f"{p.flash_bytes / 1024:>10.1f} {p.ram_bound_bytes / 1024:>8.1f} {ms:>7} "
+                    f"{p.bytes_out:>9,}  {Path(p.onnx_path).name if p.onnx_path else '?'}")
     rows.append(f"bytes sent between devices per inference: {plan.bytes_per_inference:,}; "
-                "act KiB: estimated peak activations of the piece; ms: median compute on this host")
+                f"{RAM_NOTE}; ms: median compute on this host")
     if plan.max_abs_diff is not None:
         rows.append(f"assembled pieces vs whole model (onnxruntime): max |diff| {plan.max_abs_diff:.2e}")
     rows.extend(plan.notes)

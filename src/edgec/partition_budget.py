@@ -24,6 +24,13 @@ class DeviceBudget(ConfigModel):
         "sent ones included, without buffer reuse (an upper bound). Weights count in max_flash_kb.")
 
 
+# What the RAM KiB column shows: the measure --max-ram-kb is checked against, so a table and
+# the limit never disagree. memory.py's tighter estimate (QDQ folded to int8, buffers reused) is
+# partition.json's peak_activation_bytes; it needs the exported piece, so it cannot steer the cuts.
+RAM_NOTE = ("RAM KiB: activations live at the piece's busiest step, received and sent ones "
+            "included, without buffer reuse (the bound --max-ram-kb limits)")
+
+
 def per_device(budgets: DeviceBudget | list[DeviceBudget], devices: int) -> list[DeviceBudget]:
     """One budget per device: the same one for all, or exactly one each."""
     if devices < 1:
@@ -44,16 +51,26 @@ def overruns(budget: DeviceBudget, cost: dict) -> list[str]:
 
 
 def describe_overruns(cost: dict, budget: DeviceBudget) -> str:
-    """e.g. 'params 7,424 > 5,000, ram 3 KiB > 2 KiB': each limit ``cost`` exceeds."""
+    """e.g. 'params 7,424 > 5,000, ram 8.2 KiB > 8 KiB': each limit ``cost`` exceeds."""
     parts = []
     for k in overruns(budget, cost):
         lim = {"params": budget.max_params, "macs": budget.max_macs,
                "flash": budget.max_flash_kb, "ram": budget.max_ram_kb}[k]
         lim = int(lim) if float(lim).is_integer() else lim
-        got = cost[k] / 1024 if k in ("flash", "ram") else cost[k]
+        got = _kib_over(cost[k], lim) if k in ("flash", "ram") else f"{cost[k]:,}"
         unit = " KiB" if k in ("flash", "ram") else ""
-        parts.append(f"{k} {got:,.0f}{unit} > {lim:,}{unit}")
+        parts.append(f"{k} {got}{unit} > {lim:,}{unit}")
     return ", ".join(parts)
+
+
+def _kib_over(nbytes: int, limit_kib: float) -> str:
+    """``nbytes`` in KiB with as many decimals as it takes to read as more than the limit it
+    exceeds: 8,448 B against 8 KiB is '8.2', never '8 KiB > 8 KiB'."""
+    for decimals in range(4):
+        text = f"{nbytes / 1024:,.{decimals}f}"
+        if float(text.replace(",", "")) > limit_kib:
+            return text
+    return f"{nbytes / 1024:,.4f}"
 
 
 def check_feasible(nodes: list, budgets: list[DeviceBudget], fits, cost) -> None:
@@ -64,11 +81,21 @@ def check_feasible(nodes: list, budgets: list[DeviceBudget], fits, cost) -> None
             return
         if not fits(k, a, a + 1):
             node = nodes[a]
+            name = f"'{node.name or node.output[0]}' ({node.op_type})"
+            if k > 0 and not any(fits(j, a, a + 1) for j in range(len(budgets))):
+                # the earlier devices filled up before it, but none could hold it anyway: naming
+                # device k + 1 read as if the node were that device's, and its limit the problem
+                same = all(b == budget for b in budgets)
+                raise BudgetError(
+                    f"Node {name} fits on no device: a piece holding it alone needs "
+                    f"{describe_overruns(cost(a, a + 1), budget)}"
+                    f"{'' if same else f' (device {k + 1} of {len(budgets)}; every device is exceeded)'}. "
+                    "Raise the budget or compress that layer first.")
+            held = f" (devices 1–{k} are full with the {a} nodes before it)" if k > 0 else ""
             raise BudgetError(
-                f"Device {k + 1} of {len(budgets)} cannot hold even one layer: node "
-                f"'{node.name or node.output[0]}' ({node.op_type}) alone needs "
-                f"{describe_overruns(cost(a, a + 1), budget)}. Raise device {k + 1}'s budget or "
-                "compress that layer first.")
+                f"Device {k + 1} of {len(budgets)} cannot hold even one layer{held}: node {name} "
+                f"alone needs {describe_overruns(cost(a, a + 1), budget)}. Raise device {k + 1}'s "
+                "budget or compress that layer first.")
         start, b = a, a + 1
         while b < n and fits(k, a, b + 1):
             b += 1

@@ -68,7 +68,7 @@ def draw_nonn(plan: NonnPlan, path: Path | str, title: str = "") -> Path:
     def lines_of(d):
         out = [f"device {d.device}", f"student w={d.width}, {len(d.filters)} filters",
                f"{d.params:,} params", f"{d.macs:,} MACs", f"{d.flash_bytes / 1024:.1f} KiB weights",
-               f"{d.peak_activation_bytes / 1024:.1f} KiB activations"]
+               f"{d.ram_bound_bytes / 1024:.1f} KiB RAM (bound)"]  # the measure max_ram_kb limits
         return out + ([f"{d.compute_ms:.3f} ms here"] if d.compute_ms is not None else [])
 
     first = plan.devices[0]

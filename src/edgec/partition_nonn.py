@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgec.errors import BudgetError, DataError, UsageError
-from edgec.partition_budget import DeviceBudget, describe_overruns, overruns, per_device
+from edgec.partition_budget import RAM_NOTE, DeviceBudget, describe_overruns, overruns, per_device
 from edgec.passes.partition_settings import NonnSettings
 
 if TYPE_CHECKING:
@@ -266,15 +266,15 @@ def _write(plan: NonnPlan, out_dir: Path, devices: int) -> None:
 def format_nonn(plan: NonnPlan) -> str:
     """A plain-text table, one row per device, then traffic, accuracy and parity."""
     rows = [f"{'device':>6} {'filters':>7} {'width':>5} {'params':>9} {'MACs':>11} {'flash KiB':>9} "
-            f"{'act KiB':>8} {'ms':>7} {'sends B':>8}  file"]
+            f"{'RAM KiB':>8} {'ms':>7} {'sends B':>8}  file"]
     for d in plan.devices:
         ms = f"{d.compute_ms:.3f}" if d.compute_ms is not None else "?"
         extra = " + head.onnx" if d.device == 1 else ""
         rows.append(f"{d.device:>6} {len(d.filters):>7} {d.width:>5} {d.params:>9,} {d.macs:>11,} "
-                    f"{d.flash_bytes / 1024:>9.1f} {d.peak_activation_bytes / 1024:>8.1f} {ms:>7} "
-                    f"{d.bytes_out:>8,}  {d.onnx_path}{extra}")
+                    f"{d.flash_bytes / 1024:>9.1f} {d.ram_bound_bytes / 1024:>8.1f} {ms:>7} "
+                    f"{d.bytes_out:>8,}  {Path(d.onnx_path).name}{extra}")
     rows.append(f"bytes sent between devices per inference: {plan.bytes_per_inference:,}; "
-                f"head: {plan.head['params']:,} params on device 1")
+                f"head: {plan.head['params']:,} params on device 1; {RAM_NOTE}")
     acc = (f"accuracy (assembled, onnxruntime) {plan.accuracy:.2%} vs teacher {plan.teacher_accuracy:.2%}"
            if plan.accuracy is not None and plan.teacher_accuracy is not None else "accuracy: no labels")
     if plan.agreement is not None:

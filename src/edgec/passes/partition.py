@@ -88,6 +88,10 @@ class PartitionPass(TorchPass):
             self._nonn(model, ctx, cfg, budgets, folder)
         else:
             self._layerwise(model, ctx, cfg, budgets, folder)
+        if cfg.target:
+            from edgec.partition import target_scope_note
+
+            self.note(target_scope_note(cfg.target, folder.name) + " in the run folder")
         self.details["partition"]["folder"] = folder.name
         return model
 
@@ -136,10 +140,11 @@ def partition_markdown(details: dict) -> list[str]:
         return []
     rows = part.get("devices") or part.get("pieces") or []
     lines = [f"#### Devices ({part['method']}; files in `{part.get('folder', '')}/`)", "",
-             "| device | params | MACs | weights KiB | peak activations KiB | ms on this host | sends B |",
+             "| device | params | MACs | weights KiB | RAM KiB (bound max_ram_kb limits) | ms on this host "
+             "| sends B |",
              "|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        peak = r.get("peak_activation_bytes")
+        peak = r.get("ram_bound_bytes")  # the measure the RAM budget was checked on
         ms = r.get("compute_ms")
         lines.append(f"| {r['device']} | {r['params']:,} | {r['macs']:,} | {r['flash_bytes'] / 1024:.1f} | "
                      f"{'?' if peak is None else f'{peak / 1024:.1f}'} | "
