@@ -132,3 +132,27 @@ def test_the_run_that_trains_the_zoo_model_keeps_its_export(trained, tmp_path, m
     _run(tmp_path / "first")
     assert zoo.zoo_cache_path("digits_cnn").is_file()
     assert [p for p in exports_root().iterdir() if (p / "meta.json").is_file()]
+
+
+def test_a_full_disk_while_copying_the_kept_export_names_the_file_not_written(trained, tmp_path,
+                                                                              monkeypatch):
+    """The run folder's copy failed, not the cache's file: the error names the copy, and the
+    step it stopped in (not 'load data', the step before)."""
+    import errno
+    import shutil
+
+    from edgec.errors import OutputError
+
+    _run(tmp_path / "first")  # the export is kept
+
+    def disk_full(src, dst, *args, **kwargs):  # as shutil.copyfile says it: source, destination
+        raise OSError(errno.ENOSPC, "No space left on device", str(src), None, str(dst))
+
+    monkeypatch.setattr(shutil, "copyfile", disk_full)
+    with pytest.raises(OutputError) as info:
+        compress(RECIPE, output=tmp_path / "second")
+    copy = tmp_path / "second.partial" / "baseline.onnx"
+    assert f"'{copy}' during 'reuse export': No space left on device" in info.value.message
+    assert str(exports_root()) not in info.value.message
+    assert info.value.run_step == "reuse export"
+    assert info.value.run_folder == tmp_path / "second.partial"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import errno
 import shutil
 import time
 from datetime import datetime, timezone
@@ -32,7 +33,8 @@ def run_recipe(
     """Run every stage of ``recipe`` into the run folder ``output``; returns the report.
 
     Raises EdgecError subclasses for user-facing failures (after writing a failed report into the
-    unfinished folder, which the exception names as ``run_folder``). ``resume`` continues the
+    unfinished folder, which the exception names as ``run_folder``, and the step that failed as
+    ``run_step``: a full disk may leave no report.json to say it). ``resume`` continues the
     unfinished run of ``output`` from its last completed step. A missed budget is not an
     exception: check ``report.passed``. ``against`` is a stored report (regression.load_against)
     to gate regressions on. ``stage_cache`` is a folder shared by runs (a sweep's variants) that
@@ -73,6 +75,7 @@ def run_recipe(
                 raise _output_error(exc, run.step, folder.path) from exc
             with contextlib.suppress(AttributeError):
                 exc.run_folder = folder.path  # the CLI says where the partial results are
+                exc.run_step = run.step  # and CI files where it stopped, without a report.json
             raise
     if recipe.mlflow is not None:
         from edgec.mlflow_log import log_to_mlflow
@@ -83,10 +86,14 @@ def run_recipe(
 
 
 def _output_error(exc: OSError, step: str, folder: Path) -> EdgecError:
+    # A copy that fails for want of space names its source first (shutil sets filename to the
+    # source, filename2 to the destination); the file that could not be written is the one to name.
+    full = exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG)
+    where = exc.filename2 if full and exc.filename2 else exc.filename or folder
     err = OutputError(
-        f"File system error on '{exc.filename or folder}' during '{step}': {exc.strerror or exc}. "
+        f"File system error on '{where}' during '{step}': {exc.strerror or exc}. "
         f"Free some space (or fix the folder's permissions) and re-run with {option('resume')}.")
-    err.run_folder = folder
+    err.run_folder, err.run_step = folder, step
     return err
 
 
@@ -144,6 +151,7 @@ class _Run:
             if exported is None and shared.hit:
                 from edgec.stage_cache import reuse
 
+                self.step = "reuse export"  # a copy into the run folder, which may fail (disk full)
                 exported = reuse(shared, self.workdir, self.report, self.checkpoints, self.progress)
                 if baseline is None:  # a kept export: the labels check needs the model's width
                     self._check_labels(data, shared.meta.get("output_classes"))
