@@ -93,6 +93,36 @@ def test_bad_recipe_exit_2_with_message(write_recipe, text, expected):
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize(("recipe", "overrides", "expected"), [
+    ("resnet-digits.yaml", ["data.resize=null"],
+     "data (digits) gives inputs of shape [1, 8, 8] per sample, but model.input_shape is "
+     "[1, 1, 32, 32]. Set data.resize: 32"),
+    ("quickstart.yaml", ["data.resize=32"], "shape [1, 32, 32] per sample"),
+])
+def test_digits_shape_is_checked_before_any_work(recipe, overrides, expected):
+    """The digits' shape is known without loading them: `validate` said valid and compress failed
+    at 'load data' (exit 3, a .partial folder) on what exit 2 should have said."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "configs" / recipe
+    args = ["validate", str(path), *(a for o in overrides for a in ("--set", o))]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    assert expected in " ".join(result.output.split())
+
+
+def test_image_folder_shape_is_checked_before_any_work(tmp_path):
+    raw = dict(GOOD, model={"source": "python", "callable": "m.py:f", "input_shape": [1, 3, 32, 32]},
+               data={"source": "imagefolder", "path": "imgs", "resize": 32, "grayscale": True,
+                     "mean": [0.5], "std": [0.5]})
+    with pytest.raises(RecipeError) as info:
+        validate_recipe(raw)
+    assert "gives inputs of shape [1, 32, 32] per sample" in str(info.value.problems)
+    assert "grayscale: false" in str(info.value.problems)
+    ok = dict(raw, data={**raw["data"], "grayscale": False, "mean": [0.5] * 3, "std": [0.5] * 3})
+    assert validate_recipe(ok).data.sample_shape() == (3, 32, 32)
+
+
 def test_torch_pass_after_onnx_pass_is_refused():
     from edgec.passes import PASSES
 

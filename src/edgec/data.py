@@ -87,9 +87,13 @@ class DigitsDataConfig(ConfigModel):
         "split: keep 0 with them, or their eval images overlap what they were trained on.",
     )
 
-    def load_splits(self, input_shape: tuple[int, ...], base_dir: Path) -> DataSplits:
+    def sample_shape(self) -> tuple[int, ...]:
         side = self.resize or 8
-        _check_shape((1, side, side), input_shape, self.shape_fix((1, side, side), input_shape))
+        return (1, side, side)
+
+    def load_splits(self, input_shape: tuple[int, ...], base_dir: Path) -> DataSplits:
+        shape = self.sample_shape()
+        _check_shape(shape, input_shape, self.shape_fix(shape, input_shape))
         return digits_splits(self.resize, self.seed)
 
     def shape_fix(self, got: tuple[int, ...], input_shape: tuple[int, ...]) -> str:
@@ -169,8 +173,11 @@ class ImageFolderDataConfig(ConfigModel):
             raise ValueError("std values must be > 0")
         return self
 
+    def sample_shape(self) -> tuple[int, ...]:
+        return (1 if self.grayscale else 3, self.resize, self.resize)
+
     def load_splits(self, input_shape: tuple[int, ...], base_dir: Path) -> DataSplits:
-        shape = (1 if self.grayscale else 3, self.resize, self.resize)
+        shape = self.sample_shape()
         _check_shape(shape, input_shape, self.shape_fix(shape, input_shape))
         from edgec.data_files import load_imagefolder
 
@@ -238,6 +245,16 @@ def load_data(spec: DataSpec, input_shape: tuple[int, ...], base_dir: Path,
             raise DataError(f"The {name} split of the {spec.source} data is empty. Provide more "
                             "samples (at least 2) or a larger eval_fraction.")
     return splits
+
+
+def shape_mismatch(spec: DataSpec, input_shape: tuple[int, ...]) -> str | None:
+    """Recipe validation's words for data whose shape is known without loading it (digits, an
+    image folder's resize) that does not fit model.input_shape; None if it fits or is unknown."""
+    known = spec.sample_shape() if hasattr(spec, "sample_shape") else None
+    if known is None or tuple(input_shape[1:]) == known:
+        return None
+    return (f"data ({spec.source}) gives inputs of shape {list(known)} per sample, but "
+            f"model.input_shape is {list(input_shape)}. {spec.shape_fix(known, tuple(input_shape))}")
 
 
 def check_labels(splits: DataSplits, num_outputs: int | None, source: str) -> None:

@@ -14,7 +14,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from edgec.benchmark import BenchmarkConfig
 from edgec.config import ConfigModel
-from edgec.data import DataSpec, SyntheticDataConfig
+from edgec.data import DataSpec, SyntheticDataConfig, shape_mismatch
 from edgec.errors import RecipeError, UsageError, not_a_file
 from edgec.mlflow_log import MlflowConfig
 from edgec.passes import PASSES, pass_config_union
@@ -208,6 +208,10 @@ class Recipe(ConfigModel):
         problems += _qat_order_problems([p.type for p in self.passes], stages)
         problems += _cluster_order_problems(self.passes)
         problems += _self_distill_problems(self.passes, stages)
+        input_shape = getattr(self.model, "input_shape", None)  # plugin sources may have none
+        mismatch = input_shape and shape_mismatch(self.data, input_shape)
+        if mismatch:  # digits and image folders: known without loading, minutes before the run
+            problems.append(mismatch)
         synthetic = self.data.source == "synthetic"
         calibration_made = False  # by an earlier pass (data-free distillation)
         for i, p in enumerate(self.passes):
