@@ -1,5 +1,6 @@
 """`edgec init` writes recipes that validate, never prompts off a terminal; shell completion works."""
 
+import io
 import itertools
 import os
 import subprocess
@@ -59,3 +60,58 @@ def test_shell_completion_scripts(shell):
 def test_completion_suggests_commands():
     out = _complete({"_EDGEC_COMPLETE": "bash_complete", "COMP_WORDS": "edgec comp", "COMP_CWORD": "1"})
     assert "compress" in out and "compare" in out and "validate" not in out
+
+
+class _Terminal(io.BytesIO):
+    """stdin that is a terminal (so init asks), holding what the user types."""
+
+    def isatty(self):
+        return True
+
+
+class _CtrlC(_Terminal):
+    """A terminal where the user presses Ctrl-C at the first prompt."""
+
+    def read(self, size=-1):
+        if size == 0:  # click's probe for a binary stream
+            return b""
+        raise KeyboardInterrupt
+
+    def read1(self, size=-1):
+        return self.read(size)
+
+    def readline(self, size=-1):
+        raise KeyboardInterrupt
+
+
+def test_a_folder_is_not_a_recipe_path_even_with_force(tmp_path):
+    folder = tmp_path / "initdir"
+    folder.mkdir()
+    for extra in ([], ["--force"]):
+        result = CliRunner().invoke(cli, ["init", str(folder), *extra], input=_Terminal(b""))
+        assert result.exit_code == 2, result.output
+        assert f"'{folder}' is a folder; give edgec init a file path" in result.output
+        assert "--force" not in result.output and "?" not in result.output  # refused before asking
+    assert list(folder.iterdir()) == []
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    result = CliRunner().invoke(cli, ["init", str(afile / "r.yaml"), "--model", "zoo", "--data", "npz"])
+    assert result.exit_code == 2 and f"'{afile}' is a file, not a folder" in result.output
+
+
+def test_answers_typed_at_the_prompts_are_used(tmp_path):
+    path = tmp_path / "r.yaml"
+    result = CliRunner().invoke(cli, ["init", str(path)], input=_Terminal(b"python\nnpz\n"))
+    assert result.exit_code == 0, result.output
+    assert load_recipe(path).data.source == "npz"
+
+
+def test_ctrl_c_at_a_prompt_is_an_interruption_and_end_of_input_a_usage_error(tmp_path):
+    path = tmp_path / "r.yaml"
+    result = CliRunner().invoke(cli, ["init", str(path)], input=_CtrlC(b""))
+    assert result.exit_code == 130, result.output  # not 1, which means "a budget was missed"
+    result = CliRunner().invoke(cli, ["init", str(path)], input=_Terminal(b"bogus\n"))
+    assert result.exit_code == 2, result.output  # an invalid answer, then the input ended
+    assert "no answer for 'Model source' (the input ended)" in result.output
+    assert "edgec init --model zoo --data digits" in result.output
+    assert not path.exists()

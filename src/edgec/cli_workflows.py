@@ -194,9 +194,19 @@ def _ask(value: str | None, prompt: str, choices: tuple[str, ...], default: str)
     """A flag's value; else a prompt on a terminal; else the default (scripts never hang)."""
     if value is not None:
         return value
-    if sys.stdin.isatty():
+    if not sys.stdin.isatty():
+        return default
+    try:
         return click.prompt(prompt, type=click.Choice(choices), default=default)
-    return default
+    except click.Abort as exc:  # click's answer to Ctrl-C (an interruption) and to end of input
+        if not isinstance(exc.__context__, EOFError):
+            raise
+        from edgec.errors import UsageError
+
+        click.echo()  # the message goes below the unanswered prompt, not after it
+        raise UsageError(f"edgec init: no answer for '{prompt}' (the input ended).",
+                         hint="Answer on the command line instead, e.g. "
+                         "`edgec init --model zoo --data digits`.") from None
 
 
 @cli.command(epilog=EXIT_CODES_HELP)
@@ -208,8 +218,9 @@ def _ask(value: str | None, prompt: str, choices: tuple[str, ...], default: str)
 @click.option("--force", is_flag=True, help="Replace an existing file.")
 def init(path: Path, model: str | None, data: str | None, force: bool) -> None:
     """Write a commented starter recipe to PATH (default recipe.yaml)."""
-    from edgec.init_recipe import write_starter
+    from edgec.init_recipe import check_starter_path, write_starter
 
+    check_starter_path(path, force)  # before any question: a wrong path is not worth answering
     model = _ask(model, "Model source", ("zoo", "torchvision", "python", "checkpoint"), "zoo")
     data = _ask(data, "Data", ("digits", "npz", "imagefolder", "synthetic"), "digits")
     write_starter(path, model, data, force)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgec.errors import UsageError
+from edgec.errors import OutputError, UsageError
 
 MODEL_SOURCES = ("zoo", "torchvision", "python", "checkpoint")
 DATA_KINDS = ("digits", "npz", "imagefolder", "synthetic")
@@ -124,16 +124,32 @@ benchmark:
 """
 
 
+def check_starter_path(path: Path, force: bool) -> None:
+    """Refuse a path the starter recipe cannot go to, before any question is asked. A folder is
+    never replaced, not even with --force: the user meant a file inside it."""
+    from edgec.rundir import check_creatable
+
+    if path.is_dir():
+        raise UsageError(f"'{path}' is a folder; give edgec init a file path, e.g. "
+                         f"'{path / 'recipe.yaml'}'.")
+    if path.exists() and not force:
+        raise UsageError(f"'{path}' already exists; pass --force to replace it, or another file name.")
+    check_creatable(path, "recipe file")  # e.g. a parent that is a file, or not writable
+
+
 def write_starter(path: Path, model: str, data: str, force: bool) -> str:
-    """Validate and write the starter recipe; returns its text. Raises UsageError."""
+    """Validate and write the starter recipe; returns its text. Raises UsageError, or
+    OutputError when the file cannot be written after all (disk full, permissions)."""
     from edgec.recipe import validate_recipe
     from edgec.recipe_yaml import parse_yaml
 
-    if path.exists() and not force:
-        raise UsageError(f"'{path}' already exists; pass --force to replace it, or another file name.")
+    check_starter_path(path, force)
     text = render_recipe(model, data)
     raw, lines = parse_yaml(text, str(path))
     validate_recipe(raw, source=f"starter recipe for {model}/{data}", lines=lines)  # never write a bad one
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise OutputError(f"Cannot write '{path}': {exc.strerror or exc}.") from None
     return text
