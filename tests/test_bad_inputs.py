@@ -263,7 +263,7 @@ CASES = [
     Case("checkpoint-shape-mismatch", ckpt("{source: python, callable: 'tiny_models.py:tiny_cnn', kwargs: {width: 4}}"),
          3, r"shape mismatches", setup=save_state),
     Case("torchvision-unknown", HEAD + "model: {source: torchvision, name: resnet19, input_shape: [1, 3, 32, 32]}\n",
-         3, r"no model 'resnet19'.*resnet18"),
+         2, r"model.name \(line 2\): torchvision has no model 'resnet19'.*resnet18"),
     Case("model-too-big", HEAD + "model: {source: torchvision, name: vgg11, input_shape: [1, 3, 32, 32], max_memory_mb: 50}\n",
          3, r"vgg11.*MiB.*max_memory_mb"),
     Case("checkpoint-too-big", ckpt(extra=", max_memory_mb: 0.001"), 3, r"w.pt.*max_memory_mb", setup=save_state),

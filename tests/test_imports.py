@@ -33,6 +33,16 @@ def test_recipe_validation_imports_no_heavy_library():
     assert not loaded & set(HEAVY), loaded & set(HEAVY)
 
 
+def test_torchvision_name_check_imports_no_heavy_library():
+    """model.name is checked against torchvision's own files, not by importing it (2.4 s)."""
+    loaded = _modules_after(
+        "from edgec.recipe import validate_recipe\n"
+        "validate_recipe({'version': 1, 'model': {'source': 'torchvision', 'name': "
+        "'mobilenet_v3_small', 'input_shape': [1, 3, 32, 32]}})"
+    )
+    assert not loaded & set(HEAVY), loaded & set(HEAVY)
+
+
 def test_help_lists_exit_codes():
     from click.testing import CliRunner
 

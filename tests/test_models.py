@@ -231,9 +231,19 @@ def test_torchvision_by_name_with_local_weights(tmp_path):
     assert same_weights(again, model)
 
 
+def test_torchvision_names_are_read_without_importing_torchvision():
+    """The validator reads torchvision's @register_model decorators; they must name exactly what
+    list_models() lists, or a new torchvision would cost validate an import on every name."""
+    import torchvision.models as tvm
+
+    from edgec.torchvision_names import _scanned_names, unknown_model_message
+
+    assert _scanned_names() == set(tvm.list_models())
+    assert unknown_model_message("mobilenet_v3_small") is None
+    assert "Close matches: resnet18" in unknown_model_message("resnet19")
+
+
 def test_torchvision_errors(tmp_path):
-    with pytest.raises(ModelLoadError, match=r"no model 'resnet19'. Close matches: .*resnet18"):
-        load_model(spec(source="torchvision", name="resnet19", input_shape=[1, 3, 32, 32]), tmp_path)
     bad = spec(source="torchvision", name="resnet18", kwargs={"wings": 2}, input_shape=[1, 3, 32, 32])
     with pytest.raises(ModelLoadError, match=r"could not be built.*wings"):
         load_model(bad, tmp_path)
@@ -250,6 +260,9 @@ def test_torchvision_errors(tmp_path):
         ({"source": "python", "callable": "no_colon"}, "must look like 'package.module:function'"),
         ({"source": "torchvision", "name": "resnet18", "kwargs": {"pretrained": True}},
          "would download"),
+        ({"source": "torchvision", "name": "resnet19"}, r"no model 'resnet19'. Close matches: .*resnet18"),
+        ({"source": "checkpoint", "path": "c.pt", "architecture": {"source": "torchvision",
+          "name": "mobilenet_v4"}}, r"no model 'mobilenet_v4'"),
         ({"source": "checkpoint", "path": "c.pt",
           "architecture": {"source": "torchvision", "name": "resnet18", "weights": "w.pt"}},
          "architecture.weights is not used"),
