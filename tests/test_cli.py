@@ -178,3 +178,13 @@ def test_python_api_returns_report(write_recipe, tmp_path):
     assert report.status == "ok"
     assert report.passes[0].details.get("mode") == "dynamic"
     assert (tmp_path / "api-run" / "model.onnx").is_file()
+
+
+def test_passes_table_keeps_text_in_square_brackets(monkeypatch):
+    """rich read '[str, float (>= 0, < 1)]' and '[min, max]' as markup and dropped them: the
+    table said 'mapping' where --json says 'mapping[str, float (>= 0, < 1)]'."""
+    monkeypatch.setenv("COLUMNS", "400")  # one line per field: no folding inside a type
+    result = CliRunner().invoke(cli, ["passes"])
+    assert result.exit_code == 0, result.output
+    assert "mapping[str, float (>= 0, < 1)]" in result.output  # prune layers
+    assert "list[str]" in result.output and "evenly over [min, max]" in result.output

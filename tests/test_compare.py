@@ -116,3 +116,12 @@ def test_the_speedup_shown_is_the_one_the_speed_gates_decide_on(tmp_path):
     (run / "report.json").write_text(json.dumps(report))
     table = {r[0]: r[1:] for r in compare_table([run])[1]}
     assert table["speedup p1, gated (vs own baseline)"] == ["1.31x (p50: report has no p1)"]
+
+
+def test_names_in_square_brackets_print_whole(tmp_path):
+    """Run folders and pass labels are text: rich dropped '[int8]' as markup and refused '[/x]'."""
+    a = fake_run(tmp_path / "exp[int8]", size_kb=1, speedup=1.0, accuracy=None,
+                 passes=("prune[/x]",))
+    result = CliRunner().invoke(cli, ["compare", str(a), "-o", str(tmp_path / "c.md")])
+    assert result.exit_code == 0, result.output
+    assert "exp[int8]" in result.output and "prune[/x]" in result.output

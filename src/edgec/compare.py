@@ -151,15 +151,16 @@ def write_comparison(header: list[str], rows: list[list[str]], output: Path) -> 
 
 
 def print_comparison(header: list[str], rows: list[list[str]], file=None) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     from edgec.console import console as make_console
 
     table = Table(title="edgec compare", title_justify="left")
-    for i, col in enumerate(header):
-        table.add_column(col, justify="left" if i == 0 else "right", overflow="fold")
+    for i, col in enumerate(header):  # run folder names and pass labels are text, not markup
+        table.add_column(escape(col), justify="left" if i == 0 else "right", overflow="fold")
     for r in rows:
-        table.add_row(*r)
+        table.add_row(*map(escape, r))
     console = make_console(file)
     console.print(table)
     console.print(f"[dim]{NOTE}[/]")

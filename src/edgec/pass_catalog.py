@@ -39,18 +39,21 @@ def describe_passes() -> list[PassDoc]:
 
 
 def print_passes(docs: list[PassDoc], file=None) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     from edgec.console import console as make_console
 
     console = make_console(file, soft_wrap=False)
     for doc in docs:
-        table = Table(title=f"[bold]{doc.name}[/]  ({doc.stage} stage, {doc.origin})  {doc.description}",
-                      title_justify="left", show_lines=False)
+        # escaped: rich reads "[str, float]" in a type or "[min, max]" in a description as markup
+        # and drops it; a plugin's text could even be "[/x]", which rich refuses to print at all
+        table = Table(title=f"[bold]{escape(doc.name)}[/]  ({doc.stage} stage, {escape(doc.origin)})"
+                      f"  {escape(doc.description)}", title_justify="left", show_lines=False)
         for col, ratio in (("field", 1), ("type", 2), ("default", 1), ("description", 5)):
             table.add_column(col, ratio=ratio, overflow="fold")
         for f in doc.fields:
-            table.add_row(f.name, f.type, f.default, f.description)
+            table.add_row(*map(escape, (f.name, f.type, f.default, f.description)))
         console.print(table)
     console.print(f"{len(docs)} passes. Use one in a recipe as `- {{type: NAME, field: value}}`; "
                   "`edgec plugins` shows what installed plugins add.")
@@ -58,6 +61,7 @@ def print_passes(docs: list[PassDoc], file=None) -> None:
 
 def print_plugins(file=None) -> int:
     """List loaded plugins; returns how many."""
+    from rich.markup import escape
     from rich.table import Table
 
     import edgec.recipe  # noqa: F401  (loads plugins)
@@ -73,7 +77,7 @@ def print_plugins(file=None) -> int:
     for col in ("group", "entry point", "package", "provides"):
         table.add_column(col)
     for info in LOADED:
-        table.add_row(info.group, f"{info.name} = {info.value}", f"{info.distribution} {info.version}",
-                      ", ".join(info.provides))
+        table.add_row(*map(escape, (info.group, f"{info.name} = {info.value}",  # "mod:obj [extra]"
+                                    f"{info.distribution} {info.version}", ", ".join(info.provides))))
     console.print(table)
     return len(LOADED)

@@ -156,6 +156,7 @@ def _pass_sections(details: dict) -> list[str]:
 
 def print_console(report: Report, file=None) -> None:
     """A compact table for a person at a shell."""
+    from rich.markup import escape
     from rich.table import Table
 
     from edgec.console import console as make_console
@@ -170,19 +171,20 @@ def print_console(report: Report, file=None) -> None:
             table.add_row(*r)
         console.print(table)
     for finding in report.findings:
-        console.print(f"[yellow]note:[/] {finding}")
+        console.print(f"[yellow]note:[/] {escape(finding)}")  # text: "[min, max]" is no markup
     if report.budgets:
         table = Table(title="budgets", title_justify="left")
         for col in ("budget", "limit", "actual", "result"):
             table.add_column(col)
         for name, limit, actual, result in budget_lines(report):
             style = "green" if result.startswith("PASS") else "bold red"
-            table.add_row(name, limit, actual, f"[{style}]{result}[/]")
+            table.add_row(escape(name), escape(limit), escape(actual), f"[{style}]{escape(result)}[/]")
         console.print(table)
     if report.error:
-        console.print(f"[bold red]failed at {report.error['step']}:[/] {report.error['message']}")
+        console.print(f"[bold red]failed at {escape(str(report.error['step']))}:[/] "
+                      f"{escape(report.error['message'])}")
     if report.run_dir:
-        console.print(f"results in {report.run_dir}/ ({', '.join(run_files(report.run_dir))})")
+        console.print(f"results in {escape(report.run_dir)}/ ({', '.join(run_files(report.run_dir))})")
 
 
 def run_files(run_dir: str) -> list[str]:
@@ -195,6 +197,7 @@ def run_files(run_dir: str) -> list[str]:
 
 def print_metrics(metrics: dict[str, Metrics], threads: int, file=None) -> None:
     """Side-by-side table for `edgec bench`: one column per model, ratios vs the first."""
+    from rich.markup import escape
     from rich.table import Table
 
     from edgec.console import console as make_console
@@ -203,8 +206,8 @@ def print_metrics(metrics: dict[str, Metrics], threads: int, file=None) -> None:
     first = metrics[names[0]]
     table = Table(title=f"onnxruntime CPU, {threads} thread(s), interleaved", title_justify="left")
     table.add_column("metric")
-    for name in names:
-        table.add_column(name, justify="right")
+    for name in names:  # file names are text, not markup
+        table.add_column(escape(name), justify="right")
     rows = [
         ("size", lambda m: _kib(m.size_bytes)),
         ("gzip size", lambda m: _kib(m.size_gzip_bytes)),
@@ -219,24 +222,26 @@ def print_metrics(metrics: dict[str, Metrics], threads: int, file=None) -> None:
          _shrink(first.size_bytes / m.size_bytes, "smaller", "larger")),
     ]
     for label, fmt in rows[:None if len(names) > 1 else -2]:  # one model: nothing to compare
-        table.add_row(label, *(fmt(metrics[n]) for n in names))
+        table.add_row(escape(label), *(fmt(metrics[n]) for n in names))
     make_console(file).print(table)
 
 
 def print_layers(path, stats, file=None) -> None:
     """Per-layer table for `edgec inspect`."""
+    from rich.markup import escape
     from rich.table import Table
 
     from edgec.console import console as make_console
 
     console = make_console(file)
-    console.print(f"{path}: {_count(stats.params)} params ({_count(stats.nonzero_params)} non-zero), "
+    console.print(f"{escape(str(path))}: {_count(stats.params)} params "
+                  f"({_count(stats.nonzero_params)} non-zero), "
                   f"{_count(stats.macs)} MACs = {_count(stats.flops)} FLOPs at batch 1, "
                   f"opset {stats.opset}")
     table = Table(title_justify="left")
     for col in ("layer", "op", "params", "MACs", "output shape"):
         table.add_column(col, justify="left" if col in ("layer", "op") else "right")
     for layer in stats.layers:
-        table.add_row(layer.name, layer.op_type, _count(layer.params), _count(layer.macs),
+        table.add_row(escape(layer.name), escape(layer.op_type), _count(layer.params), _count(layer.macs),
                       str(layer.output_shape))
     console.print(table)

@@ -74,6 +74,7 @@ def suggestion_yaml(result: SensitivityResult) -> str:
 
 
 def print_result(result: SensitivityResult, file=None) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     from edgec.console import console as make_console
@@ -98,10 +99,10 @@ def print_result(result: SensitivityResult, file=None) -> None:
             cells.append(text if r["drop"] <= result.max_drop else f"[red]{text}[/]")
         coupled = len(last["members"]) - 1  # e.g. layers tied by a residual add, cut together
         label = f"{name} (+{coupled} coupled)" if coupled > 0 else name
-        table.add_row(label, f"{1 - last['macs'] / result.macs:.1%}", *cells)
+        table.add_row(escape(label), f"{1 - last['macs'] / result.macs:.1%}", *cells)  # a name is text
     console.print(table)
     for name, why in result.skipped.items():
-        console.print(f"[yellow]not scanned:[/] {name}: {why}")
+        console.print(f"[yellow]not scanned:[/] {escape(name)}: {escape(why)}")
     s = result.suggestion
     console.print(f"suggested for an {result.metric} drop of at most {result.max_drop * 100:g} "
                   "point(s) per layer:")

@@ -305,24 +305,26 @@ def write_failed_summary(exc: BaseException, summary_md) -> None:
 
 
 def _print_table(result: SweepResult, file=None) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     from edgec.console import console as make_console
 
     headers, cells = _table(result)
-    table = Table(title=f"edgec sweep ({result.folder})", title_justify="left")
+    table = Table(title=f"edgec sweep ({escape(str(result.folder))})", title_justify="left")
     for i, name in enumerate(headers):  # fold, never cut: a narrow CI log must still show every value
-        table.add_column(name, justify="left" if i == 0 else "right", overflow="fold")
+        table.add_column(escape(name), justify="left" if i == 0 else "right", overflow="fold")
     for row, line in zip(result.rows, cells, strict=True):
         style = "bold" if row["best"] else ("dim" if row["status"] != "ok" else None)
-        table.add_row(*line, style=style)
+        table.add_row(*map(escape, line), style=style)  # a variant "…=[static]" is text, not markup
     console = make_console(file)
     if not console.is_terminal:  # a CI log or a file: no screen to fit, rich would assume 80
         console.width = max(console.width, 200)
     console.print(table)
     best = result.rows[result.best]["variant"] if result.best is not None else "none"
     by = result.front_axes[0] if result.front_axes else "no measured axis"
-    console.print(f"best ({_best_rule(result, by)}): {best}; results in {result.folder}/ "
+    console.print(f"best ({_best_rule(result, by)}): {escape(best)}; results in "
+                  f"{escape(str(result.folder))}/ "
                   "(results.csv, results.json, index.html)")
     if result.unmeasured:
         console.print(_unmeasured_note(result).strip())
