@@ -115,3 +115,32 @@ def test_quantize_pass_records_doctor_findings_for_the_report(fp32, tmp_path):
     assert any("S8S8" in f for f in p.details["doctor"])
     assert p.details["mac_share"] == {"int8": 1.0}
     assert "Doctor" in "\n".join(quantize_markdown(p.details))
+
+
+def test_runs_0_says_the_profiled_check_did_not_run(fp32, tmp_path):
+    """--runs 0 printed "no known int8/fp16 speed problem found" where --runs 20 finds
+    unfused_qdq: what was never measured must not read as a clean bill."""
+    import json
+
+    path = _quantized(fp32, tmp_path, "u8.onnx", reduce_range=False)
+    assert diagnose(path, runs=0, flags=VNNI).not_checked[0].startswith("unfused_qdq:")
+    assert diagnose(path, runs=2, flags=VNNI).not_checked == []
+    assert diagnose(fp32, runs=0, flags=VNNI).not_checked == []  # a float model is not profiled
+    result = CliRunner().invoke(cli, ["doctor", str(path), "--runs", "0"])
+    assert result.exit_code == 0, result.output
+    assert "not checked: unfused_qdq" in result.output and "--runs 0 profiles nothing" in result.output
+    assert "found by the checks that ran" in result.output or "fix:" in result.output
+    doc = json.loads(CliRunner().invoke(cli, ["doctor", str(path), "--runs", "0", "--json"]).output)
+    assert doc["not_checked"] and doc["not_checked"][0].startswith("unfused_qdq:")
+
+
+def test_finding_text_in_brackets_prints_whole():
+    """rich took "[conv]" and "[/x]" in a fix for markup: dropped, or refused to print."""
+    import io
+
+    d = doctor_module.Diagnosis("m[/x].onnx", {"x86": True}, "qdq", {"int8": 1.0}, [
+        doctor_module.Finding("demo", "ranges [min, max]", "cost [1, 2]", "exclude_ops: [conv]")])
+    out = io.StringIO()
+    doctor_module.print_diagnosis(d, file=out)
+    text = out.getvalue()
+    assert "m[/x].onnx" in text and "[min, max]" in text and "exclude_ops: [conv]" in text

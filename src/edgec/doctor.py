@@ -52,6 +52,8 @@ class Diagnosis:
     mac_share: dict[str, float]  # compute class → share of MACs
     findings: list[Finding] = field(default_factory=list)
     profile: dict | None = None  # op type → µs per inference in the optimized graph
+    # checks that did not run, and why: "no problem found" must not cover what was never looked at
+    not_checked: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -114,6 +116,11 @@ def diagnose(path: Path, input_shape: tuple[int, ...] | None = None, runs: int =
                     "those layers get no int8 speed-up",
                     "check exclude_ops/exclude_nodes, or whether auto/max_accuracy_drop kept them "
                     "float on purpose (see report.md)"))
+    if runs <= 0 and quantized:
+        d.not_checked.append(
+            "unfused_qdq: Quantize/DequantizeLinear nodes onnxruntime leaves unfused (format "
+            "conversions between int8 kernels) are found by profiling, and --runs 0 profiles "
+            "nothing: run with --runs 1 or more (default 20)")
     if runs > 0 and quantized:
         _profile_findings(d, path, stats.input_shape or input_shape, runs)
     return d
@@ -218,16 +225,22 @@ def _profile_findings(d: Diagnosis, path: Path, shape, runs: int) -> None:
 
 
 def print_diagnosis(d: Diagnosis, file=None) -> None:
+    from rich.markup import escape
+
     from edgec.console import console as make_console
 
     console = make_console(file)
     cpu = ", ".join(k for k, v in d.cpu.items() if v) or "none of the fast paths"
-    console.print(f"{d.path}: format {d.format}; CPU: {cpu}")
+    console.print(f"{escape(d.path)}: format {d.format}; CPU: {cpu}")
     console.print("compute by MACs: " + ", ".join(f"{k} {v:.0%}" for k, v in d.mac_share.items()))
     if d.profile:
         top = list(d.profile.items())[:6]
         console.print("profile (µs/inference): " + ", ".join(f"{op} {us:.0f}" for op, us in top))
     if not d.findings:
-        console.print("no known int8/fp16 speed problem found")
-    for f in d.findings:
-        console.print(f"[yellow]{f.code}[/]: {f.message}\n  cost: {f.cost}\n  fix: {f.fix}")
+        console.print("no known int8/fp16 speed problem found"
+                      + (" by the checks that ran" if d.not_checked else ""))
+    for f in d.findings:  # text, not markup: a fix like "exclude_ops: [conv]" must print whole
+        console.print(f"[yellow]{f.code}[/]: {escape(f.message)}\n  cost: {escape(f.cost)}\n"
+                      f"  fix: {escape(f.fix)}")
+    for why in d.not_checked:
+        console.print(f"[yellow]not checked[/]: {escape(why)}")
