@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import errno
 import shutil
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edgec.errors import EdgecError, OutputError, RecipeError, option, sigterm_as_interrupt
+from edgec.errors import EdgecError, RecipeError, sigterm_as_interrupt
 from edgec.progress import Progress
 from edgec.report import Report, find_findings, write_text_atomic
+from edgec.run_failure import stopped_error
 from edgec.rundir import RunFolder
 
 if TYPE_CHECKING:
@@ -63,6 +63,7 @@ def run_recipe(
             record_torch_threads(run.report.environment)
             run.report.run_dir = str(output)
             run.report.relocate(folder.path, output)
+            run.step = "write report"
             run.write_report()
             run.checkpoints.discard()
         except BaseException as exc:
@@ -71,30 +72,16 @@ def run_recipe(
             run.report.run_dir = str(folder.path)
             with contextlib.suppress(OSError):  # a full disk must not hide the first error
                 run.write_report()
-            if isinstance(exc, OSError):  # the run folder could not be written
-                raise _output_error(exc, run.step, folder.path) from exc
-            with contextlib.suppress(AttributeError):
-                exc.run_folder = folder.path  # the CLI says where the partial results are
-                exc.run_step = run.step  # and CI files where it stopped, without a report.json
-            raise
+            error = stopped_error(exc, run.step, folder.path)  # says where the work is kept
+            if error is exc:
+                raise
+            raise error from exc
     if recipe.mlflow is not None:
         from edgec.mlflow_log import log_to_mlflow
 
         run_id = log_to_mlflow(recipe.mlflow, run.report, Path(output))
         run.progress.log(f"edgec: logged to MLflow, run {run_id}")
     return run.report
-
-
-def _output_error(exc: OSError, step: str, folder: Path) -> EdgecError:
-    # A copy that fails for want of space names its source first (shutil sets filename to the
-    # source, filename2 to the destination); the file that could not be written is the one to name.
-    full = exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG)
-    where = exc.filename2 if full and exc.filename2 else exc.filename or folder
-    err = OutputError(
-        f"File system error on '{where}' during '{step}': {exc.strerror or exc}. "
-        f"Free some space (or fix the folder's permissions) and re-run with {option('resume')}.")
-    err.run_folder, err.run_step = folder, step
-    return err
 
 
 class _Run:
