@@ -184,9 +184,9 @@ def compare(runs, output: Path) -> None:
     """Show several run folders side by side (from their report.json files)."""
     from edgec.compare import compare_table, print_comparison, write_comparison
 
-    header, rows = compare_table(list(runs))
-    write_comparison(header, rows, output)  # first: a bad file name fails before any output
-    print_comparison(header, rows)
+    table = compare_table(list(runs))
+    write_comparison(table, output)  # first: a bad file name fails before any output
+    print_comparison(table)
     click.echo(f"written to {output}")
 
 
@@ -218,11 +218,11 @@ def _ask(value: str | None, prompt: str, choices: tuple[str, ...], default: str)
 @click.option("--force", is_flag=True, help="Replace an existing file.")
 def init(path: Path, model: str | None, data: str | None, force: bool) -> None:
     """Write a commented starter recipe to PATH (default recipe.yaml)."""
-    from edgec.init_recipe import check_starter_path, write_starter
+    from edgec.init_recipe import check_starter_path, default_data, write_starter
 
     check_starter_path(path, force)  # before any question: a wrong path is not worth answering
     model = _ask(model, "Model source", ("zoo", "torchvision", "python", "checkpoint"), "zoo")
-    data = _ask(data, "Data", ("digits", "npz", "imagefolder", "synthetic"), "digits")
+    data = _ask(data, "Data", ("digits", "npz", "imagefolder", "synthetic"), default_data(model))
     write_starter(path, model, data, force)
     click.echo(f"wrote {path} ({model} model, {data} data). Next: edgec validate {path}")
 

@@ -14,6 +14,24 @@ MODEL_SOURCES = ("zoo", "torchvision", "python", "checkpoint")
 DATA_KINDS = ("digits", "npz", "imagefolder", "synthetic")
 
 
+def default_data(model: str) -> str:
+    """The data kind `edgec init` offers first for ``model``: one their starter recipe runs with."""
+    return "imagefolder" if model == "torchvision" else "digits"
+
+
+def _check_combination(model: str, data: str) -> None:
+    """A starter recipe must run, not only validate: no torchvision network takes the digits'
+    single channel (mobilenet_v3_small failed at load: 'expected input[1, 1, 8, 8] to have 3
+    channels'), and digits has no 3-channel form."""
+    if model == "torchvision" and data == "digits":
+        raise UsageError(
+            "edgec init: --model torchvision with --data digits cannot run: torchvision's "
+            "networks take 3-channel images, and the bundled digits are 1-channel 8×8 images.",
+            hint="For the digits use --model zoo (edgec's trained reference models) or --model "
+                 "python (your own 1-channel network); for a torchvision model use --data "
+                 "imagefolder, npz or synthetic.")
+
+
 def _shape(model: str, data: str) -> list[int]:
     if model == "zoo" or data == "digits":
         return [1, 1, 8, 8]  # the zoo models and the bundled digits are 1×8×8
@@ -34,18 +52,20 @@ def _model_block(model: str, shape: list[int]) -> str:
   source: python              # your own code: a function or class returning an nn.Module
   callable: "my_model.py:build"   # path relative to this file (or package.module:function)
   kwargs: {}                  # keyword arguments for the callable""",
-        "checkpoint": """\
+        "checkpoint": f"""\
   source: checkpoint          # a torch.save file: a state dict plus its architecture
   path: model.pt              # relative to this file
-  architecture: {source: torchvision, name: resnet18, num_classes: 10}
+  architecture: {_checkpoint_architecture(shape)}
   trust_pickle: false         # true only for whole pickled models from a source you trust""",
     }
-    note = ""
-    if model in ("torchvision", "checkpoint") and shape[1] == 1:
-        note = ("\n  # note: torchvision nets take 3-channel inputs; the 1-channel digits need a "
-                "model of your own\n  # (source: python) or 3-channel data (imagefolder, npz).")
     line = f"  input_shape: {shape}"
-    return f"{blocks[model]}\n{line:<29} # batch first{note}"  # in the column of the others
+    return f"{blocks[model]}\n{line:<29} # batch first"  # in the column of the others
+
+
+def _checkpoint_architecture(shape: list[int]) -> str:
+    if shape[1] == 1:  # torchvision nets take 3 channels: 1-channel data needs a network of your own
+        return '{source: python, callable: "my_model.py:build"}   # the network of the weights'
+    return "{source: torchvision, name: resnet18, num_classes: 10}"
 
 
 def _data_block(data: str, shape: list[int]) -> str:
@@ -89,6 +109,7 @@ def render_recipe(model: str, data: str) -> str:
     if model not in MODEL_SOURCES or data not in DATA_KINDS:
         raise UsageError(f"edgec init: unknown --model '{model}' or --data '{data}'.",
                          hint=f"Models: {', '.join(MODEL_SOURCES)}; data: {', '.join(DATA_KINDS)}.")
+    _check_combination(model, data)
     shape = _shape(model, data)
     accuracy = "" if data == "synthetic" else "\n#   max_accuracy_drop: 0.01     # at most 1 point lost"
     return f"""\
