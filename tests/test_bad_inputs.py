@@ -115,6 +115,29 @@ def save_good_onnx(d: Path, name: str = "m.onnx") -> Path:
     return d / name
 
 
+def save_conv_onnx(d: Path, dims=("N", 1, 8, 8), inputs: int = 1, elem: int = 1) -> None:
+    """m.onnx: one 3x3 convolution whose input has ``dims`` (str: dynamic) and type ``elem``
+    (TensorProto: 1 float, 7 int64); extra ``inputs`` are added to its output."""
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    w = numpy_helper.from_array(np.ones((4, dims[1], 3, 3), np.float32), "w")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])]
+    names = ["x"] + [f"x{i}" for i in range(1, inputs)]
+    for i, name in enumerate(names[1:]):
+        nodes.append(helper.make_node("Add", [nodes[-1].output[0], name], [f"s{i}"]))
+    out = [*dims[:1], 4, *dims[2:]]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info(n, elem, list(dims if n == "x" else out)) for n in names],
+        [helper.make_tensor_value_info(nodes[-1].output[0], 1, out)], [w])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), d / "m.onnx")
+
+
+def save_dynamic_hw(d: Path) -> None:
+    save_conv_onnx(d, dims=("N", 3, "H", "W"))
+
+
 def truncate_onnx(d: Path) -> None:
     data = save_good_onnx(d).read_bytes()
     (d / "m.onnx").write_bytes(data[: len(data) - 7])
@@ -296,7 +319,34 @@ CASES = [
     Case("bench-bad-shape", None, 2, r"--input-shape '1,x'", args=("bench", "{dir}/m.onnx", "--input-shape", "1,x"),
          setup=save_good_onnx),
     Case("bench-shape-mismatch", None, 2, r"--input-shape 1,8 does not fit .*m.onnx', whose input "
-         r"'input' is N,4", args=("bench", "{dir}/m.onnx", "--input-shape", "1,8"), setup=save_good_onnx),
+         r"'input' is 1,4\.", args=("bench", "{dir}/m.onnx", "--input-shape", "1,8"), setup=save_good_onnx),
+    # -- an --input-shape the model cannot take, a dynamic height/width without one: every command
+    # that takes an ONNX file refuses them as bench does, before any work (model_input.py) --
+    Case("bench-fixed-batch", None, 2, r"--input-shape 8,4 does not fit .*whose input 'input' is 1,4\.",
+         args=("bench", "{dir}/m.onnx", "--input-shape", "8,4"), setup=save_good_onnx),
+    Case("inspect-shape-mismatch", None, 2, r"--input-shape 1,1,16,16 does not fit .*m.onnx', whose input 'x' is N,1,8,8 \(N: any batch\)",
+         args=("inspect", "{dir}/m.onnx", "--input-shape", "1,1,16,16"), setup=save_conv_onnx),
+    Case("inspect-channels-mismatch", None, 2, r"--input-shape 1,3,8,8 does not fit .*'x' is N,1,8,8",
+         args=("inspect", "{dir}/m.onnx", "--input-shape", "1,3,8,8"), setup=save_conv_onnx),
+    Case("check-shape-mismatch", None, 2, r"--input-shape 1,1,16,16 does not fit .*'x' is N,1,8,8",
+         args=("check", "{dir}/m.onnx", "--target", "mcu", "--measure", "--input-shape", "1,1,16,16"), setup=save_conv_onnx),
+    Case("doctor-shape-mismatch", None, 2, r"--input-shape 1,1,16,16 does not fit .*'x' is N,1,8,8",
+         args=("doctor", "{dir}/m.onnx", "--input-shape", "1,1,16,16"), setup=save_conv_onnx),
+    Case("partition-shape-mismatch", None, 2, r"--input-shape 1,1,16,16 does not fit .*'x' is N,1,8,8",
+         args=("partition", "{dir}/m.onnx", "--devices", "1", "-o", "{dir}/p", "--input-shape", "1,1,16,16"),
+         setup=save_conv_onnx),
+    *[Case(f"{cmd[0]}-dynamic-hw", None, 2, r"m.onnx' has a dynamic input shape \(x: N,3,\?,\?\) beyond the "
+           r"batch dimension.*Give the shape to measure with --input-shape", args=(cmd[0], "{dir}/m.onnx", *cmd[1:]),
+           setup=save_dynamic_hw)
+      for cmd in [("bench",), ("inspect",), ("check", "--target", "mcu"), ("doctor",),
+                  ("partition", "--devices", "1", "-o", "{dir}/p")]],
+    # -- models bench cannot feed: refused before anything runs (exit 2), saying why --
+    Case("bench-two-inputs", None, 2, r"m.onnx' has 2 inputs \('x', 'x1'\); edgec measures single-input models",
+         args=("bench", "{dir}/m.onnx"), setup=lambda d: save_conv_onnx(d, inputs=2)),
+    Case("bench-int64-input", None, 2, r"m.onnx' takes input 'x' of type int64; edgec runs models on random "
+         r"float32/float16 tensors", args=("bench", "{dir}/m.onnx"), setup=lambda d: save_conv_onnx(d, elem=7)),
+    Case("check-measure-int64-input", None, 2, r"takes input 'x' of type int64",
+         args=("check", "{dir}/m.onnx", "--target", "host", "--measure"), setup=lambda d: save_conv_onnx(d, elem=7)),
     # -- the output folder --
     Case("output-exists", TINY, 2, r"out' already exists.*--force", setup=lambda d: (d / "out").mkdir()),
     Case("output-unfinished-run", TINY, 2, r"unfinished run .*out.partial.*--resume.*--force",

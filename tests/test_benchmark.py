@@ -100,3 +100,46 @@ def test_speed_gates_measure_for_ten_seconds_unless_told():
     assert resolve_min_seconds(plain, BudgetsConfig(max_latency_growth=0.1)).min_seconds == 10
     told = BenchmarkConfig(min_seconds=2)
     assert resolve_min_seconds(told, BudgetsConfig(min_speedup=1.2)).min_seconds == 2
+
+
+def test_bench_times_the_batch_asked_and_counts_macs_per_sample(tmp_path):
+    """--input-shape 8,16 times batches of 8 (the batch read from the very feed), while MACs stay
+    per sample, as labelled: the two no longer describe different batches silently."""
+    from click.testing import CliRunner
+
+    from edgec.cli import cli
+
+    path = _export(nn.Linear(16, 4), tmp_path / "m.onnx")
+    cfg = BenchmarkConfig(runs=3, warmup=0)
+    one, eight = (bench_files([path], shape, cfg)["m"] for shape in (None, (8, 16)))
+    assert (one.latency_ms.batch, eight.latency_ms.batch) == (1, 8)
+    assert one.macs == eight.macs == 16 * 4 and eight.flops == 2 * eight.macs
+    assert eight.to_dict()["latency_ms"]["batch"] == 8
+    out = CliRunner().invoke(cli, ["bench", str(path), "--input-shape", "8,16", "--runs", "2"]).output
+    assert "MACs (batch 1)" in out and "p50 latency (batch 8)" in out
+
+
+def test_fixed_batch_model_is_timed_at_its_own_batch(tmp_path):
+    model = nn.Linear(16, 4).eval()
+    path = tmp_path / "b4.onnx"
+    torch.onnx.export(model, torch.randn(4, 16), str(path), input_names=["x"], dynamo=False)
+    m = bench_files([path], None, BenchmarkConfig(runs=2, warmup=0))["b4"]
+    assert m.latency_ms.batch == 4 and m.macs == 16 * 4  # the graph does 4x that per run
+    with pytest.raises(UsageError, match=r"--input-shape 1,16 does not fit .*whose input 'x' is 4,16\."):
+        bench_files([path], (1, 16), BenchmarkConfig(runs=1))
+
+
+def test_report_macs_are_per_sample_whatever_the_recipe_batch(tmp_path):
+    """model.input_shape [4, ...] in a recipe: report.json's macs (max_macs, 'MACs (batch 1)')
+    stay the batch-1 count."""
+    path = _export(nn.Linear(16, 4), tmp_path / "m.onnx")
+    metrics = benchmark_models({"m": path}, None, None, BenchmarkConfig(runs=2, warmup=0), (4, 16),
+                               reference=None)
+    assert metrics["m"].macs == 16 * 4 and metrics["m"].flops == 2 * 16 * 4
+
+
+def test_models_side_by_side_must_take_the_same_input(tmp_path):
+    a = _export(nn.Linear(16, 4), tmp_path / "a.onnx")
+    b = _export(nn.Linear(8, 4), tmp_path / "b.onnx", features=8)
+    with pytest.raises(UsageError, match=r"b.onnx' takes input 1,8 but '.*a.onnx' takes 1,16"):
+        bench_files([a, b], None, BenchmarkConfig(runs=1))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -96,7 +98,7 @@ def test_corrupt_and_missing_files_are_user_errors(tmp_path):
 
 def test_wrong_rank_input_shape_is_a_usage_error(tmp_path):
     path = _export(_net(), (1, 3, 6, 6), tmp_path / "m.onnx", dynamic=True)
-    with pytest.raises(UsageError, match="has 2 dims"):
+    with pytest.raises(UsageError, match=r"--input-shape 1,108 does not fit .* is N,3,6,6"):
         analyze_onnx(path, (1, 108))
 
 
@@ -117,3 +119,30 @@ def test_a_folder_is_named_as_such_and_a_run_folder_offers_its_models(tmp_path):
         analyze_onnx(tmp_path)
     assert f"'{tmp_path / 'model.onnx'}' (compressed) or '{tmp_path / 'baseline.onnx'}'" in run.value.hint
 
+
+
+def test_dynamic_height_and_width_are_counted_at_the_shape_given_never_at_1x1(tmp_path):
+    conv = nn.Conv2d(3, 8, 3, padding=1).eval()
+    path = tmp_path / "dyn.onnx"
+    torch.onnx.export(conv, torch.randn(1, 3, 6, 6), str(path), input_names=["x"], dynamo=False,
+                      dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}})
+    with pytest.raises(UsageError, match=r"dynamic input shape \(x: N,3,\?,\?\)") as err:
+        analyze_onnx(path)
+    assert "--input-shape" in err.value.hint
+    assert analyze_onnx(path, (1, 3, 10, 12)).macs == 10 * 12 * 8 * 3 * 9
+    with pytest.raises(UsageError, match=r"--input-shape 1,1,10,12 does not fit .* is N,3,\?,\? "
+                       r"\(N: any batch, \?: any size\)"):
+        analyze_onnx(path, (1, 1, 10, 12))  # the channels are fixed
+
+
+def test_inspect_says_the_batch_it_counted(tmp_path):
+    from click.testing import CliRunner
+
+    from edgec.cli import cli
+
+    path = _export(_net(), (1, 3, 6, 6), tmp_path / "m.onnx", dynamic=True)
+    args = ["inspect", str(path), "--input-shape", "2,3,6,6"]
+    text = " ".join(CliRunner().invoke(cli, args).output.split())  # rich wraps at the width
+    assert "FLOPs at batch 2," in text
+    counted = json.loads(CliRunner().invoke(cli, [*args, "--json"]).output)
+    assert counted["macs"] == 2 * analyze_onnx(path).macs and counted["input_shape"][0] == 2

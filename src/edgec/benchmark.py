@@ -134,15 +134,20 @@ def benchmark_models(
 
 
 def _static_metrics(path: Path, input_shape: tuple[int, ...]) -> dict:
-    """The measurements of a file that need no timing: sizes, parameters, MACs, weight dtypes."""
+    """The measurements of a file that need no timing: sizes, parameters, MACs, weight dtypes.
+
+    MACs and FLOPs are per sample (batch 1), as reports label them and budgets.max_macs defines
+    them, whatever batch the shape has: convolutions and matrix products grow linearly with it."""
     from edgec.graph_stats import analyze_onnx
 
     stats = analyze_onnx(path, input_shape)
+    batch = stats.input_shape[0] if stats.input_shape and stats.input_shape[0] > 0 else 1
     data = Path(path).read_bytes()
     return {"size_bytes": len(data),
             "size_gzip_bytes": len(gzip.compress(data, compresslevel=9, mtime=0)),
-            "params": stats.params, "nonzero_params": stats.nonzero_params, "macs": stats.macs,
-            "flops": stats.flops, "weight_dtypes": stats.weight_dtypes}
+            "params": stats.params, "nonzero_params": stats.nonzero_params,
+            "macs": stats.macs // batch, "flops": stats.flops // batch,
+            "weight_dtypes": stats.weight_dtypes}
 
 
 def _as_array(values: list | None):
@@ -200,51 +205,29 @@ def bench_files(
     paths: list[Path], input_shape: tuple[int, ...] | None, config: BenchmarkConfig,
     progress: Progress | None = None,
 ) -> dict[str, Metrics]:
-    """`edgec bench`: measure ONNX files side by side on random inputs (no accuracy)."""
+    """`edgec bench`: measure ONNX files side by side on random inputs (no accuracy), at
+    ``input_shape`` (else the first model's own shape), latency at that shape's batch. Every
+    model is checked before anything runs (model_input.py)."""
     from edgec.graph_stats import load_onnx
+    from edgec.model_input import check_runnable_input, resolve_input_shape
 
     names: dict[str, Path] = {}
-    shape = input_shape
-    for path in paths:
-        model = load_onnx(Path(path))  # existence and validity, with a clear message
-        if input_shape is not None:
-            _check_given_shape(model, path, input_shape)
-        elif shape is None:
-            shape = _declared_shape(model, path)
-        name = Path(path).stem
-        names[name if name not in names else f"{name}#{len(names) + 1}"] = Path(path)
+    shape = None
+    for path in map(Path, paths):
+        model = load_onnx(path)  # existence and validity, with a clear message
+        check_runnable_input(model, path)
+        own = resolve_input_shape(model, path, input_shape)
+        if shape is not None and own != shape:  # only without --input-shape: each has its own
+            raise UsageError(
+                f"'{path}' takes input {','.join(map(str, own))} but '{paths[0]}' takes "
+                f"{','.join(map(str, shape))}: models are timed side by side on the same input.",
+                hint="Compare models with the same input, or give an --input-shape both accept.")
+        shape = own
+        name = path.stem
+        names[name if name not in names else f"{name}#{len(names) + 1}"] = path
+    # the batch asked for is the batch timed (a fixed-batch model's own when none was asked)
+    config = config.model_copy(update={"batch_size": shape[0] if shape else 1})
     return benchmark_models(names, None, None, config, shape, reference=None, progress=progress)
-
-
-def _input_dims(model) -> tuple[str, list[int | None]]:
-    """The first real input's name and dimensions (None where dynamic)."""
-    init = {t.name for t in model.graph.initializer}
-    inp = next(i for i in model.graph.input if i.name not in init)
-    return inp.name, [d.dim_value if d.HasField("dim_value") else None
-                      for d in inp.type.tensor_type.shape.dim]
-
-
-def _declared_shape(model, path: Path) -> tuple[int, ...]:
-    _, dims = _input_dims(model)
-    if any(d is None for d in dims[1:]):
-        raise UsageError(
-            f"'{path}' has a dynamic input shape {dims} beyond the batch dimension.",
-            hint="Give the shape to measure with --input-shape, e.g. 1,3,224,224.",
-        )
-    return (1, *dims[1:]) if dims else ()
-
-
-def _check_given_shape(model, path: Path, shape: tuple[int, ...]) -> None:
-    """--input-shape against the model's fixed dimensions, before anything runs."""
-    name, dims = _input_dims(model)
-    clash = len(dims) != len(shape) or any(
-        d is not None and i > 0 and d != s for i, (d, s) in enumerate(zip(dims, shape, strict=False)))
-    if clash:
-        wanted = ",".join("N" if i == 0 or d is None else str(d) for i, d in enumerate(dims))
-        raise UsageError(
-            f"--input-shape {','.join(map(str, shape))} does not fit '{path}', whose input "
-            f"'{name}' is {wanted} (N: any batch).",
-            hint="Pass an --input-shape of that form, or leave it out to use the model's own.")
 
 
 def _latency_input(eval_x, input_shape: tuple[int, ...], batch: int):

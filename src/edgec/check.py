@@ -15,32 +15,30 @@ def assess(model: Path, target_name: str, input_shape=None, measure: bool = Fals
     from edgec.graph_stats import load_onnx
     from edgec.memory import estimate_model_memory
     from edgec.memory_probe import measure_memory
+    from edgec.model_input import check_runnable_input, resolve_input_shape
     from edgec.opcheck import check_model
     from edgec.targets import load_target
 
     target = load_target(target_name, Path.cwd())
     onnx_model = load_onnx(model)
-    ops = check_model(model, target, input_shape)
-    estimate = estimate_model_memory(onnx_model, input_shape)
+    # every number below is for this one shape: refused here if the model cannot take it
+    shape = resolve_input_shape(onnx_model, model, input_shape)
+    if measure:  # the probe runs the model on random floats
+        check_runnable_input(onnx_model, model)
+    ops = check_model(model, target, shape)
+    estimate = estimate_model_memory(onnx_model, shape)
     actual = {"max_flash_kb": model.stat().st_size / 1024,
               "max_ram_kb": estimate.ram_bytes(target.weights_in_ram) / 1024,
               "max_peak_activation_kb": estimate.peak_activation_bytes / 1024}
     budgets = [{"name": name, "limit": limit, "actual": round(actual[name], 1),
                 "passed": actual[name] <= limit}
                for name, limit in target.budgets().items() if name in actual]
-    out = {"model": str(model), "target": target.name, "ops": ops.to_dict(),
-           "memory": estimate.to_dict(), "budgets": budgets,
+    out = {"model": str(model), "target": target.name, "input_shape": list(shape),
+           "ops": ops.to_dict(), "memory": estimate.to_dict(), "budgets": budgets,
            "ok": ops.ok and all(b["passed"] for b in budgets)}
     if measure:
-        shape = input_shape or _declared_shape(onnx_model)
         out["measured"] = measure_memory(model, shape, arena=False)
     return out
-
-
-def _declared_shape(model) -> tuple[int, ...]:
-    init = {t.name for t in model.graph.initializer}
-    inp = next(i for i in model.graph.input if i.name not in init)
-    return tuple(d.dim_value or 1 for d in inp.type.tensor_type.shape.dim)
 
 
 def run_check(model: Path, target_name: str, input_shape, measure: bool, as_json: bool) -> bool:
@@ -58,8 +56,10 @@ def run_check(model: Path, target_name: str, input_shape, measure: bool, as_json
     problems = [OpProblem(**p) for p in ops.pop("problems")]
     click.echo(OpCheckResult(**ops, problems=problems).summary(max_nodes=5))
     mem = result["memory"]
-    click.echo(f"memory (estimated): weights {mem['weight_bytes'] / 1024:,.1f} KiB, peak activations "
-               f"{mem['peak_activation_bytes'] / 1024:,.1f} KiB at {mem['peak_node']} ({mem['peak_op']})")
+    shape = ",".join(map(str, result["input_shape"]))
+    click.echo(f"memory (estimated, input {shape}): weights {mem['weight_bytes'] / 1024:,.1f} KiB, "
+               f"peak activations {mem['peak_activation_bytes'] / 1024:,.1f} KiB at "
+               f"{mem['peak_node']} ({mem['peak_op']})")
     measured = result.get("measured")
     if measured:
         text = (f"unavailable ({measured['reason']})" if not measured["available"] else

@@ -81,7 +81,8 @@ def check_budgets_command(model: Path, budgets_file: Path, baseline, input_shape
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--vs", "others", multiple=True, type=click.Path(path_type=Path),
               help="Another ONNX model to measure side by side (repeatable).")
-@click.option("--input-shape", help="e.g. 1,3,224,224 (default: from the model, batch 1).")
+@click.option("--input-shape", help="e.g. 8,3,224,224: latency is timed at its batch, MACs stay "
+              "per sample (default: the model's own shape, a dynamic batch as 1).")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1))
 @click.option("--runs", default=200, show_default=True, type=click.IntRange(1))
 @click.option("--warmup", default=20, show_default=True, type=click.IntRange(0))

@@ -122,7 +122,10 @@ def diagnose(path: Path, input_shape: tuple[int, ...] | None = None, runs: int =
             "conversions between int8 kernels) are found by profiling, and --runs 0 profiles "
             "nothing: run with --runs 1 or more (default 20)")
     if runs > 0 and quantized:
-        _profile_findings(d, path, stats.input_shape or input_shape, runs)
+        from edgec.model_input import check_runnable_input
+
+        check_runnable_input(model, Path(path))  # profiling feeds it one random float tensor
+        _profile_findings(d, path, tuple(stats.input_shape), runs)
     return d
 
 
@@ -182,11 +185,15 @@ def _dq_q_pairs(model: onnx.ModelProto) -> int:
                if n.op_type == "QuantizeLinear" and producers.get(n.input[0]) == "DequantizeLinear")
 
 
-def _profile_findings(d: Diagnosis, path: Path, shape, runs: int) -> None:
-    """What onnxruntime actually runs after its fusions, and where the time goes."""
+def _profile_findings(d: Diagnosis, path: Path, shape: tuple[int, ...], runs: int) -> None:
+    """What onnxruntime actually runs after its fusions, and where the time goes, at ``shape``
+    (checked against the model by analyze_onnx)."""
     import numpy as np
     import onnx
     import onnxruntime as ort
+
+    from edgec.benchmark import _feed
+    from edgec.latency import run_session
 
     with tempfile.TemporaryDirectory(prefix="edgec-doctor-") as tmp:
         opts = ort.SessionOptions()
@@ -196,11 +203,10 @@ def _profile_findings(d: Diagnosis, path: Path, shape, runs: int) -> None:
         opts.profile_file_prefix = f"{tmp}/profile"
         opts.optimized_model_filepath = f"{tmp}/optimized.onnx"
         session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        inp = session.get_inputs()[0]
-        dims = [d if isinstance(d, int) else 1 for d in (shape or inp.shape)]
-        x = np.random.default_rng(0).standard_normal(dims).astype(np.float32)
+        x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+        feed = _feed(session, x, Path(path).name)  # the input's dtype (fp16 io) and fixed batch
         for _ in range(runs):
-            session.run(None, {inp.name: x})
+            run_session(session, feed, Path(path).name)
         events = json.loads(Path(session.end_profiling()).read_text())
         optimized = Counter(n.op_type for n in onnx.load(f"{tmp}/optimized.onnx").graph.node)
     per_op: Counter = Counter()

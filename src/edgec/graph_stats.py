@@ -4,7 +4,8 @@ Counted from the graph, not from torch, so the same numbers describe a float, a 
 QOperator int8 or a 4-bit MatMulNBits model: quantization scales and zero points, shape constants
 and int64 tensors are metadata, not parameters. MACs count the multiply-accumulates of
 convolutions and matrix products (the work that dominates edge models; element-wise ops are not
-counted), FLOPs = 2 × MACs, for one inference at the input shape given (dynamic dims = 1).
+counted), FLOPs = 2 × MACs, for one inference at the input shape given (a dynamic batch = 1;
+other dynamic dims need the shape: model_input.py).
 """
 
 from __future__ import annotations
@@ -110,11 +111,13 @@ def count_onnx_params(path: Path) -> tuple[int, int]:
 
 
 def analyze_onnx(path: Path, input_shape: tuple[int, ...] | None = None) -> GraphStats:
-    """Full statistics of an ONNX file; ``input_shape`` fixes dynamic input dims (else 1)."""
+    """Full statistics of an ONNX file at ``input_shape`` (checked against the model's fixed
+    dims), else at the model's own shape with a dynamic batch as 1 (model_input.py)."""
     from edgec.graph_shapes import infer_shapes
+    from edgec.model_input import resolve_input_shape
 
     model = load_onnx(path)
-    shapes, fixed = infer_shapes(model, input_shape)
+    shapes, fixed = infer_shapes(model, resolve_input_shape(model, Path(path), input_shape))
     graph = model.graph
     tensors = _readable_params(model, path)
     producers = {o: n for n in graph.node for o in n.output}

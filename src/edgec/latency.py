@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class LatencyStats:
-    """Milliseconds per inference over ``runs`` timed runs (after ``warmup`` untimed ones)."""
+    """Milliseconds per inference of ``batch`` samples over ``runs`` timed runs (after
+    ``warmup`` untimed ones)."""
 
     p1: float  # the undisturbed speed: see latency_gate.py for why speed gates use it
     p50: float
@@ -38,9 +39,10 @@ class LatencyStats:
     runs: int
     warmup: int
     samples: list[float] = field(default_factory=list, repr=False)  # not serialized: too long
+    batch: int = 1  # the batch timed: MACs are per sample, a time is for the whole batch
 
     @classmethod
-    def from_samples(cls, samples_ms: list[float], warmup: int) -> LatencyStats:
+    def from_samples(cls, samples_ms: list[float], warmup: int, batch: int = 1) -> LatencyStats:
         ordered = sorted(samples_ms)
 
         def pct(q: float) -> float:
@@ -52,11 +54,12 @@ class LatencyStats:
             mean=round(statistics.fmean(ordered), 4),
             std=round(statistics.pstdev(ordered), 4) if len(ordered) > 1 else 0.0,
             min=round(ordered[0], 4), runs=len(ordered), warmup=warmup, samples=list(samples_ms),
+            batch=batch,
         )
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k)
-                for k in ("p1", "p50", "p90", "p99", "mean", "std", "min", "runs", "warmup")}
+                for k in ("p1", "p50", "p90", "p99", "mean", "std", "min", "runs", "warmup", "batch")}
 
 
 def make_session(path: Path, threads: int, profile_prefix: str | None = None) -> ort.InferenceSession:
@@ -135,7 +138,14 @@ def measure_latency_interleaved(
             elif until is not None and time.perf_counter() - shown > 0.5:  # filling min_seconds
                 shown = time.perf_counter()
                 advance(0, rounds=r - warmup, left=f"{max(0.0, until - shown):.0f}s")
-    return {n: LatencyStats.from_samples(samples[n], warmup) for n in names}
+    return {n: LatencyStats.from_samples(samples[n], warmup, batch=_fed_batch(feeds[n]))
+            for n in names}
+
+
+def _fed_batch(feed: Mapping[str, np.ndarray]) -> int:
+    """The batch a feed really holds (a fixed-batch model's inputs are padded to its batch)."""
+    x = next(iter(feed.values()), None)
+    return int(x.shape[0]) if x is not None and x.ndim else 1
 
 
 def nearest_rank(ordered: list[float], q: float) -> float:

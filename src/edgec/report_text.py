@@ -100,10 +100,13 @@ def to_markdown(report: Report) -> str:
     if report.error:
         lines += [f"**Failed at step `{report.error['step']}`:** {report.error['message']}", ""]
     model = report.recipe.get("model", {})
+    # the batch really timed: a fixed-batch model is fed its own batch, whatever the setting
+    batch = (report.compressed.latency_ms.batch if report.compressed else
+             report.recipe.get("benchmark", {}).get("batch_size", 1))
     lines += [f"Model: `{model.get('name') or model.get('callable') or model.get('path')}` "
               f"({model.get('source')}), input {model.get('input_shape')}. "
               f"Latency: onnxruntime CPU, {report.environment.get('threads')} thread(s), batch "
-              f"{report.recipe.get('benchmark', {}).get('batch_size', 1)}, baseline and compressed "
+              f"{batch}, baseline and compressed "
               "interleaved in one process. MACs: multiply-accumulates at batch 1 (1 MAC = 2 FLOPs).",
               ""]
     rows = summary_rows(report)
@@ -212,9 +215,10 @@ def print_metrics(metrics: dict[str, Metrics], threads: int, file=None) -> None:
         ("size", lambda m: _kib(m.size_bytes)),
         ("gzip size", lambda m: _kib(m.size_gzip_bytes)),
         ("params", lambda m: _count(m.params)),
-        ("MACs", lambda m: _count(m.macs)),
-        ("p50 latency", lambda m: f"{m.latency_ms.p50:.3f} ms"),
-        ("p90 latency", lambda m: f"{m.latency_ms.p90:.3f} ms"),
+        ("MACs (batch 1)", lambda m: _count(m.macs)),
+        # a time is for the whole batch timed; MACs are per sample
+        (f"p50 latency (batch {first.latency_ms.batch})", lambda m: f"{m.latency_ms.p50:.3f} ms"),
+        (f"p90 latency (batch {first.latency_ms.batch})", lambda m: f"{m.latency_ms.p90:.3f} ms"),
         # in words: a bare "0.55x" was read both ways ("A vs B" sounds like A's speed-up over B)
         (f"speed vs {names[0]}", lambda m: "reference" if m is first else
          _shrink(first.latency_ms.p50 / m.latency_ms.p50, "faster", "slower")),
@@ -236,7 +240,8 @@ def print_layers(path, stats, file=None) -> None:
     console = make_console(file)
     console.print(f"{escape(str(path))}: {_count(stats.params)} params "
                   f"({_count(stats.nonzero_params)} non-zero), "
-                  f"{_count(stats.macs)} MACs = {_count(stats.flops)} FLOPs at batch 1, "
+                  f"{_count(stats.macs)} MACs = {_count(stats.flops)} FLOPs at batch "
+                  f"{stats.input_shape[0] if stats.input_shape else 1}, "
                   f"opset {stats.opset}")
     table = Table(title_justify="left")
     for col in ("layer", "op", "params", "MACs", "output shape"):
