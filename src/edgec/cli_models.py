@@ -7,6 +7,7 @@ by the import at the end of cli.py.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -22,6 +23,35 @@ from edgec.cli import (
     json_option,
 )
 from edgec.errors import EXIT_BUDGET, EdgecError
+
+
+def _from_options(config_cls, **options):
+    """``config_cls(**options)``; a value the config refuses (nan, or past a bound that click's
+    range does not repeat) is a usage error naming the option, not an internal error."""
+    from pydantic import ValidationError
+
+    from edgec.errors import UsageError
+    from edgec.recipe_errors import describe_validation_error
+
+    try:
+        return config_cls(**options)
+    except ValidationError as exc:
+        problems = []
+        for problem in describe_validation_error(exc, options, config_cls, {}):
+            name, _, rest = problem.partition(":")  # 'max_ram_kb: must be …' → '--max-ram-kb: …'
+            problems.append(f"--{name.replace('_', '-')}:{rest}" if name in options else problem)
+        raise UsageError("Invalid option:", problems=problems) from None
+
+
+class _FiniteFloat(click.FloatRange):
+    """A FloatRange that also refuses nan and inf: every comparison with nan is false, so a plain
+    range lets it through to a silently wrong result ('latency at nan Mbit/s')."""
+
+    def convert(self, value, param, ctx):
+        value = super().convert(value, param, ctx)
+        if not math.isfinite(value):
+            self.fail(f"{value} is not a finite number.", param, ctx)
+        return value
 
 
 @cli.command("check-budgets", epilog=EXIT_CODES_HELP)
@@ -67,7 +97,8 @@ def check_budgets_command(model: Path, budgets_file: Path, baseline, input_shape
         budgets, recipe_target = read_budgets(budgets_file, overrides)
         target = resolve_target(target_name, recipe_target, budgets_file)
         stored = load_against(against) if against else None
-        config = BenchmarkConfig(threads=threads, runs=runs, warmup=warmup, min_seconds=min_seconds)
+        config = _from_options(BenchmarkConfig, threads=threads, runs=runs, warmup=warmup,
+                               min_seconds=min_seconds)
         report = check_onnx(model, budgets, config, baseline=baseline,
                             input_shape=_shape(input_shape), against=stored, target=target,
                             progress=Progress(enabled=progress_wanted(as_json)))
@@ -86,7 +117,7 @@ def check_budgets_command(model: Path, budgets_file: Path, baseline, input_shape
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1))
 @click.option("--runs", default=200, show_default=True, type=click.IntRange(1))
 @click.option("--warmup", default=20, show_default=True, type=click.IntRange(0))
-@click.option("--min-seconds", default=0.0, show_default=True, type=click.FloatRange(0, 3600),
+@click.option("--min-seconds", default=0.0, show_default=True, type=_FiniteFloat(0, 3600),
               help="Keep timing until the rounds span this long (10+ for stable ratios on a "
               "shared machine).")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
@@ -97,7 +128,8 @@ def bench(model: Path, others, input_shape, threads: int, runs: int, warmup: int
     from edgec.progress import Progress, progress_wanted
     from edgec.report_text import print_metrics
 
-    config = BenchmarkConfig(threads=threads, runs=runs, warmup=warmup, min_seconds=min_seconds)
+    config = _from_options(BenchmarkConfig, threads=threads, runs=runs, warmup=warmup,
+                           min_seconds=min_seconds)
     metrics = bench_files([model, *others], _shape(input_shape), config,
                           progress=Progress(enabled=progress_wanted(as_json)))
     if as_json:
@@ -174,9 +206,9 @@ Exit codes:
               help="layerwise: cut MODEL (.onnx or recipe) into a chain of pieces; nonn: train one "
               "small student per device from a recipe's model and data, plus a shared head.")
 @click.option("--max-params", type=click.IntRange(1), help="Parameters per device.")
-@click.option("--max-flash-kb", type=click.FloatRange(0, min_open=True), help="Weight KiB per device.")
+@click.option("--max-flash-kb", type=_FiniteFloat(0, min_open=True), help="Weight KiB per device.")
 @click.option("--max-macs", type=click.IntRange(1), help="Multiply-accumulates per device per inference.")
-@click.option("--max-ram-kb", type=click.FloatRange(0, min_open=True),
+@click.option("--max-ram-kb", type=_FiniteFloat(0, min_open=True),
               help="Peak activation KiB per device (tensors live at one step, an upper bound).")
 @click.option("--target", "target_name", metavar="NAME|PATH",
               help="Take --max-flash-kb / --max-ram-kb from a target profile (if not given). Its "
@@ -186,7 +218,7 @@ Exit codes:
               "it appears only when the partition succeeds.")
 @click.option("--force", is_flag=True, help="Replace an existing output folder.")
 @click.option("--input-shape", help="Fix a dynamic input shape, e.g. 1,3,224,224 (layerwise).")
-@click.option("--link-mbps", type=click.FloatRange(0, min_open=True),
+@click.option("--link-mbps", type=_FiniteFloat(0, min_open=True),
               help="Link speed, to estimate the latency per inference.")
 @click.option("--epochs", type=click.IntRange(1), help="Training epochs of the NoNN students (nonn).")
 @click.option("--json", "as_json", is_flag=True, help="Print partition.json to stdout.")
@@ -199,13 +231,13 @@ def partition(model: Path, devices: int, method: str, max_params, max_flash_kb, 
     from edgec.partition_layerwise import DeviceBudget
     from edgec.progress import Progress, progress_wanted
 
-    budget = DeviceBudget(max_params=max_params, max_flash_kb=max_flash_kb, max_macs=max_macs,
-                          max_ram_kb=max_ram_kb)
+    budget = _from_options(DeviceBudget, max_params=max_params, max_flash_kb=max_flash_kb,
+                           max_macs=max_macs, max_ram_kb=max_ram_kb)
     settings = None
     if method == "nonn":
         from edgec.passes.partition_settings import NonnSettings
 
-        settings = NonnSettings(**({"epochs": epochs} if epochs else {}))
+        settings = _from_options(NonnSettings, **({"epochs": epochs} if epochs else {}))
     out = output or Path("runs") / f"partition-{model.stem}"
     plan = partition_into_folder(model, devices, budget, out, force, target_name,
                                  input_shape=_shape(input_shape), link_mbps=link_mbps, method=method,
