@@ -1,11 +1,13 @@
 """`edgec compare`: several runs' report.json side by side, printed and written."""
 
+import csv
+import io
 import json
 
 from click.testing import CliRunner
 
 from edgec.cli import cli
-from edgec.compare import compare_table
+from edgec.compare import GATED_SPEEDUP, compare_table
 
 
 def fake_run(folder, *, size_kb, speedup, accuracy, passed=True, status="ok", passes=("quantize",),
@@ -30,15 +32,17 @@ def test_table_has_one_column_per_run(tmp_path):
     b = fake_run(tmp_path / "b", size_kb=20, speedup=0.8, accuracy=None, passed=False,
                  passes=("prune", "quantize"))
     c = fake_run(tmp_path / "c", size_kb=0, speedup=None, accuracy=None, status="failed", passed=False)
-    header, rows = compare_table([a, b, c])
-    assert header == ["metric", "a", "b", "c"]
-    table = {r[0]: r[1:] for r in rows}
+    compared = compare_table([a, b, c])
+    assert compared.header == ["metric", "a", "b", "c"]
+    table = {r[0]: r[1:] for r in compared.rows}
     assert table["size (KiB)"][:2] == ["10.0", "20.0"] and table["size (KiB)"][2] == "n/a"
     assert table["speedup p1, gated (vs own baseline)"] == ["1.50x", "0.80x", "n/a"]
     assert table["accuracy"] == ["95.00%", "n/a", "n/a"]
     assert table["accuracy drop (points)"][0] == "1.25"
     assert table["status"] == ["ok, passed", "ok, budget missed", "failed"]
-    assert table["passes"][1] == "prune → quantize" and table["budgets met"][:2] == ["1/1", "0/1"]
+    assert table["passes"][1] == "prune → quantize"
+    # the failed run set a budget too, but checked none: not "none set"
+    assert table["budgets met"] == ["1/1", "0/1", "not checked: the run failed"]
 
 
 def test_cli_prints_and_writes_each_format(tmp_path):
@@ -54,7 +58,14 @@ def test_cli_prints_and_writes_each_format(tmp_path):
     assert (tmp_path / "cmp.csv").read_text().startswith("metric,")
     data = json.loads((tmp_path / "cmp.json").read_text())
     assert data["runs"] == [str(a), str(b)]  # same folder names: full paths keep them apart
-    assert data["rows"]["size (KiB)"][str(b)] == "5.0"
+    # machine outputs carry numbers in the row's unit, not the printed "5.0", "2.00x", "80.00%"
+    rows = {k: v[str(b)] for k, v in data["rows"].items()}
+    assert rows["size (KiB)"] == 5.0 and rows["params"] == 1000 and rows["MACs (batch 1)"] == 5000
+    assert rows["speedup p1, gated (vs own baseline)"] == 2.0 and rows["size reduction"] == 4.0
+    assert rows["accuracy"] == 80.0 and rows["accuracy drop (points)"] == 1.25
+    assert rows["status"] == "ok, passed" and rows["budgets met"] == "1/1"
+    csv_rows = {r[0]: r[1:] for r in csv.reader(io.StringIO((tmp_path / "cmp.csv").read_text()))}
+    assert csv_rows["params"] == ["1000", "1000"] and csv_rows["accuracy"] == ["90.0", "80.0"]
 
 
 def test_cli_rejects_what_is_not_a_run(tmp_path):
@@ -99,7 +110,7 @@ def test_skipped_budgets_are_not_counted_as_met(tmp_path):
     only = fake_run(tmp_path / "only", size_kb=1, speedup=1.0, accuracy=None)
     report["budgets"] = [skipped]
     (only / "report.json").write_text(json.dumps(report))
-    table = {r[0]: r[1:] for r in compare_table([run, only])[1]}
+    table = {r[0]: r[1:] for r in compare_table([run, only]).rows}
     assert table["budgets met"] == ["1/1, 1 skipped", "none checked, 1 skipped"]
 
 
@@ -107,15 +118,18 @@ def test_the_speedup_shown_is_the_one_the_speed_gates_decide_on(tmp_path):
     """min_speedup and max_latency_growth decide on ratios.speedup_p1 (latency_gate): compare
     showed the p50 ratio under a plain 'speedup' label, which can pass where the gate fails."""
     run = fake_run(tmp_path / "run", size_kb=1, speedup=1.18, speedup_p50=1.31, accuracy=None)
-    table = {r[0]: r[1:] for r in compare_table([run])[1]}
+    table = {r[0]: r[1:] for r in compare_table([run]).rows}
     assert table["speedup p1, gated (vs own baseline)"] == ["1.18x"]
     assert table["speedup p50 (informative, not gated)"] == ["1.31x"]
     assert not [k for k in table if "speedup" in k and "p50" in k and "not gated" not in k]
     report = json.loads((run / "report.json").read_text())  # written before speedup_p1 existed
     del report["ratios"]["speedup_p1"]
     (run / "report.json").write_text(json.dumps(report))
-    table = {r[0]: r[1:] for r in compare_table([run])[1]}
+    table = {r[0]: r[1:] for r in compare_table([run]).rows}
     assert table["speedup p1, gated (vs own baseline)"] == ["1.31x (p50: report has no p1)"]
+    # in the files too: a bare 1.31 there would pass for the p1 the gates decide on
+    values = {r[0]: r[1:] for r in compare_table([run]).values}
+    assert values[GATED_SPEEDUP] == ["1.31x (p50: report has no p1)"]
 
 
 def test_names_in_square_brackets_print_whole(tmp_path):
@@ -125,3 +139,12 @@ def test_names_in_square_brackets_print_whole(tmp_path):
     result = CliRunner().invoke(cli, ["compare", str(a), "-o", str(tmp_path / "c.md")])
     assert result.exit_code == 0, result.output
     assert "exp[int8]" in result.output and "prune[/x]" in result.output
+
+
+def test_a_run_given_twice_is_refused(tmp_path):
+    """compare run1 run1 -o cc.json listed both runs but kept one column of rows."""
+    run = fake_run(tmp_path / "run1", size_kb=1, speedup=1.0, accuracy=None)
+    for args in ([str(run), str(run)], [str(run), str(run / "report.json")]):
+        result = CliRunner().invoke(cli, ["compare", *args, "-o", str(tmp_path / "cc.json")])
+        assert result.exit_code == 2 and "it would be one column" in result.output, result.output
+    assert not (tmp_path / "cc.json").exists()

@@ -184,9 +184,9 @@ def compare(runs, output: Path) -> None:
     """Show several run folders side by side (from their report.json files)."""
     from edgec.compare import compare_table, print_comparison, write_comparison
 
-    header, rows = compare_table(list(runs))
-    write_comparison(header, rows, output)  # first: a bad file name fails before any output
-    print_comparison(header, rows)
+    table = compare_table(list(runs))
+    write_comparison(table, output)  # first: a bad file name fails before any output
+    print_comparison(table)
     click.echo(f"written to {output}")
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from edgec.errors import UsageError
 from edgec.report import SCHEMA
@@ -42,31 +44,51 @@ def _names(paths: list[Path]) -> list[str]:
     return [n if names.count(n) == 1 else str(p) for n, p in zip(names, paths, strict=True)]
 
 
-def _num(value, fmt: str) -> str:
-    return "n/a" if value is None else format(value, fmt)
+@dataclass
+class Comparison:
+    """One row per metric, one column per run: as people read it (``rows``: "93,962", "3.58x",
+    "99.81%") and as numbers for the .csv/.json files (``values``: 93962, 3.58, 99.81; None for
+    n/a), each number in the unit its row's name says."""
+
+    header: list[str]  # "metric", then one name per run
+    rows: list[list[str]]
+    values: list[list[Any]]
 
 
-def _row_values(r: dict) -> dict[str, str]:
+Cell = tuple[str, Any]  # (text, value)
+
+
+def _num(value, fmt: str, suffix: str = "") -> Cell:
+    return ("n/a", None) if value is None else (format(value, fmt) + suffix, value)
+
+
+def _percent(share: float | None, fmt: str, suffix: str = "") -> Cell:
+    """A share (0.9981) in percent or points: 99.81, without the float noise of * 100."""
+    return _num(None if share is None else round(share * 100, 10), fmt, suffix)
+
+
+def _text(text: str) -> Cell:
+    return text, text
+
+
+def _row_values(r: dict) -> dict[str, Cell]:
     c, ratios = r.get("compressed") or {}, r.get("ratios") or {}
-    budgets = r.get("budgets") or []
     lat = (c.get("latency_ms") or {}).get("p50")
-    acc, drop = c.get("accuracy"), ratios.get("accuracy_drop")
     verdict = "" if r["status"] != "ok" else (", passed" if r["passed"] else ", budget missed")
     return {
-        "status": r["status"] + verdict,
-        "passes": " → ".join(p.get("label") or p["type"] for p in r.get("passes", [])) or "none",
+        "status": _text(r["status"] + verdict),
+        "passes": _text(" → ".join(p.get("label") or p["type"] for p in r.get("passes", [])) or "none"),
         "size (KiB)": _num(c.get("size_bytes") and c["size_bytes"] / 1024, ",.1f"),
         "gzip size (KiB)": _num(c.get("size_gzip_bytes") and c["size_gzip_bytes"] / 1024, ",.1f"),
         "params": _num(c.get("params"), ","),
         "MACs (batch 1)": _num(c.get("macs"), ","),
-        "size reduction": _num(ratios.get("size"), ".2f") + "x" * (ratios.get("size") is not None),
+        "size reduction": _num(ratios.get("size"), ".2f", "x"),
         GATED_SPEEDUP: _gated_speedup(ratios),
-        "speedup p50 (informative, not gated)": _num(ratios.get("speedup_p50"), ".2f")
-        + "x" * (ratios.get("speedup_p50") is not None),
+        "speedup p50 (informative, not gated)": _num(ratios.get("speedup_p50"), ".2f", "x"),
         "latency p50 (ms, own process)": _num(lat, ".3f"),
-        "accuracy": "n/a" if acc is None else f"{acc * 100:.2f}%",
-        "accuracy drop (points)": "n/a" if drop is None else f"{drop * 100:.2f}",
-        "budgets met": _budgets_met(budgets),
+        "accuracy": _percent(c.get("accuracy"), ".2f", "%"),
+        "accuracy drop (points)": _percent(ratios.get("accuracy_drop"), ".2f"),
+        "budgets met": _text(_budgets_met(r.get("budgets") or [], r["status"])),
     }
 
 
@@ -76,21 +98,25 @@ GATED_SPEEDUP = "speedup p1, gated (vs own baseline)"
 _OLDER = {"speedup_paired": "paired median", "speedup_p50": "p50"}
 
 
-def _gated_speedup(ratios: dict) -> str:
+def _gated_speedup(ratios: dict) -> Cell:
     """ratios.speedup_p1; a report written before it has another statistic, which the regression
-    gate falls back to as well (benchmark.SPEEDUP_KEYS): shown, but named."""
+    gate falls back to as well (benchmark.SPEEDUP_KEYS): shown, but named (in the files too: a
+    bare number there would pass for a p1)."""
     from edgec.benchmark import SPEEDUP_KEYS
 
     key = next((k for k in SPEEDUP_KEYS if ratios.get(k)), None)
     if key is None:
-        return "n/a"
-    value = f"{ratios[key]:.2f}x"
-    return value if key == "speedup_p1" else f"{value} ({_OLDER[key]}: report has no p1)"
+        return "n/a", None
+    if key == "speedup_p1":
+        return _num(ratios[key], ".2f", "x")
+    return _text(f"{ratios[key]:.2f}x ({_OLDER[key]}: report has no p1)")
 
 
-def _budgets_met(budgets: list[dict]) -> str:
+def _budgets_met(budgets: list[dict], status: str = "ok") -> str:
     """'met/checked', skipped gates (a regression budget without --against) apart: a gate that
-    was never checked is not a met one."""
+    was never checked is not a met one. A run that stopped checked none, whatever it set."""
+    if status != "ok":
+        return f"not checked: the run {'was interrupted' if status == 'interrupted' else status}"
     if not budgets:
         return "none set"
     skipped = sum(1 for b in budgets if b.get("verdict") == "skipped")
@@ -99,26 +125,42 @@ def _budgets_met(budgets: list[dict]) -> str:
     return met + (f", {skipped} skipped" if skipped else "")
 
 
-def compare_table(paths: list[Path]) -> tuple[list[str], list[list[str]]]:
-    """(header, rows): one row per metric, one column per run."""
+def compare_table(paths: list[Path]) -> Comparison:
+    """One row per metric, one column per run."""
     if len(paths) < 1:
         raise UsageError("Give at least one run folder, e.g. edgec compare runs/a runs/b.")
-    reports = [load_run(p) for p in paths]
-    names = _names(paths)
-    values = [_row_values(r) for r in reports]
-    return ["metric", *names], [[metric, *(v[metric] for v in values)] for metric in values[0]]
+    _refuse_duplicates(paths)
+    cells = [_row_values(load_run(p)) for p in paths]
+    metrics = list(cells[0])
+    return Comparison(["metric", *_names(paths)],
+                      [[m, *(c[m][0] for c in cells)] for m in metrics],
+                      [[m, *(c[m][1] for c in cells)] for m in metrics])
 
 
-def render(header: list[str], rows: list[list[str]], fmt: str) -> str:
+def _refuse_duplicates(paths: list[Path]) -> None:
+    """A run given twice is one column: --json keyed its rows by run and silently kept one."""
+    seen: dict[Path, Path] = {}
+    for p in paths:
+        report = (Path(p) / "report.json" if Path(p).is_dir() else Path(p)).resolve()
+        if report in seen:
+            what = (f"'{p}' is given twice" if str(seen[report]) == str(p) else
+                    f"'{seen[report]}' and '{p}' are the same run ({report})")
+            raise UsageError(f"{what}: it would be one column.", hint="Give each run once.")
+        seen[report] = Path(p)
+
+
+def render(table: Comparison, fmt: str) -> str:
+    """The .md table as printed; .csv and .json with numbers (None/empty for n/a)."""
+    header = table.header
     if fmt == "json":
         return json.dumps({"runs": header[1:], "rows": {r[0]: dict(zip(header[1:], r[1:], strict=True))
-                                                        for r in rows}}, indent=2) + "\n"
+                                                        for r in table.values}}, indent=2) + "\n"
     if fmt == "csv":
         buf = io.StringIO()
-        csv.writer(buf, lineterminator="\n").writerows([header, *rows])
+        csv.writer(buf, lineterminator="\n").writerows([header, *table.values])
         return buf.getvalue()
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in table.rows]
     return "\n".join(lines) + "\n\n" + NOTE + "\n"
 
 
@@ -128,7 +170,7 @@ NOTE = ("Ratios are each run's compressed model against its own baseline, measur
         "information.")
 
 
-def write_comparison(header: list[str], rows: list[list[str]], output: Path) -> None:
+def write_comparison(table: Comparison, output: Path) -> None:
     """Write the table to ``output``, creating its folders as -o does for every edgec command."""
     from edgec.report import write_text_atomic
     from edgec.rundir import check_creatable
@@ -144,23 +186,23 @@ def write_comparison(header: list[str], rows: list[list[str]], output: Path) -> 
     check_creatable(output, "--output file")  # a parent that is a file, or not writable
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(output, render(header, rows, fmt))
+        write_text_atomic(output, render(table, fmt))
     except OSError as exc:
         raise UsageError(f"Cannot write --output '{output}': {exc.strerror or exc}.",
                          hint="Choose a file in a folder you can write to.") from None
 
 
-def print_comparison(header: list[str], rows: list[list[str]], file=None) -> None:
+def print_comparison(table: Comparison, file=None) -> None:
     from rich.markup import escape
     from rich.table import Table
 
     from edgec.console import console as make_console
 
-    table = Table(title="edgec compare", title_justify="left")
-    for i, col in enumerate(header):  # run folder names and pass labels are text, not markup
-        table.add_column(escape(col), justify="left" if i == 0 else "right", overflow="fold")
-    for r in rows:
-        table.add_row(*map(escape, r))
+    shown = Table(title="edgec compare", title_justify="left")
+    for i, col in enumerate(table.header):  # run folder names and pass labels are text, not markup
+        shown.add_column(escape(col), justify="left" if i == 0 else "right", overflow="fold")
+    for r in table.rows:
+        shown.add_row(*map(escape, r))
     console = make_console(file)
-    console.print(table)
+    console.print(shown)
     console.print(f"[dim]{NOTE}[/]")
