@@ -71,3 +71,18 @@ def test_an_aborted_prompt_is_an_interruption(monkeypatch, tmp_path):
     result = CliRunner().invoke(cli, ["init", str(tmp_path / "r.yaml")])
     assert result.exit_code == EXIT_INTERRUPTED, result.output
     assert "interrupted" in result.stderr
+
+
+def test_the_kept_note_points_at_report_json_only_when_there_is_one(tmp_path, capsys):
+    """A disk too full for the report itself: the note must not send the user to a file that
+    was never written."""
+    from edgec.cli import _say_kept
+    from edgec.errors import OutputError
+
+    exc = OutputError("No space left on device.")
+    exc.run_folder = tmp_path
+    _say_kept(exc)
+    assert "report.json" not in capsys.readouterr().err
+    (tmp_path / "report.json").write_text("{}")
+    _say_kept(exc)
+    assert "(report.json says where it stopped); re-run" in capsys.readouterr().err

@@ -130,12 +130,16 @@ def _say_kept(exc: BaseException) -> None:
         click.echo(note, err=True)
         return
     folder = getattr(exc, "run_folder", None)
-    if folder is not None and not getattr(exc, "resumable", True):
-        click.echo(f"The unfinished run is in '{folder}' (report.json says where it stopped). "
-                   "Change the recipe, then re-run with --force to start over.", err=True)
-    elif folder is not None:
-        click.echo(f"The unfinished run is in '{folder}' (report.json says where it stopped); "
-                   "re-run the same command with --resume to continue it.", err=True)
+    if folder is None:
+        return
+    # a disk too full for the report itself leaves none to point at
+    where = " (report.json says where it stopped)" if (Path(folder) / "report.json").is_file() else ""
+    if not getattr(exc, "resumable", True):
+        click.echo(f"The unfinished run is in '{folder}'{where}. Change the recipe, then re-run "
+                   "with --force to start over.", err=True)
+    else:
+        click.echo(f"The unfinished run is in '{folder}'{where}; re-run the same command with "
+                   "--resume to continue it.", err=True)
 
 
 def _debug(ctx: click.Context) -> bool:
