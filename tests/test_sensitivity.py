@@ -67,7 +67,43 @@ def test_impossible_target_ignores_every_layer_and_recipe_ignore_is_kept_out():
     model = half_dead_net()
     result = run_scan(model, labelled(model), max_drop=-1.0, ignore=["2"])
     assert result.layers() == ["0"]
-    assert result.suggestion == {"max_drop": -1.0, "layers": {}, "ignore": ["0"]}
+    assert result.suggestion == {"max_drop": -1.0, "layers": {}, "ignore": ["0"], "why": {
+        "0": "every tested ratio drops more than -100 point(s)"}}
+
+
+def test_a_ratio_that_removes_nothing_is_never_suggested():
+    """Rounding to round_to kept all 32 channels of a layer at 0.25: its +0.0 was suggested as
+    '0': 0.25, an entry that does nothing."""
+    import io
+
+    from edgec.sensitivity_output import print_result
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 16, 3, padding=1),
+                          nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10)).eval()
+    result = run_scan(model, labelled(model), max_drop=0.05, ratios=(0.25,), round_to=16)
+    rows = {r["layer"]: r for r in result.rows}
+    assert rows["0"]["removed"] == 0 and rows["2"]["removed"] > 0  # 8 of 32 rounds to none
+    s = result.suggestion
+    assert "0" not in s["layers"] and "0" in s["ignore"]
+    assert s["why"]["0"] == "ratio 0.25 removes no channel (channels go in multiples of round_to)"
+    out = io.StringIO()
+    print_result(result, file=out)
+    assert "none cut" in out.getvalue() and "# ignore '0': ratio 0.25 removes no" in out.getvalue()
+    # the counts are the torch module's, said so: the exported ONNX folds BatchNorm
+    assert "counted on the torch module" in out.getvalue() and result.to_dict()["counted"]
+
+
+def test_why_a_layer_is_ignored_names_both_reasons():
+    from edgec.sensitivity import SensitivityResult, _suggest
+
+    result = SensitivityResult("accuracy", 1.0, 100, 10, "channel", "l2", [0.25, 0.5], 0.01, rows=[
+        {"layer": "a", "ratio": 0.25, "removed": 0, "drop": 0.0},
+        {"layer": "a", "ratio": 0.5, "removed": 16, "drop": 0.3}])
+    s = _suggest(result, None, None, None, {}, None, None)
+    assert s["layers"] == {} and s["ignore"] == ["a"]
+    assert s["why"]["a"] == ("ratio 0.25 removes no channel (channels go in multiples of round_to); "
+                             "every other tested ratio drops more than 1 point(s)")
 
 
 def test_unlabelled_data_uses_agreement_and_unstructured_is_scanned_per_tensor():

@@ -8,10 +8,12 @@ fine-tuning. Layers whose accuracy barely moves can be pruned hard; layers that 
 ``ignore:``.
 
 The suggestion for a target (``max_drop``): each layer gets the largest tested ratio whose drop
-stays within the target, or ``ignore`` if none does. Single-layer drops do not add up exactly, so
-the suggestion is then applied as a whole and measured (accuracy, MACs, params) — the number
-printed is the combined one, not a sum of guesses. Outputs and rendering live in
-sensitivity_output.py.
+stays within the target and that removes something, or ``ignore`` if none does (``why`` says
+which). A ratio that rounds to nothing removed (a quarter of 32 channels at round_to 16) measures
+nothing: its +0.0 must not become a suggested entry that does nothing. Single-layer drops do not
+add up exactly, so the suggestion is then applied as a whole and measured (accuracy, MACs,
+params) — the number printed is the combined one, not a sum of guesses. Outputs and rendering
+live in sensitivity_output.py.
 """
 
 from __future__ import annotations
@@ -35,11 +37,18 @@ if TYPE_CHECKING:
 DEFAULT_RATIOS = (0.25, 0.5, 0.75)
 
 
+# macs/params come from torch-pruning's count on the torch module, where BatchNorm is still a
+# layer of its own; the exported ONNX folds it into the convolutions, so edgec inspect and
+# report.json count fewer. Said wherever the numbers are shown.
+COUNTED = ("the torch module, before export folds BatchNorm into the convolutions: report.json "
+           "and edgec inspect count fewer")
+
+
 @dataclass
 class SensitivityResult:
     metric: str  # "accuracy" on labelled eval data, else "agreement" with the unpruned model
     baseline: float
-    macs: int
+    macs: int  # counted as COUNTED says
     params: int
     structure: str
     importance: str
@@ -48,6 +57,7 @@ class SensitivityResult:
     rows: list[dict] = field(default_factory=list)  # one per (layer, ratio)
     skipped: dict[str, str] = field(default_factory=dict)  # layer -> why it was not scanned
     suggestion: dict[str, Any] = field(default_factory=dict)
+    counted: str = COUNTED
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -192,14 +202,17 @@ def _suggest(result: SensitivityResult, engine, model, scores, plans, example, e
     from edgec.passes.prune_report import measure
     from edgec.passes.prune_structured import Plan
 
-    layers, ignore = {}, sorted(result.skipped)
+    layers, ignore, why = {}, sorted(result.skipped), {}
     for name in result.layers():
-        ok = [r["ratio"] for r in result.rows if r["layer"] == name and r["drop"] <= result.max_drop]
+        rows = [r for r in result.rows if r["layer"] == name]
+        ok = [r["ratio"] for r in rows if r["drop"] <= result.max_drop and r["removed"] > 0]
         if ok:
             layers[name] = max(ok)
         else:
             ignore.append(name)
-    suggestion: dict[str, Any] = {"max_drop": result.max_drop, "layers": layers, "ignore": ignore}
+            why[name] = _why_ignored(result, rows)
+    suggestion: dict[str, Any] = {"max_drop": result.max_drop, "layers": layers, "ignore": ignore,
+                                  "why": why}
     if not layers:
         return suggestion
     merged = Plan({k: v for name, r in layers.items() for k, v in plans[name, r].remove.items()}, ())
@@ -213,6 +226,21 @@ def _suggest(result: SensitivityResult, engine, model, scores, plans, example, e
     suggestion.update(macs=size["macs"], params=size["params"], nonzero_params=size["nonzero_params"],
                       **{result.metric: round(value, 6)}, drop=round(result.baseline - value, 6))
     return suggestion
+
+
+def _why_ignored(result: SensitivityResult, rows: list[dict]) -> str:
+    """Why a scanned layer gets no ratio: each tested one drops too much, or removes nothing."""
+    unit = "channel" if result.structure == "channel" else "weight"
+    empty = [f"{r['ratio']:g}" for r in rows if r["removed"] == 0]
+    cut = [r for r in rows if r["removed"] > 0]
+    said = []
+    if empty:
+        rounding = " (channels go in multiples of round_to)" if unit == "channel" else ""
+        said.append(f"ratio {', '.join(empty)} removes no {unit}{rounding}")
+    if cut:
+        said.append(f"{'every' if not empty else 'every other'} tested ratio drops more than "
+                    f"{result.max_drop * 100:g} point(s)")
+    return "; ".join(said)
 
 
 class _Evaluator:

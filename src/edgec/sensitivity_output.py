@@ -96,20 +96,29 @@ def print_result(result: SensitivityResult, file=None) -> None:
                 cells.append("—")
                 continue
             text = f"{r['drop'] * 100:+.1f}"
-            cells.append(text if r["drop"] <= result.max_drop else f"[red]{text}[/]")
+            if r["removed"] == 0:  # rounded to nothing removed: its +0.0 measures nothing
+                cells.append("[dim]none cut[/]")
+            else:
+                cells.append(text if r["drop"] <= result.max_drop else f"[red]{text}[/]")
         coupled = len(last["members"]) - 1  # e.g. layers tied by a residual add, cut together
         label = f"{name} (+{coupled} coupled)" if coupled > 0 else name
         table.add_row(escape(label), f"{1 - last['macs'] / result.macs:.1%}", *cells)  # a name is text
     console.print(table)
+    if any(r["removed"] == 0 for r in result.rows):
+        console.print("none cut: the ratio removes nothing from that layer (channels go in "
+                      "multiples of round_to), so it says nothing about the layer")
     for name, why in result.skipped.items():
         console.print(f"[yellow]not scanned:[/] {escape(name)}: {escape(why)}")
     s = result.suggestion
     console.print(f"suggested for an {result.metric} drop of at most {result.max_drop * 100:g} "
                   "point(s) per layer:")
     console.print(suggestion_yaml(result).rstrip(), markup=False)
+    for name, why in s.get("why", {}).items():
+        # a YAML comment, if pasted too: one line, never wrapped into a line that is not one
+        console.print(f"# ignore '{escape(name)}': {escape(why)}", soft_wrap=True)
     if "drop" in s:
         console.print(f"measured with all of it at once (before fine-tuning): MACs "
                       f"{result.macs:,} → {s['macs']:,} ({result.macs / max(s['macs'], 1):.2f}× fewer), "
-                      f"params {result.params:,} → {s['params']:,}, {result.metric} "
-                      f"{result.baseline:.2%} → {s[result.metric]:.2%}. Fine-tuning usually recovers "
-                      "much of the combined drop.")
+                      f"params {result.params:,} → {s['params']:,} (counted on {result.counted}), "
+                      f"{result.metric} {result.baseline:.2%} → {s[result.metric]:.2%}. Fine-tuning "
+                      "usually recovers much of the combined drop.")
