@@ -228,6 +228,18 @@ def test_round_to_gives_multiples_and_more_amount_never_more_macs(data, tmp_path
     assert macs == sorted(macs, reverse=True)
 
 
+def test_note_says_when_round_to_removes_less_than_asked(data, tmp_path):
+    """Amount 0.25 'removed 8.3%' of the custom_model example with no word why: 32 channels at
+    0.25 ask for 24, which round_to 16 rounds back up to 32."""
+    _, p = run(make_model("conv_head"), data, tmp_path, amount=0.25, round_to=16)
+    assert p.details["channels"]["3"] == [32, 32] and p.details["channels"]["0"] == [16, 12]
+    note = next(n for n in p.notes if n.startswith("channel counts above 16"))
+    assert "3 kept 32 of 32 channels, not the 24 asked" in note
+    assert f"so {p.details['achieved_ratio']:.1%} of the prunable channels went, not the 25% asked" in note
+    _, p = run(make_model("conv_head"), data, tmp_path, amount=0.5, round_to=16)  # 32 -> 16: exact
+    assert not any("asked" in n for n in p.notes)
+
+
 def test_auto_round_to_follows_the_cpu(monkeypatch):
     from edgec.passes import prune_config as prune
 

@@ -56,14 +56,14 @@ def describe(p: Pass, cfg, engine, before: dict, after: dict, model: nn.Module, 
     if engine.untraceable:
         d["untraceable"] = dict(engine.untraceable)
     if cfg.structure == "channel":
-        _describe_channels(p, engine, before, after, model)
+        _describe_channels(p, engine, before, after, model, cfg)
     elif cfg.structure == "block":
         _describe_blocks(p, engine, before, after, model)
     else:
         _describe_sparsity(p, engine, before, after, model)
 
 
-def _describe_channels(p: Pass, engine, before: dict, after: dict, model: nn.Module) -> None:
+def _describe_channels(p: Pass, engine, before: dict, after: dict, model: nn.Module, cfg) -> None:
     from edgec.passes.prune_graph import channel_counts
 
     now = channel_counts(model)
@@ -83,9 +83,30 @@ def _describe_channels(p: Pass, engine, before: dict, after: dict, model: nn.Mod
         p.note(f"Torch-Pruning cannot trace '{where}' as a whole ({why.split(':')[0]}); pruned "
                f"inside {len(engine.scopes)} of its parts separately, keeping the channels at their "
                "boundaries")
-    if engine.settings.round_to > 1:
-        p.note(f"channel counts above {engine.settings.round_to} rounded to multiples of it "
-               "(onnxruntime's fast conv path needs them on this CPU)")
+    step = engine.settings.round_to
+    if step > 1:
+        short = _rounded_up(channels, prunable, cfg, step)
+        why = (f": {'; '.join(short)}, so {removed:.1%} of the prunable channels went, not the "
+               f"{cfg.amount:.0%} asked (a lower round_to cuts closer to it, at some speed)"
+               if short else "")
+        p.note(f"channel counts above {step} rounded to multiples of it (onnxruntime's fast "
+               f"conv path needs them on this CPU){why}")
+
+
+def _rounded_up(channels: dict, prunable: list[str], cfg, step: int) -> list[str]:
+    """'3 kept 32 of 32 channels, not the 24 asked' for each layer that round_to left above a uniform
+    amount; nothing for global ranking, per-layer amounts or budgets (no one count is asked)."""
+    from edgec.passes.prune_structured import units_kept
+
+    if cfg.amount is None or cfg.global_ranking or cfg.layers or cfg.amount > cfg.max_per_layer:
+        return []
+    out = []
+    for name in prunable:
+        before, after = channels[name]
+        asked = units_kept(before, cfg.amount)
+        if before > step and after > asked and after % step == 0:
+            out.append(f"{name} kept {after} of {before} channels, not the {asked} asked")
+    return out
 
 
 def _describe_blocks(p: Pass, engine, before: dict, after: dict, model: nn.Module) -> None:

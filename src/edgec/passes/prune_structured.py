@@ -43,6 +43,11 @@ if TYPE_CHECKING:
     from edgec.passes.prune_graph import Scope
 
 
+def units_kept(init: int, ratio: float) -> int:
+    """What a cumulative ``ratio`` leaves of a layer's ``init`` units, before round_to."""
+    return math.floor(init * (1 - ratio) + 0.5)
+
+
 @dataclass
 class ChannelSettings:
     importance: str  # l1 | l2 | taylor | bn_scale | random
@@ -163,7 +168,7 @@ class ChannelPruner:
             if g.ratio is None and s.global_ranking:
                 pool.append((g, min_keep))
                 continue
-            wanted = math.floor(init * (1 - r) + 0.5)
+            wanted = units_kept(init, r)
             if wanted < 1:
                 raise PassError(
                     f"prune: a ratio of {r:g} would remove all {init} output channels of "
