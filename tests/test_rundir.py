@@ -71,6 +71,19 @@ def test_failure_leaves_the_work_under_the_partial_name(tmp_path):
     assert (target / "baseline.onnx").exists() and not (tmp_path / "exp.partial").exists()
 
 
+def test_keep_failed_false_leaves_no_folder_and_no_parent_made_for_it(tmp_path):
+    """sensitivity and partition cannot resume: a failure leaves nothing, not an empty folder."""
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "other").mkdir()
+    for target in (tmp_path / "new" / "deeper" / "exp", tmp_path / "runs" / "exp"):
+        with pytest.raises(RuntimeError), RunFolder(target, force=False, keep_failed=False) as folder:
+            (folder.path / "half.onnx").write_text("half")
+            raise RuntimeError("a budget was missed")
+        assert not target.exists() and not target.with_name("exp.partial").exists()
+    assert not (tmp_path / "new").exists()  # made for the run: removed
+    assert (tmp_path / "runs" / "other").is_dir()  # there before: kept
+
+
 def test_force_discards_an_unfinished_run(tmp_path):
     partial = tmp_path / "exp.partial"
     partial.mkdir()

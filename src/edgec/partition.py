@@ -12,7 +12,6 @@ Both write partition.json and a diagram, partition.png.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -131,20 +130,11 @@ def partition_into_folder(source: Path, devices: int, budget: DeviceBudget, outp
     check_source(source, options.get("method", "layerwise"))
     if target:
         budget = budget_with_target(budget, target)
-    folder = RunFolder(output, force)  # refuses an existing folder before any work
-    made = [p for p in Path(output).parents if not p.exists()]  # created for it: removed on failure
-    with folder:
-        try:
-            plan = partition_model(source, devices, budget, folder.path, **options)
-            if target:
-                _add_note(plan, folder.path, target_scope_note(target, Path(output)))
-        except BaseException:
-            shutil.rmtree(folder.path, ignore_errors=True)
-            for parent in made:  # innermost first; one that holds something else stays
-                if not parent.exists() or any(parent.iterdir()):
-                    break
-                parent.rmdir()
-            raise
+    # refuses an existing folder before any work; a failure leaves no folder behind
+    with RunFolder(output, force, keep_failed=False) as folder:
+        plan = partition_model(source, devices, budget, folder.path, **options)
+        if target:
+            _add_note(plan, folder.path, target_scope_note(target, Path(output)))
     return plan
 
 

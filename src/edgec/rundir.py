@@ -3,7 +3,8 @@
 A crash, Ctrl-C or SIGTERM never leaves a folder that looks complete: until ``finish`` the work
 lives in ``<name>.partial`` next to the target; ``finish`` renames it into place. A failed or
 interrupted run stays in ``<name>.partial`` with its completed artifacts and a report.json whose
-status says where it stopped; ``--resume`` continues it, ``--force`` discards it. An existing run
+status says where it stopped; ``--resume`` continues it, ``--force`` discards it. Commands that
+cannot resume (sensitivity, partition) pass ``keep_failed=False``: their failure leaves no folder. An existing run
 is replaced only with ``force``, and only at the very end. A lock file inside the partial folder
 keeps two processes from writing the same run.
 
@@ -150,9 +151,14 @@ def check_creatable(target: Path, what: str) -> None:
 
 
 class RunFolder:
-    def __init__(self, target: Path, force: bool, resume: bool = False):
+    def __init__(self, target: Path, force: bool, resume: bool = False, keep_failed: bool = True):
+        """``keep_failed=False``: a failure removes the partial folder (and the parent folders
+        made for it), for commands that cannot resume (sensitivity, partition): what they leave
+        half done is no result, and an empty folder must not look like one."""
         self.target = Path(target).resolve() if not Path(target).name else Path(target)
         self.force = force
+        self.keep_failed = keep_failed
+        self._made: list[Path] = []
         check_target(self.target, force, resume)
         self.path = partial_path(self.target)
         self.resumed = resume and self.path.is_dir()
@@ -164,6 +170,7 @@ class RunFolder:
                 self._take_lock(create=False)
                 self._release_lock()
                 shutil.rmtree(self.path)
+            self._made = [p for p in self.path.parents if not p.exists()]  # innermost first
             self.path.mkdir(parents=True, exist_ok=self.resumed)
             (self.path / MARKER).write_text("written by edgec; --force may replace this folder\n")
             self._take_lock(create=True)
@@ -176,7 +183,13 @@ class RunFolder:
         self._release_lock()
         if exc_type is None:
             self.finish()
-        # on failure the partial folder stays: completed artifacts + report with the failing step
+        elif not self.keep_failed:
+            shutil.rmtree(self.path, ignore_errors=True)
+            for parent in self._made:  # one that now holds something else stays
+                if not parent.is_dir() or any(parent.iterdir()):
+                    break
+                parent.rmdir()
+        # otherwise the partial folder stays: completed artifacts + report with the failing step
 
     def finish(self) -> Path:
         """Move the finished work into place; replaces an old run only when forced."""

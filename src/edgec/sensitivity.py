@@ -18,7 +18,6 @@ live in sensitivity_output.py.
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -76,14 +75,10 @@ def run_sensitivity(recipe_path: Path, overrides, output: Path | None, ratios: t
     recipe, recipe_dir, name = resolve_recipe(recipe_path, overrides)
     cfg = prune_settings(recipe, ratios)
     target = output or Path(f"{default_output(recipe, name)}-sensitivity")
-    folder = RunFolder(target, force)  # refuses an existing folder before any work
-    with folder:
-        try:
-            result = scan_recipe(recipe, recipe_dir, cfg, ratios, max_drop, progress)
-            write_outputs(result, folder.path)
-        except BaseException:  # no half-written folder that looks like a result
-            shutil.rmtree(folder.path, ignore_errors=True)
-            raise
+    # refuses an existing folder before any work; no half-written folder that looks like a result
+    with RunFolder(target, force, keep_failed=False) as folder:
+        result = scan_recipe(recipe, recipe_dir, cfg, ratios, max_drop, progress)
+        write_outputs(result, folder.path)
     return result, target
 
 
