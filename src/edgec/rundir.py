@@ -4,9 +4,9 @@ A crash, Ctrl-C or SIGTERM never leaves a folder that looks complete: until ``fi
 lives in ``<name>.partial`` next to the target; ``finish`` renames it into place. A failed or
 interrupted run stays in ``<name>.partial`` with its completed artifacts and a report.json whose
 status says where it stopped; ``--resume`` continues it, ``--force`` discards it. Commands that
-cannot resume (sensitivity, partition) pass ``keep_failed=False``: their failure leaves no folder. An existing run
-is replaced only with ``force``, and only at the very end. A lock file inside the partial folder
-keeps two processes from writing the same run.
+cannot resume (sensitivity, partition) pass ``keep_failed=False``: their failure leaves no folder.
+An existing run is replaced only with ``force``, and only at the very end. A lock file inside the
+partial folder keeps two processes from writing the same run.
 
 ``--force`` removes a whole folder, so it only ever removes one that edgec made: every run folder
 carries a ``.edgec-run`` marker (older runs are recognised by their report.json or
