@@ -226,6 +226,8 @@ def test_cli_partition_leaves_no_folder_on_failure_and_replaces_one_only_with_fo
     assert f"files in {out}/" in forced.output
     assert (out / "partition.json").stat().st_mtime_ns != first
     assert not out.with_name("parts.partial").exists()
+    (out / ".edgec-run").unlink()  # as written before partition made run folders: still replaced
+    assert runner.invoke(cli, [*args, "--force"]).exit_code == 0
 
 
 def test_a_target_supplies_limits_only_and_the_result_says_so(mlp, tmp_path):

@@ -9,8 +9,8 @@ An existing run is replaced only with ``force``, and only at the very end. A loc
 partial folder keeps two processes from writing the same run.
 
 ``--force`` removes a whole folder, so it only ever removes one that edgec made: every run folder
-carries a ``.edgec-run`` marker (older runs are recognised by their report.json or
-sensitivity.json). A typo like ``-o data --force`` must not delete a user's data set.
+carries a ``.edgec-run`` marker (older runs are recognised by their report.json,
+sensitivity.json or partition.json). A typo like ``-o data --force`` must not delete a user's data set.
 """
 
 from __future__ import annotations
@@ -127,8 +127,9 @@ def check_replaceable(target: Path) -> None:
 
 def is_run_folder(folder: Path) -> bool:
     """Whether ``folder`` was written by an edgec run (so --force may replace it): its marker, or
-    what runs from before the marker always hold (an edgec report.json, sensitivity.json)."""
-    if (folder / MARKER).is_file() or (folder / "sensitivity.json").is_file():
+    what runs from before the marker always hold (an edgec report.json, sensitivity.json, and
+    partition.json: `edgec partition` wrote no marker before it became a run folder)."""
+    if any((folder / name).is_file() for name in (MARKER, "sensitivity.json", "partition.json")):
         return True
     try:
         doc = json.loads((folder / "report.json").read_text(encoding="utf-8"))
