@@ -480,3 +480,15 @@ def test_ci_files_escape_what_xml_does_not_allow(tmp_path):
     write_ci_outputs(report, tmp_path / "j.xml", tmp_path / "s.md")  # a lone surrogate: UTF-8 ok
     ET.parse(tmp_path / "j.xml")
 
+
+
+def test_a_failure_without_report_json_names_its_step_in_the_junit(tmp_path):
+    """A disk too full for report.json: the JUnit file takes the step from the error itself
+    (run_failure sets run_step), not 'setup'."""
+    from edgec.ci_outputs import write_failed_ci_outputs
+
+    exc = OutputError("No space left on device.")
+    exc.run_folder, exc.run_step = tmp_path / "run.partial", "reuse export"
+    write_failed_ci_outputs(exc, None, tmp_path / "j.xml", None)
+    (case,) = ET.parse(tmp_path / "j.xml").getroot().findall("./testsuite/testcase")
+    assert "reuse export" in case.find("error").get("message") + (case.find("error").text or "")

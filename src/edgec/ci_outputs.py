@@ -293,7 +293,8 @@ def write_failed_ci_outputs(exc: BaseException, run_dir: Path | None, junit: Pat
     if stored.get("status") in (None, "ok"):  # not this run's report (none, or an older run's)
         message = exc.message if isinstance(exc, EdgecError) else "interrupted"
         stored = {"status": "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
-                  "error": {"step": "setup", "type": type(exc).__name__, "message": message}}
+                  "error": {"step": getattr(exc, "run_step", None) or "setup",  # a full disk
+                            "type": type(exc).__name__, "message": message}}
     report = Report(recipe=stored.get("recipe") or {}, environment=stored.get("environment") or {},
                     status=stored["status"], error=stored.get("error"),
                     started=stored.get("started"), seconds=stored.get("seconds"))
