@@ -188,3 +188,19 @@ def test_passes_table_keeps_text_in_square_brackets(monkeypatch):
     assert result.exit_code == 0, result.output
     assert "mapping[str, float (>= 0, < 1)]" in result.output  # prune layers
     assert "list[str]" in result.output and "evenly over [min, max]" in result.output
+
+
+@pytest.mark.parametrize("command,listed,absent", [
+    ("compress", ["0 ", "1 ", "2 ", "3 ", "130 "], ["141 "]),
+    ("inspect", ["0 ", "2 ", "3 ", "141 "], ["1 ", "130 "]),
+    ("validate", ["0 ", "2 "], ["1 ", "3 ", "130 "]),
+    ("compare", ["0 ", "2 "], ["1 ", "3 ", "130 "]),
+])
+def test_help_lists_only_the_exit_codes_a_command_gives(command, listed, absent):
+    from click.testing import CliRunner
+
+    text = CliRunner().invoke(cli, [command, "--help"]).output
+    codes = text[text.index("Exit codes:"):]
+    lines = [line.strip() for line in codes.splitlines()[1:] if line.strip()]
+    assert all(any(line.startswith(c) for line in lines) for c in listed), lines
+    assert not any(line.startswith(c) for c in absent for line in lines), lines

@@ -24,16 +24,28 @@ from edgec.errors import (
     UsageError,
 )
 
-EXIT_CODES_HELP = """
-\b
-Exit codes:
-  0  success, every budget met
-  1  the run completed and wrote its report, but a budget was missed
-  2  invalid recipe, option or input file (nothing was run)
-  3  runtime failure: loading, a pass, export or benchmarking failed
-  130 interrupted (Ctrl-C, SIGTERM); completed artifacts are kept (--resume)
-  141 the output's reader left early (| head) in a command that has no verdict to give
-"""
+_EXIT_MEANINGS = {
+    0: "success",
+    1: "the run completed and wrote its report, but a budget was missed",
+    2: "invalid recipe, option or input file (nothing was run)",
+    3: "runtime failure: the work started and failed (the message says where)",
+    130: "interrupted (Ctrl-C, SIGTERM); completed artifacts are kept",
+    141: "the output's reader left early (| head)",
+}
+
+
+def exit_codes_help(codes: tuple[int, ...], **meaning: str) -> str:
+    """A command's --help epilog: only the exit codes it can give (``meaning``: its own words for
+    some, keyed ``c<code>``), so a user never scripts against a code that never comes."""
+    lines = [f"  {c:<4}{meaning.get(f'c{c}', _EXIT_MEANINGS[c])}" for c in codes]
+    return "\n\b\nExit codes:\n" + "\n".join(lines) + "\n"
+
+
+EXIT_CODES_HELP = exit_codes_help((0, 1, 2, 3, 130, 141), c0="success, every budget met")
+COMPRESS_EXIT_CODES = exit_codes_help(
+    (0, 1, 2, 3, 130), c0="success, every budget met",
+    c3="runtime failure: loading, a pass, export or benchmarking failed",
+    c130="interrupted (Ctrl-C, SIGTERM); completed steps are kept (--resume)")
 
 
 class _EdgecGroup(click.Group):
@@ -187,7 +199,7 @@ def ci_options(func):
     return func
 
 
-@cli.command(epilog=EXIT_CODES_HELP)
+@cli.command(epilog=COMPRESS_EXIT_CODES)
 @click.argument("recipe", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path),
               help="Run folder (default: the recipe's output.dir, else runs/<recipe name>).")
@@ -266,7 +278,7 @@ def _finish(report, as_json: bool, junit=None, summary_md=None, title: str = "ed
         sys.exit(EXIT_BUDGET)
 
 
-@cli.command(epilog=EXIT_CODES_HELP)
+@cli.command(epilog=exit_codes_help((0, 2), c0="the recipe is valid"))
 @click.argument("recipe", type=click.Path(path_type=Path))
 @_set_option
 def validate(recipe: Path, overrides) -> None:

@@ -14,12 +14,12 @@ from pathlib import Path
 import click
 
 from edgec.cli import (
-    EXIT_CODES_HELP,
     _finish,
     _shape,
     ci_options,
     cli,
     errors_as_json,
+    exit_codes_help,
     json_option,
 )
 from edgec.errors import EXIT_BUDGET, EdgecError
@@ -54,7 +54,8 @@ class _FiniteFloat(click.FloatRange):
         return value
 
 
-@cli.command("check-budgets", epilog=EXIT_CODES_HELP)
+@cli.command("check-budgets", epilog=exit_codes_help(
+    (0, 1, 2, 3, 130), c0="every budget met", c1="a budget was missed"))
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--budgets", "budgets_file", required=True, type=click.Path(path_type=Path),
               help="YAML with the budgets (a bare mapping, or a recipe with a budgets: section). "
@@ -108,7 +109,7 @@ def check_budgets_command(model: Path, budgets_file: Path, baseline, input_shape
     _finish(report, as_json, junit, summary_md, title=title)
 
 
-@cli.command(epilog=EXIT_CODES_HELP)
+@cli.command(epilog=exit_codes_help((0, 2, 3, 130, 141)))
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--vs", "others", multiple=True, type=click.Path(path_type=Path),
               help="Another ONNX model to measure side by side (repeatable).")
@@ -138,7 +139,7 @@ def bench(model: Path, others, input_shape, threads: int, runs: int, warmup: int
         print_metrics(metrics, threads)
 
 
-@cli.command(epilog=EXIT_CODES_HELP)
+@cli.command(epilog=exit_codes_help((0, 2, 3, 141)))
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--input-shape", help="Fix a dynamic input shape, e.g. 1,3,224,224.")
 @click.option("--json", "as_json", is_flag=True, help="Print the statistics as JSON.")
@@ -175,7 +176,7 @@ def check(model: Path, target_name: str, input_shape, measure: bool, as_json: bo
         sys.exit(EXIT_BUDGET)
 
 
-@cli.command(epilog=EXIT_CODES_HELP)
+@cli.command(epilog=exit_codes_help((0, 2, 3, 130, 141)))
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--input-shape", help="Fix a dynamic input shape, e.g. 1,3,224,224.")
 @click.option("--runs", default=20, show_default=True, type=click.IntRange(0),

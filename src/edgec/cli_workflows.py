@@ -14,10 +14,10 @@ from pathlib import Path
 import click
 
 from edgec.cli import (
-    EXIT_CODES_HELP,
     _set_option,
     cli,
     errors_as_json,
+    exit_codes_help,
     json_option,
     summary_md_option,
 )
@@ -90,7 +90,7 @@ def sweep(recipe: Path, grid, mode, output, overrides, jobs, executor, use_ray, 
     sys.exit(code)
 
 
-@cli.command(epilog=EXIT_CODES_HELP)
+@cli.command(epilog=exit_codes_help((0, 2, 3, 130)))
 @click.argument("recipe", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
               help="The file to write the metadata to, exactly as named (an .npz archive; "
@@ -110,7 +110,7 @@ def metadata(recipe: Path, output: Path, clusters: int, components: int, overrid
                f"classes of '{meta.layer}' inputs ({meta.centroids.shape[1]} values each)")
 
 
-@cli.command(epilog=EXIT_CODES_HELP)
+@cli.command(epilog=exit_codes_help((0, 2, 3, 130)))
 @click.argument("recipe", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path),
               help="Folder for sensitivity.csv/.json/.png (default: runs/<recipe name>-sensitivity).")
@@ -157,7 +157,7 @@ def plugins() -> None:
     print_plugins()
 
 
-@cli.command(epilog=EXIT_CODES_HELP)
+@cli.command(epilog=exit_codes_help((0, 2, 141)))
 @click.option("--show", metavar="NAME", help="Print one profile's fields as YAML (a starting point "
               "for your own profile file).")
 def targets(show: str | None) -> None:
@@ -176,7 +176,7 @@ def targets(show: str | None) -> None:
         click.echo(f"{name:<14} {origin:<28} {limits}\n{'':<14} {profile.description}")
 
 
-@cli.command(epilog=EXIT_CODES_HELP)
+@cli.command(epilog=exit_codes_help((0, 2, 141)))
 @click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("compare.md"),
               show_default=True, help="Also write the table here (.md, .csv or .json).")
@@ -209,7 +209,7 @@ def _ask(value: str | None, prompt: str, choices: tuple[str, ...], default: str)
                          "`edgec init --model zoo --data digits`.") from None
 
 
-@cli.command(epilog=EXIT_CODES_HELP)
+@cli.command(epilog=exit_codes_help((0, 2, 3, 130)))
 @click.argument("path", type=click.Path(path_type=Path), default=Path("recipe.yaml"))
 @click.option("--model", "model", type=click.Choice(["zoo", "torchvision", "python", "checkpoint"]),
               help="Model source (asked on a terminal; default zoo).")
