@@ -124,8 +124,8 @@ def test_recipe_rejects_passes_after_qat():
     from edgec.errors import RecipeError
     from edgec.recipe import validate_recipe
 
-    base = {"version": 1, "model": {"source": "torchvision", "name": "resnet18",
-                                    "input_shape": [1, 3, 32, 32]}, "data": {"source": "digits"}}
+    base = {"version": 1, "model": {"source": "zoo", "name": "digits_cnn",
+                                    "input_shape": [1, 1, 8, 8]}, "data": {"source": "digits"}}
     with pytest.raises(RecipeError, match=r"comes after passes\[0\] \(qat\).*move it before"):
         validate_recipe(dict(base, passes=[{"type": "qat"}, {"type": "finetune"}]))
     with pytest.raises(RecipeError, match=r"\(quantize\) comes after .*qat.*remove it"):
