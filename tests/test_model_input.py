@@ -43,6 +43,18 @@ def test_resolve_defaults_only_a_dynamic_batch(tmp_path):
         resolve_input_shape(fixed, tmp_path / "f.onnx", (1, 3, 8, 8))
 
 
+def test_a_clash_on_a_dynamic_size_model_does_not_offer_its_own_shape(tmp_path):
+    """Leaving --input-shape out is refused for a dynamic height/width: the hint must not offer it."""
+    dynamic = onnx.load(str(_convs(tmp_path / "d.onnx")))
+    with pytest.raises(UsageError, match=r"'x' is N,3,\?,\? \(N: any batch, \?: any size\)") as err:
+        resolve_input_shape(dynamic, tmp_path / "d.onnx", (1, 1, 8, 8))
+    assert err.value.hint == "Pass an --input-shape of that form."
+    fixed = onnx.load(str(_convs(tmp_path / "f.onnx", ("n", 3, 8, 8))))
+    with pytest.raises(UsageError) as err:
+        resolve_input_shape(fixed, tmp_path / "f.onnx", (1, 1, 8, 8))
+    assert "leave it out to use the model's own" in err.value.hint
+
+
 def test_check_estimates_memory_at_the_shape_given(tmp_path):
     path = _convs(tmp_path / "dyn.onnx")
     args = ["check", str(path), "--target", "host", "--json"]

@@ -44,35 +44,32 @@ def resolve_input_shape(model: onnx.ModelProto, path: Path,
     own shape (a dynamic batch as 1). UsageError (exit 2) when they clash or a dimension other
     than the batch is dynamic and no shape was given."""
     name, dims = input_dims(model, path)
+    sized = all(d is not None for d in dims[1:])  # the model's own shape is usable without one
     if input_shape is None:
-        if any(d is None for d in dims[1:]):
-            shown = ",".join("N" if i == 0 and d is None else "?" if d is None else str(d)
-                             for i, d in enumerate(dims))
+        if not sized:
             raise UsageError(
-                f"'{path}' has a dynamic input shape ({name}: {shown}) beyond the batch dimension: "
-                "its sizes, memory and MACs depend on the shape it is given.",
+                f"'{path}' has a dynamic input shape ({name}: {_shown(dims)}) beyond the batch "
+                "dimension: its sizes, memory and MACs depend on the shape it is given.",
                 hint="Give the shape to measure with --input-shape, e.g. 1,3,224,224.")
         return (dims[0] or 1, *dims[1:]) if dims else ()
     clash = len(dims) != len(input_shape) or any(
         d is not None and d != s for d, s in zip(dims, input_shape, strict=False))
     if clash:
-        wanted = ",".join("N" if i == 0 and d is None else "?" if d is None else str(d)
-                          for i, d in enumerate(dims))
         legend = ", ".join(([] if dims[:1] != [None] else ["N: any batch"]) +
-                           (["?: any size"] if None in dims[1:] else []))
+                           ([] if sized else ["?: any size"]))
         legend = f" ({legend})" if legend else ""
         raise UsageError(
             f"--input-shape {','.join(map(str, input_shape))} does not fit '{path}', whose input "
-            f"'{name}' is {wanted or 'a scalar'}{legend}.",
-            hint="Pass an --input-shape of that form, or leave it out to use the model's own.")
+            f"'{name}' is {_shown(dims) or 'a scalar'}{legend}.",
+            hint="Pass an --input-shape of that form"
+            + (", or leave it out to use the model's own." if sized else "."))
     return tuple(input_shape)
 
 
-def checked_input_shape(path: Path, input_shape: tuple[int, ...] | None) -> tuple[int, ...]:
-    """resolve_input_shape for the ONNX file at ``path`` (loaded and checked first)."""
-    from edgec.graph_stats import load_onnx
-
-    return resolve_input_shape(load_onnx(Path(path)), Path(path), input_shape)
+def _shown(dims: list[int | None]) -> str:
+    """The input's dims as the messages write them: N for a dynamic batch, ? for any other."""
+    return ",".join("N" if i == 0 and d is None else "?" if d is None else str(d)
+                    for i, d in enumerate(dims))
 
 
 def check_runnable_input(model: onnx.ModelProto, path: Path) -> None:
