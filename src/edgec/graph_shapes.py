@@ -1,9 +1,10 @@
 """Shapes of every tensor of an ONNX graph at one input shape, for counting MACs.
 
-onnx's shape inference, run on a copy whose graph input has fixed dims (dynamic ones become 1),
-plus what it cannot infer for onnxruntime's contrib ops (MatMulNBits, from int4 quantization).
-Shapes that no valid model has (negative dims from impossible pads or strides) are refused here,
-before any count goes negative.
+onnx's shape inference, run on a copy whose graph input is fixed at the shape given (resolved and
+checked against the model by model_input.py; further inputs' dynamic dims become 1), plus what it
+cannot infer for onnxruntime's contrib ops (MatMulNBits, from int4 quantization). Shapes that no
+valid model has (negative dims from impossible pads or strides) are refused here, before any count
+goes negative.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ if TYPE_CHECKING:
     import onnx
 
 
-def infer_shapes(model: onnx.ModelProto, input_shape) -> tuple[dict, list[int] | None]:
-    """Tensor name → shape (ints; str for unknown dims), after fixing the graph input's dims."""
+def infer_shapes(model: onnx.ModelProto, input_shape: tuple[int, ...]) -> tuple[dict, list[int] | None]:
+    """Tensor name → shape (ints; str for unknown dims), after fixing the first graph input's dims
+    to ``input_shape`` (model_input.resolve_input_shape's: one value per dimension)."""
     import onnx
 
     m = onnx.ModelProto()
@@ -28,21 +30,14 @@ def infer_shapes(model: onnx.ModelProto, input_shape) -> tuple[dict, list[int] |
     fixed = None
     for k, inp in enumerate(inputs):
         dims = inp.type.tensor_type.shape.dim
-        if k == 0 and input_shape is not None:
-            if len(input_shape) != len(dims):
-                raise UsageError(
-                    f"--input-shape {','.join(map(str, input_shape))} has {len(input_shape)} dims but "
-                    f"the model's input '{inp.name}' has {len(dims)}.",
-                    hint="Give one value per input dimension, e.g. 1,3,224,224.",
-                )
+        if k == 0:
             for d, v in zip(dims, input_shape, strict=True):
                 d.dim_value = int(v)
+            fixed = [d.dim_value for d in dims]
         else:
             for d in dims:
                 if not d.HasField("dim_value"):
                     d.dim_value = 1
-        if k == 0:
-            fixed = [d.dim_value for d in dims]
     del m.graph.value_info[:]
     _standardize_contrib_ops(m.graph)
     with contextlib.suppress(Exception):  # contrib ops without shape functions: keep what we have
