@@ -92,8 +92,6 @@ class DigitsDataConfig(ConfigModel):
         return (1, side, side)
 
     def load_splits(self, input_shape: tuple[int, ...], base_dir: Path) -> DataSplits:
-        shape = self.sample_shape()
-        _check_shape(shape, input_shape, self.shape_fix(shape, input_shape))
         return digits_splits(self.resize, self.seed)
 
     def shape_fix(self, got: tuple[int, ...], input_shape: tuple[int, ...]) -> str:
@@ -177,8 +175,6 @@ class ImageFolderDataConfig(ConfigModel):
         return (1 if self.grayscale else 3, self.resize, self.resize)
 
     def load_splits(self, input_shape: tuple[int, ...], base_dir: Path) -> DataSplits:
-        shape = self.sample_shape()
-        _check_shape(shape, input_shape, self.shape_fix(shape, input_shape))
         from edgec.data_files import load_imagefolder
 
         parts, classes = load_imagefolder(base_dir / self.path, self)
@@ -228,6 +224,9 @@ def load_data(spec: DataSpec, input_shape: tuple[int, ...], base_dir: Path,
     folder for data its variants decode once (data_cache.py). Raises DataError.
     """
     input_shape = tuple(input_shape)
+    mismatch = shape_mismatch(spec, input_shape)
+    if mismatch:  # known without loading (digits, an image folder's resize): before decoding it
+        raise DataError(mismatch)
     if shared is None:
         splits = spec.load_splits(input_shape, Path(base_dir))
     else:
