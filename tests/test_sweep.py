@@ -305,14 +305,47 @@ def test_fork_server_settling_only_happens_in_a_fork_server():
     ordinary = run(f"import sys, edgec.sweep_forkserver; {interrupt}sys.exit(3)")
     assert ordinary.returncode != 0 and "KeyboardInterrupt" in ordinary.stderr
     assert "alive" not in ordinary.stdout
-    server = run(f"import sys, multiprocessing.forkserver, edgec.sweep_forkserver; {interrupt}"
+    # a `python -c` sweep script has the server's command line and imports the module (for the
+    # pool's initializer) after multiprocessing.forkserver: settled, it exited 0 on a missed budget
+    script = run(f"import sys, multiprocessing.forkserver, edgec.sweep_forkserver; {interrupt}"
                  "sys.exit(3)")
+    assert script.returncode != 0 and "KeyboardInterrupt" in script.stderr
+    server = run("import sys, multiprocessing.forkserver as fs\n"  # imported by the server's main
+                 "def main():\n    import edgec.sweep_forkserver\n"
+                 f"fs.main = main\nmain()\n{interrupt}sys.exit(3)")
     assert server.stdout.strip() == "alive" and server.returncode == 0  # left by os._exit(0)
     assert server.stderr == ""
     worker = run("import gc, signal, sys, multiprocessing.forkserver, edgec.sweep_forkserver as f; "
                  "f.worker_started(); print(gc.get_freeze_count() > 0, flush=True); "
                  "signal.raise_signal(signal.SIGINT)")
     assert worker.stdout.strip() == "True" and "KeyboardInterrupt" in worker.stderr
+
+
+def test_a_real_fork_server_ignores_ctrl_c_from_its_first_import(tmp_path):
+    """The preload's own view: a module imported after edgec.sweep_forkserver finds Ctrl-C
+    ignored (the server's own "ignore" comes only after all its imports)."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "probe_sigint.py").write_text(
+        "import os, signal\n"  # written whole, then renamed: never read half written
+        "open('probe.tmp', 'w').write(str(signal.getsignal(signal.SIGINT)))\n"
+        "os.replace('probe.tmp', os.environ['PROBE_OUT'])\n")
+    (tmp_path / "start.py").write_text(
+        "import multiprocessing, os, time\n"
+        "from multiprocessing import forkserver\n"
+        "ctx = multiprocessing.get_context('forkserver')\n"
+        "ctx.set_forkserver_preload(['edgec.sweep_forkserver', 'probe_sigint'])\n"
+        "forkserver.ensure_running()\n"
+        "for _ in range(200):\n"
+        "    if os.path.exists(os.environ['PROBE_OUT']): break\n"
+        "    time.sleep(0.05)\n")
+    out = tmp_path / "sigint.txt"
+    # cwd: the server finds the probe there (it ignores its parent's sys.path)
+    subprocess.run([sys.executable, "start.py"], check=True, timeout=60, cwd=tmp_path,
+                   env={**os.environ, "PROBE_OUT": str(out)})
+    assert out.read_text() == "1"  # signal.SIG_IGN
 
 
 def test_fork_server_starts_before_planning_only_for_local_parallel_sweeps():

@@ -26,7 +26,17 @@ import sys
 
 
 def _in_fork_server() -> bool:
-    return "multiprocessing.forkserver" in sys.modules and sys.argv[:1] == ["-c"]
+    """Whether this import is the fork server's preload, i.e. ``forkserver.main`` is importing it.
+    Its command line (``python -c``) tells nothing: a user's ``python -c`` sweep script has the
+    same, and imports this module too, to hand the pool its initializer; settled like a server,
+    that script ignored Ctrl-C and exited 0 whatever the sweep's verdict."""
+    server = sys.modules.get("multiprocessing.forkserver")
+    frame = sys._getframe(1)
+    while server is not None and frame is not None:
+        if frame.f_code is server.main.__code__:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def worker_started() -> None:
