@@ -364,6 +364,8 @@ CASES = [
     Case("partition-epochs-past-bound", None, 2, r"--epochs: must be <= 10000, got 20000",
          args=("partition", "{dir}/r.yaml", "--method", "nonn", "--devices", "2", "--epochs", "20000"),
          setup=write("r.yaml", TINY)),
+    Case("sensitivity-nan-max-drop", None, 2, r"Invalid value for '--max-drop': nan is not a finite number",
+         args=("sensitivity", "{dir}/r.yaml", "--max-drop", "nan", "-o", "{dir}/s"), setup=write("r.yaml", TINY)),
     # -- the output folder --
     Case("output-exists", TINY, 2, r"out' already exists.*--force", setup=lambda d: (d / "out").mkdir()),
     Case("output-unfinished-run", TINY, 2, r"unfinished run .*out.partial.*--resume.*--force",

@@ -43,7 +43,7 @@ def _from_options(config_cls, **options):
         raise UsageError("Invalid option:", problems=problems) from None
 
 
-class _FiniteFloat(click.FloatRange):
+class FiniteFloat(click.FloatRange):
     """A FloatRange that also refuses nan and inf: every comparison with nan is false, so a plain
     range lets it through to a silently wrong result ('latency at nan Mbit/s')."""
 
@@ -118,7 +118,7 @@ def check_budgets_command(model: Path, budgets_file: Path, baseline, input_shape
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1))
 @click.option("--runs", default=200, show_default=True, type=click.IntRange(1))
 @click.option("--warmup", default=20, show_default=True, type=click.IntRange(0))
-@click.option("--min-seconds", default=0.0, show_default=True, type=_FiniteFloat(0, 3600),
+@click.option("--min-seconds", default=0.0, show_default=True, type=FiniteFloat(0, 3600),
               help="Keep timing until the rounds span this long (10+ for stable ratios on a "
               "shared machine).")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
@@ -207,9 +207,9 @@ Exit codes:
               help="layerwise: cut MODEL (.onnx or recipe) into a chain of pieces; nonn: train one "
               "small student per device from a recipe's model and data, plus a shared head.")
 @click.option("--max-params", type=click.IntRange(1), help="Parameters per device.")
-@click.option("--max-flash-kb", type=_FiniteFloat(0, min_open=True), help="Weight KiB per device.")
+@click.option("--max-flash-kb", type=FiniteFloat(0, min_open=True), help="Weight KiB per device.")
 @click.option("--max-macs", type=click.IntRange(1), help="Multiply-accumulates per device per inference.")
-@click.option("--max-ram-kb", type=_FiniteFloat(0, min_open=True),
+@click.option("--max-ram-kb", type=FiniteFloat(0, min_open=True),
               help="Peak activation KiB per device (tensors live at one step, an upper bound).")
 @click.option("--target", "target_name", metavar="NAME|PATH",
               help="Take --max-flash-kb / --max-ram-kb from a target profile (if not given). Its "
@@ -219,7 +219,7 @@ Exit codes:
               "it appears only when the partition succeeds.")
 @click.option("--force", is_flag=True, help="Replace an existing output folder.")
 @click.option("--input-shape", help="Fix a dynamic input shape, e.g. 1,3,224,224 (layerwise).")
-@click.option("--link-mbps", type=_FiniteFloat(0, min_open=True),
+@click.option("--link-mbps", type=FiniteFloat(0, min_open=True),
               help="Link speed, to estimate the latency per inference.")
 @click.option("--epochs", type=click.IntRange(1), help="Training epochs of the NoNN students (nonn).")
 @click.option("--json", "as_json", is_flag=True, help="Print partition.json to stdout.")

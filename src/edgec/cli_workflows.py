@@ -21,6 +21,7 @@ from edgec.cli import (
     json_option,
     summary_md_option,
 )
+from edgec.cli_models import FiniteFloat
 
 
 @cli.command(epilog="""
@@ -116,7 +117,7 @@ def metadata(recipe: Path, output: Path, clusters: int, components: int, overrid
               help="Folder for sensitivity.csv/.json/.png (default: runs/<recipe name>-sensitivity).")
 @click.option("--ratios", default="0.25,0.5,0.75", show_default=True,
               help="Fractions of channels (weights) removed from each layer alone, comma-separated.")
-@click.option("--max-drop", default=0.01, show_default=True, type=click.FloatRange(0, 1),
+@click.option("--max-drop", default=0.01, show_default=True, type=FiniteFloat(0, 1),
               help="Accuracy drop per layer the suggestion allows (0.01 = one point).")
 @_set_option
 @click.option("--force", is_flag=True, help="Replace an existing output folder.")
