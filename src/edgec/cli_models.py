@@ -160,7 +160,7 @@ def inspect(model: Path, input_shape, as_json: bool) -> None:
 Exit codes:
   0  the model fits the target (ops, dtypes, opset, flash and RAM budgets)
   1  it does not: each problem is printed with its nodes and a fix
-  2  unknown target, invalid profile or unreadable model
+  2  unknown target, invalid profile, unreadable model, or an --input-shape it cannot take
 """)
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--target", "target_name", required=True, metavar="NAME|PATH",
