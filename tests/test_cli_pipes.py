@@ -42,6 +42,7 @@ def test_a_compress_whose_reader_left_keeps_its_verdict(write_recipe, recipe_dir
         report = json.loads((recipe_dir / name / "report.json").read_text())
         assert report["status"] == "ok" and report["passed"] is (verdict == 0)
         assert (recipe_dir / f"{name}.xml").is_file()  # the CI file is written after the table
+        assert ("budget missed: max_size_kb" in err) is (verdict == 1)  # stderr is still read
 
 
 def test_a_sweep_whose_reader_left_keeps_its_verdict_and_summary(write_recipe, recipe_dir):

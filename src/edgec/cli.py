@@ -252,6 +252,7 @@ def _finish(report, as_json: bool, junit=None, summary_md=None, title: str = "ed
     is printed first: a CI file that cannot be written (a disk that filled up during the run)
     then fails the command (exit 3) without hiding what the gate decided."""
     from edgec.ci_outputs import write_ci_outputs
+    from edgec.console import stdout_gone
     from edgec.errors import OutputError
     from edgec.report_text import print_console
 
@@ -262,12 +263,13 @@ def _finish(report, as_json: bool, junit=None, summary_md=None, title: str = "ed
             errors_as_json(False)  # stdout holds the report: a later error is said on stderr only
         else:
             print_console(report)
+    except BrokenPipeError:  # `edgec compress … | head`: the CI files and the verdict still count
+        stdout_gone()
+    try:  # on stderr, which a reader of stdout that left does not close
         if missed:
             click.echo(f"budget missed: {', '.join(missed)}", err=True)
-    except BrokenPipeError:  # `edgec compress … | head`: the CI files and the verdict still count
-        from edgec.console import stdout_gone
-
-        stdout_gone()
+    except BrokenPipeError:  # `2>&1 | head`: the exit code still says it
+        stdout_gone(also_stderr=True)
     try:
         write_ci_outputs(report, junit, summary_md, title=title)
     except OutputError as exc:
