@@ -63,7 +63,8 @@ class FiniteFloat(click.FloatRange):
 @click.option("--baseline", type=click.Path(path_type=Path),
               help="Reference ONNX model, measured side by side (needed by min_speedup, "
               "min_size_reduction, max_latency_growth).")
-@click.option("--input-shape", help="e.g. 1,3,224,224 (default: from the model, batch 1).")
+@click.option("--input-shape", help="e.g. 1,3,224,224: latency is timed at its batch, MACs stay "
+              "per sample (default: the model's own shape, a dynamic batch as 1).")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1))
 @click.option("--runs", default=200, show_default=True, type=click.IntRange(1))
 @click.option("--warmup", default=20, show_default=True, type=click.IntRange(0))
