@@ -84,6 +84,22 @@ def test_keep_failed_false_leaves_no_folder_and_no_parent_made_for_it(tmp_path):
     assert (tmp_path / "runs" / "other").is_dir()  # there before: kept
 
 
+def test_a_command_that_cannot_resume_is_never_told_to(tmp_path):
+    """sensitivity and partition have no --resume: a .partial a killed process left is offered to
+    --force alone (it said 'Pass --resume to continue it', an option they refuse)."""
+    target = tmp_path / "exp"
+    partial = tmp_path / "exp.partial"
+    partial.mkdir()
+    (partial / ".edgec-run").write_text("")
+    for path in (target, partial):  # -o exp, and -o exp.partial as the error names it
+        with pytest.raises(UsageError) as info:
+            RunFolder(path, force=False, keep_failed=False)
+        assert "--resume" not in info.value.message and "--force" in info.value.message
+    with RunFolder(target, force=True, keep_failed=False) as folder:  # the advice works
+        (folder.path / "sensitivity.json").write_text("{}")
+    assert (target / "sensitivity.json").is_file() and not partial.exists()
+
+
 def test_force_discards_an_unfinished_run(tmp_path):
     partial = tmp_path / "exp.partial"
     partial.mkdir()

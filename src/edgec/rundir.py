@@ -32,13 +32,14 @@ def partial_path(target: Path) -> Path:
     return target.with_name(target.name + PARTIAL_SUFFIX)
 
 
-def check_target(target: Path, force: bool, resume: bool = False) -> None:
-    """Refuse before any work if the run folder cannot or may not be written."""
+def check_target(target: Path, force: bool, resume: bool = False, resumable: bool = True) -> None:
+    """Refuse before any work if the run folder cannot or may not be written. ``resumable``:
+    whether the command has a --resume to offer for an unfinished run."""
     if not Path(target).resolve().name:
         raise UsageError(f"'{target}' is the root folder; pass {option('output')} a folder for "
                          f"this run, e.g. {option('output', 'runs/exp')}.")
     target = Path(target)
-    check_not_unfinished(target)
+    check_not_unfinished(target, resumable)
     if target.exists() and not target.is_dir():
         raise UsageError(f"Output path '{target}' exists and is a file; choose another "
                          f"{option('output')} folder.")
@@ -67,6 +68,10 @@ def check_target(target: Path, force: bool, resume: bool = False) -> None:
         raise UsageError(f"'{partial}' exists and is a file; edgec needs that name for the "
                          f"unfinished run. Remove it or choose another {option('output')} folder.")
     if partial.exists() and not (force or resume):
+        if not resumable:  # left by a process that was killed (a stop the command catches cleans up)
+            raise UsageError(f"'{partial}' holds an unfinished run of '{target}' that this command "
+                             f"cannot continue. Pass {option('force')} to discard it and start "
+                             "over.")
         where = " (its report.json says where it stopped)" if (partial / "report.json").is_file() else ""
         raise UsageError(
             f"An unfinished run of '{target}' is kept in '{partial}'{where}. Pass {option('resume')} "
@@ -75,7 +80,7 @@ def check_target(target: Path, force: bool, resume: bool = False) -> None:
     check_creatable(target, "run folder")
 
 
-def check_not_unfinished(target: Path) -> None:
+def check_not_unfinished(target: Path, resumable: bool = True) -> None:
     """Refuse an unfinished run's own folder as the target (`-o exp.partial`, the path an error
     named): it is continued or discarded through its run, never replaced as a run of its own."""
     if not (target.name.endswith(PARTIAL_SUFFIX) and target.is_dir() and is_run_folder(target)):
@@ -84,10 +89,10 @@ def check_not_unfinished(target: Path) -> None:
     resume = f"{option('output', str(run))} {option('resume')}"
     if run.exists():  # a complete run beside it, which the unfinished one is to replace
         resume = f"{resume} {option('force')}"
+    resume = f"Pass {resume} to continue it, or " if resumable else "Pass "
     raise UsageError(
         f"'{target}' is where edgec keeps the unfinished run of '{run}', not a run folder of its "
-        f"own. Pass {resume} to continue it, or {option('output', str(run))} {option('force')} "
-        "to start over.")
+        f"own. {resume}{option('output', str(run))} {option('force')} to start over.")
 
 
 def check_not_busy(partial: Path) -> None:
@@ -155,12 +160,13 @@ class RunFolder:
     def __init__(self, target: Path, force: bool, resume: bool = False, keep_failed: bool = True):
         """``keep_failed=False``: a failure removes the partial folder (and the parent folders
         made for it), for commands that cannot resume (sensitivity, partition): what they leave
-        half done is no result, and an empty folder must not look like one."""
+        half done is no result, and an empty folder must not look like one. One that a killed
+        process left is offered to --force only: they have no --resume."""
         self.target = Path(target).resolve() if not Path(target).name else Path(target)
         self.force = force
         self.keep_failed = keep_failed
         self._made: list[Path] = []
-        check_target(self.target, force, resume)
+        check_target(self.target, force, resume, resumable=keep_failed)
         self.path = partial_path(self.target)
         self.resumed = resume and self.path.is_dir()
         self._lock = None
