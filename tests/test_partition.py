@@ -272,3 +272,20 @@ def test_qdq_model_is_cut_where_the_int8_tensor_crosses(mlp, tmp_path):
     assert plan.bytes_per_inference == 16
     assert plan.max_abs_diff is not None and plan.max_abs_diff < 1e-5
     assert all(p.compute_ms is not None for p in plan.pieces)
+
+
+def test_a_shape_a_recipes_model_cannot_take_names_the_recipe(write_recipe, tmp_path):
+    """The message named the recipe model's export, '<out>.partial/model.onnx', a file that is
+    gone by the time it is read."""
+    from click.testing import CliRunner
+
+    from edgec.cli import cli
+
+    recipe = write_recipe()  # tiny_cnn on 1x8x8 digits
+    out = tmp_path / "parts"
+    result = CliRunner().invoke(cli, ["partition", str(recipe), "--devices", "2", "--input-shape",
+                                      "1,1,16,16", "-o", str(out)])
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.output.split())
+    assert f"does not fit '{recipe}', whose input 'input' is N,1,8,8" in text, text
+    assert "partial" not in text and not out.exists() and not out.with_name("parts.partial").exists()

@@ -44,7 +44,8 @@ def partition_model(source: Path, devices: int, budget: DeviceBudget | list[Devi
     from edgec.partition_pieces import export_pieces, measure_pieces, verify_pieces
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    onnx_path, input_shape, note = _at_input_shape(_onnx_of(source, out_dir), input_shape, out_dir)
+    onnx_path, input_shape, note = _at_input_shape(_onnx_of(source, out_dir), source, input_shape,
+                                                   out_dir)
     plan = plan_layerwise(onnx_path, devices, budget, input_shape)
     plan.notes += [note] if note else []
     export_pieces(onnx_path, plan, out_dir)
@@ -170,9 +171,11 @@ def _onnx_of(source: Path, out_dir: Path) -> Path:
     return path
 
 
-def _at_input_shape(path: Path, input_shape, out_dir: Path) -> tuple[Path, tuple[int, ...], str | None]:
-    """The model to cut and its input shape, checked before any planning (model_input.py). With
-    dynamic dims, the cut model is a copy fixed at that shape, out_dir/model.onnx: the pieces,
+def _at_input_shape(path: Path, source: Path, input_shape,
+                    out_dir: Path) -> tuple[Path, tuple[int, ...], str | None]:
+    """The model to cut and its input shape, checked before any planning (model_input.py; a
+    mismatch names ``source``, not the export of a recipe's model in a folder that will not stay).
+    With dynamic dims, the cut model is a copy fixed at that shape, out_dir/model.onnx: the pieces,
     their check and their timings read shapes from the graph, and would take those dims as 1."""
     import onnx
 
@@ -180,7 +183,7 @@ def _at_input_shape(path: Path, input_shape, out_dir: Path) -> tuple[Path, tuple
     from edgec.model_input import resolve_input_shape, with_fixed_input
 
     model = load_onnx(path)
-    shape = resolve_input_shape(model, path, input_shape)
+    shape = resolve_input_shape(model, source, input_shape)
     fixed = with_fixed_input(model, path, shape)
     if fixed is None:
         return path, shape, None
