@@ -195,6 +195,7 @@ def test_passes_table_keeps_text_in_square_brackets(monkeypatch):
     ("inspect", ["0 ", "2 ", "3 ", "141 "], ["1 ", "130 "]),
     ("validate", ["0 ", "2 "], ["1 ", "3 ", "130 "]),
     ("compare", ["0 ", "2 "], ["1 ", "3 ", "130 "]),
+    ("sensitivity", ["0 ", "2 ", "3 ", "130 ", "141 "], ["1 "]),  # `| head` on its table
 ])
 def test_help_lists_only_the_exit_codes_a_command_gives(command, listed, absent):
     from click.testing import CliRunner

@@ -100,6 +100,23 @@ def test_a_command_that_cannot_resume_is_never_told_to(tmp_path):
     assert (target / "sensitivity.json").is_file() and not partial.exists()
 
 
+def test_an_interrupted_sensitivity_does_not_claim_it_kept_anything(write_recipe, tmp_path,
+                                                                     monkeypatch):
+    from click.testing import CliRunner
+
+    from edgec.cli import cli
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("edgec.sensitivity.scan_recipe", ctrl_c)
+    out = tmp_path / "sens"
+    result = CliRunner().invoke(cli, ["sensitivity", str(write_recipe()), "-o", str(out), "-q"])
+    assert result.exit_code == 130, result.output
+    assert "interrupted." in result.stderr and "kept" not in result.stderr
+    assert not out.exists() and not (tmp_path / "sens.partial").exists()
+
+
 def test_force_discards_an_unfinished_run(tmp_path):
     partial = tmp_path / "exp.partial"
     partial.mkdir()

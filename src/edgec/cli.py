@@ -80,7 +80,10 @@ class _EdgecGroup(click.Group):
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt as exc:
             _print_json_error(ctx, exc, EXIT_INTERRUPTED)
-            click.echo("interrupted; completed artifacts were kept.", err=True)
+            # only a run that keeps its work says so (sensitivity, partition, bench keep nothing)
+            kept = getattr(exc, "run_folder", None) or getattr(exc, "kept_note", None)
+            click.echo("interrupted; completed artifacts were kept." if kept else "interrupted.",
+                       err=True)
             _say_kept(exc)
             ctx.exit(EXIT_INTERRUPTED)
         except Exception as exc:

@@ -111,7 +111,8 @@ def metadata(recipe: Path, output: Path, clusters: int, components: int, overrid
                f"classes of '{meta.layer}' inputs ({meta.centroids.shape[1]} values each)")
 
 
-@cli.command(epilog=exit_codes_help((0, 2, 3, 130)))
+@cli.command(epilog=exit_codes_help(  # 141: `| head` on its table, printed after the files
+    (0, 2, 3, 130, 141), c130="interrupted (Ctrl-C, SIGTERM); no folder is left"))
 @click.argument("recipe", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path),
               help="Folder for sensitivity.csv/.json/.png (default: runs/<recipe name>-sensitivity).")
