@@ -216,7 +216,8 @@ def _ask(value: str | None, prompt: str, choices: tuple[str, ...], default: str)
 @click.option("--model", "model", type=click.Choice(["zoo", "torchvision", "python", "checkpoint"]),
               help="Model source (asked on a terminal; default zoo).")
 @click.option("--data", "data", type=click.Choice(["digits", "npz", "imagefolder", "synthetic"]),
-              help="Data kind (asked on a terminal; default digits).")
+              help="Data kind (asked on a terminal; default digits, or imagefolder for "
+              "--model torchvision, whose networks take 3-channel images).")
 @click.option("--force", is_flag=True, help="Replace an existing file.")
 def init(path: Path, model: str | None, data: str | None, force: bool) -> None:
     """Write a commented starter recipe to PATH (default recipe.yaml)."""
