@@ -117,13 +117,15 @@ def test_a_folder_is_not_a_recipe_path_even_with_force(tmp_path):
     for extra in ([], ["--force"]):
         result = CliRunner().invoke(cli, ["init", str(folder), *extra], input=_Terminal(b""))
         assert result.exit_code == 2, result.output
-        assert f"'{folder}' is a folder; give edgec init a file path" in result.output
+        assert f"'{folder}' is a folder; give a file path, e.g. {folder / 'recipe.yaml'}" in result.output
         assert "--force" not in result.output and "?" not in result.output  # refused before asking
     assert list(folder.iterdir()) == []
     afile = tmp_path / "afile"
     afile.write_text("")
     result = CliRunner().invoke(cli, ["init", str(afile / "r.yaml"), "--model", "zoo", "--data", "npz"])
     assert result.exit_code == 2 and f"'{afile}' is a file, not a folder" in result.output
+    result = CliRunner().invoke(cli, ["init", "/dev/null", "--force", "--model", "zoo"])
+    assert result.exit_code == 2 and "'/dev/null' is not a regular file" in result.output
 
 
 def test_answers_typed_at_the_prompts_are_used(tmp_path):

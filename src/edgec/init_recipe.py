@@ -146,16 +146,16 @@ benchmark:
 
 
 def check_starter_path(path: Path, force: bool) -> None:
-    """Refuse a path the starter recipe cannot go to, before any question is asked. A folder is
-    never replaced, not even with --force: the user meant a file inside it."""
-    from edgec.rundir import check_creatable
+    """Refuse a path the starter recipe cannot go to, before any question is asked. A folder or
+    a device (/dev/null: 'wrote /dev/null. Next: edgec validate /dev/null') is never replaced,
+    not even with --force."""
+    from edgec.ci_outputs import output_file_problem
 
-    if path.is_dir():
-        raise UsageError(f"'{path}' is a folder; give edgec init a file path, e.g. "
-                         f"'{path / 'recipe.yaml'}'.")
-    if path.exists() and not force:
+    if path.is_file() and not force:
         raise UsageError(f"'{path}' already exists; pass --force to replace it, or another file name.")
-    check_creatable(path, "recipe file")  # e.g. a parent that is a file, or not writable
+    problem = output_file_problem(path, "edgec init", "recipe.yaml")  # also a parent that is a file
+    if problem:
+        raise UsageError(problem)
 
 
 def write_starter(path: Path, model: str, data: str, force: bool) -> str:
