@@ -481,7 +481,6 @@ def test_ci_files_escape_what_xml_does_not_allow(tmp_path):
     ET.parse(tmp_path / "j.xml")
 
 
-
 def test_a_failure_without_report_json_names_its_step_in_the_junit(tmp_path):
     """A disk too full for report.json: the JUnit file takes the step from the error itself
     (run_failure sets run_step), not 'setup'."""

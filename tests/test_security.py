@@ -84,7 +84,6 @@ def test_recipe_output_dir_cannot_escape(value):
     assert validate_recipe({**raw, "output": {"dir": "runs/exp-1"}}).output.dir == "runs/exp-1"
 
 
-
 def test_recipe_output_dir_cannot_escape_through_a_symlink(write_recipe, tmp_path, monkeypatch):
     """`esc/run` passes the text checks; with `esc` a link to another folder it would still write
     there. compress and sensitivity refuse it before any work (exit 2); -o is the user's own call."""

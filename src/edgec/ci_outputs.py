@@ -176,6 +176,7 @@ def _write_probe(path: Path) -> str | None:
     os.unlink(probe)
     return None
 
+
 def output_file_problem(path: Path, option: str, example: str) -> str | None:
     """Why the file ``option`` names (``-o``, ``--junit``) cannot be written, or None: checked
     before any work, so a command never computes its result and then loses it to a bad path.
@@ -196,7 +197,6 @@ def output_file_problem(path: Path, option: str, example: str) -> str | None:
         return exc.message
     problem = _write_probe(path)
     return f"Cannot write {option} '{path}': {problem}." if problem else None
-
 
 
 def _same_file(a: Path, b: Path) -> bool:
