@@ -139,6 +139,8 @@ def check_ci_paths(junit: Path | None, summary_md: Path | None) -> None:
 
 def ci_path_problems(junit: Path | None, summary_md: Path | None) -> dict[str, str]:
     """--junit / --summary-md → why that file cannot be written; empty when both can."""
+    from edgec.output_files import output_file_problem
+
     problems = {}
     for option, path in (("--junit", junit), ("--summary-md", summary_md)):
         if path is None:
@@ -158,45 +160,6 @@ def ci_path_problems(junit: Path | None, summary_md: Path | None) -> dict[str, s
                                "which GitHub shows as Markdown; give the JUnit XML its own file, "
                                "e.g. --junit edgec.xml.")
     return problems
-
-
-def _write_probe(path: Path) -> str | None:
-    """Why a file cannot be created where ``path`` will be written, or None. os.access answers
-    for permission bits only, and for root always yes, while a read-only mount, /proc or a
-    container's policy still refuse the write: create (and remove) a file beside it, in the
-    nearest folder that exists, as the atomic write will."""
-    import tempfile
-
-    folder = next((p for p in (path.parent, *path.parent.parents) if p.is_dir()), Path("."))
-    try:
-        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.probe-", dir=folder)
-    except OSError as exc:
-        return f"a file cannot be created in '{folder}' ({exc.strerror or exc})"
-    os.close(fd)
-    os.unlink(probe)
-    return None
-
-
-def output_file_problem(path: Path, option: str, example: str) -> str | None:
-    """Why the file ``option`` names (``-o``, ``--junit``) cannot be written, or None: checked
-    before any work, so a command never computes its result and then loses it to a bad path.
-    ``example`` is a file name to suggest when ``path`` is a folder."""
-    from edgec.errors import UsageError
-    from edgec.rundir import check_creatable
-
-    if path.is_dir():
-        return f"{option} '{path}' is a folder; give a file path, e.g. {path / example}."
-    if path.exists() and not path.is_file():  # the atomic rename would replace a device
-        return (f"{option} '{path}' is not a regular file (a device or a pipe); give the path of "
-                "a file to write.")
-    if path.exists() and not os.access(path, os.W_OK):
-        return f"{option} '{path}' exists and is not writable."
-    try:
-        check_creatable(path, f"{option} file")
-    except UsageError as exc:
-        return exc.message
-    problem = _write_probe(path)
-    return f"Cannot write {option} '{path}': {problem}." if problem else None
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -149,7 +149,7 @@ def check_starter_path(path: Path, force: bool) -> None:
     """Refuse a path the starter recipe cannot go to, before any question is asked. A folder or
     a device (/dev/null: 'wrote /dev/null. Next: edgec validate /dev/null') is never replaced,
     not even with --force."""
-    from edgec.ci_outputs import output_file_problem
+    from edgec.output_files import output_file_problem
 
     if path.is_file() and not force:
         raise UsageError(f"'{path}' already exists; pass --force to replace it, or another file name.")

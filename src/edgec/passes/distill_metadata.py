@@ -174,9 +174,9 @@ def metadata_from_recipe(recipe_path: Path, overrides, output: Path, clusters: i
                          components: int) -> Metadata:
     """What `edgec metadata` does: the recipe's model (the teacher) on its training split."""
     from edgec.api import resolve_recipe
-    from edgec.ci_outputs import output_file_problem
     from edgec.data import load_data
     from edgec.models import load_model
+    from edgec.output_files import output_file_problem
 
     problem = output_file_problem(Path(output), "-o", "meta.npz")
     if problem:  # before the model and data load: a bad path never costs the work
