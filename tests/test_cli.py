@@ -198,9 +198,7 @@ def test_passes_table_keeps_text_in_square_brackets(monkeypatch):
     ("sensitivity", ["0 ", "2 ", "3 ", "130 ", "141 "], ["1 "]),  # `| head` on its table
 ])
 def test_help_lists_only_the_exit_codes_a_command_gives(command, listed, absent):
-    from click.testing import CliRunner
-
-    text = CliRunner().invoke(cli, [command, "--help"]).output
+    text = run(command, "--help").output
     codes = text[text.index("Exit codes:"):]
     lines = [line.strip() for line in codes.splitlines()[1:] if line.strip()]
     assert all(any(line.startswith(c) for line in lines) for c in listed), lines
