@@ -34,3 +34,15 @@ def test_a_run_whose_stderr_reader_left_completes(write_recipe, tmp_path, monkey
     assert report.status == "ok"
     assert json.loads((tmp_path / "run" / "report.json").read_text())["status"] == "ok"
     assert not (tmp_path / "run.partial").exists()
+
+
+def test_progress_bars_never_write_to_stdout(monkeypatch):
+    """stdout holds --json and tables; a bar wrote a blank line there, and with stdout's reader
+    gone (`edgec compress … | head -1` in a terminal) rich's SystemExit(1) failed the run."""
+    out, err = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.setattr(sys, "stderr", err)
+    with Progress(enabled=True).task("timing", total=2) as advance:
+        advance()
+        advance()
+    assert out.getvalue() == ""

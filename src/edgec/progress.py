@@ -42,7 +42,12 @@ class Progress:
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
         ]
-        with RichProgress(*columns, transient=True) as bar:
+        from edgec.console import console
+
+        # on stderr, as the module says: rich's default is stdout, which got a blank line per bar
+        # (it is no terminal) and, when its reader had left (`| head`), rich's SystemExit(1)
+        # failed the run in the middle of its benchmark
+        with RichProgress(*columns, transient=True, console=console(sys.stderr)) as bar:
             task_id = bar.add_task(description, total=total, info="")
 
             def advance(n: int = 1, **fields) -> None:
