@@ -77,7 +77,7 @@ def test_an_aborted_prompt_is_an_interruption(monkeypatch, tmp_path):
 def test_the_kept_note_points_at_report_json_only_when_there_is_one(tmp_path, capsys):
     """A disk too full for the report itself: the note must not send the user to a file that
     was never written."""
-    from edgec.cli import _say_kept
+    from edgec.cli_errors import _say_kept
     from edgec.errors import OutputError
 
     exc = OutputError("No space left on device.")

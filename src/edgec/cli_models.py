@@ -18,10 +18,8 @@ from edgec.cli import (
     _shape,
     ci_options,
     cli,
-    errors_as_json,
-    exit_codes_help,
-    json_option,
 )
+from edgec.cli_errors import errors_as_json, exit_codes_help, json_option
 from edgec.errors import EXIT_BUDGET, EdgecError
 
 

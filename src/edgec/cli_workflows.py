@@ -16,11 +16,9 @@ import click
 from edgec.cli import (
     _set_option,
     cli,
-    errors_as_json,
-    exit_codes_help,
-    json_option,
     summary_md_option,
 )
+from edgec.cli_errors import errors_as_json, exit_codes_help, json_option
 from edgec.cli_models import FiniteFloat
 
 
