@@ -112,6 +112,22 @@ def test_infeasible_budget_names_the_device(mlp):
         plan_layerwise(mlp, 2, [DeviceBudget(), DeviceBudget(max_flash_kb=1)])
 
 
+def test_infeasible_budget_says_the_smallest_limit_that_splits(mlp):
+    # 2 devices: the best split is [16384] [4096+2048+1280 = 7424], so 16,384 params per device
+    with pytest.raises(BudgetError, match=r"splits this model across 2 devices: max_params 16,384 "
+                                          r"per device"):
+        plan_layerwise(mlp, 2, DeviceBudget(max_params=10000))
+    # flash is 4 B a weight: 16,384 params are 64 KiB; said in KiB, rounded up, never short of it
+    with pytest.raises(BudgetError, match=r": max_flash_kb 64\.0 per device"):
+        plan_layerwise(mlp, 2, DeviceBudget(max_flash_kb=10))
+    assert plan_layerwise(mlp, 2, DeviceBudget(max_params=16384)).pieces[0].params == 16384
+    # only the RAM limit blocks (Relu 'relu0' reads 1 KiB and writes 1 KiB): raising max_params
+    # could never help, so it is not offered
+    with pytest.raises(BudgetError, match=r": max_ram_kb 2\.0 per device") as ram:
+        plan_layerwise(mlp, 2, DeviceBudget(max_params=30000, max_ram_kb=0.5))
+    assert "max_params" not in str(ram.value).split("smallest budget")[1]
+
+
 def test_pieces_equal_the_whole_model(mlp, tmp_path):
     plan = plan_layerwise(mlp, 3, DeviceBudget(max_params=17000))
     paths = export_pieces(mlp, plan, tmp_path)

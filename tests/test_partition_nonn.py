@@ -1,6 +1,7 @@
 """NoNN partition: balanced communities on constructed co-activation graphs, students sized to
 their budgets, the assembled ONNX files equal to the torch system, and a device that cannot be
-served named with exit code 1 (library, `edgec partition`, and the recipe pass)."""
+served named with exit code 1 (library, `edgec partition`), or as a failed step (exit 3) by the
+recipe pass."""
 
 from __future__ import annotations
 
@@ -245,7 +246,9 @@ def test_partition_pass_writes_both_methods_into_the_run(write_recipe, tmp_path)
         assert all((out / folder / f).is_file() for f in [*files, "partition.json", "partition.png"])
 
 
-def test_partition_pass_budget_failure_exits_1_naming_the_device(write_recipe, tmp_path):
+def test_partition_pass_budget_failure_is_a_failed_step_naming_the_device(write_recipe, tmp_path):
+    """Exit 1 promises a finished run with its report; a device the pass cannot serve stops the
+    run (exit 3), and --resume would fail the same way, so it is not advised."""
     from click.testing import CliRunner
 
     from edgec.cli import cli
@@ -254,14 +257,41 @@ def test_partition_pass_budget_failure_exits_1_naming_the_device(write_recipe, t
               "nonn: {epochs: 1}}")
     result = CliRunner().invoke(cli, ["compress", str(write_recipe(NONN_RECIPE.format(passes=passes))),
                                       "-o", str(tmp_path / "run")])
-    assert result.exit_code == 1, result.output
-    assert "Device 2 of 2" in result.output
+    assert result.exit_code == 3, result.output
+    assert "Pass 'partition' (partition) failed: Device 2 of 2" in result.output
+    assert "--resume" not in result.output and "re-run with --force" in result.output
+    report = json.loads((tmp_path / "run.partial" / "report.json").read_text())
+    assert report["status"] == "failed" and report["error"]["type"] == "PartitionError"
+
+
+def test_layerwise_pass_budget_failure_json_and_api(write_recipe, tmp_path):
+    from click.testing import CliRunner
+
+    import edgec
+    from edgec.cli import cli
+    from edgec.passes.partition import PartitionError
+
+    passes = "  - {type: partition, method: layerwise, devices: 2, budget: {max_params: 10}}"
+    recipe = write_recipe(NONN_RECIPE.format(passes=passes))
+    result = CliRunner().invoke(cli, ["compress", str(recipe), "-o", str(tmp_path / "run"), "--json"])
+    assert result.exit_code == 3
+    error = json.loads(result.stdout)
+    assert error["exit_code"] == 3 and error["error"]["type"] == "PartitionError"
+    assert "Device 1 of 2 cannot hold even one layer" in error["error"]["message"]
+    assert "The smallest budget that splits this model across 2 devices: max_params" in \
+        error["error"]["message"]
+    assert "budget:" in error["error"]["hint"]
+    with pytest.raises(PartitionError, match="Device 1 of 2") as raised:
+        edgec.compress(recipe, output=tmp_path / "api")
+    assert raised.value.exit_code == 3 and not raised.value.resumable
 
 
 @pytest.mark.parametrize("fields,match", [
     ({"devices": 2, "budgets": [{"max_params": 10}]}, "one budget per device"),
     ({"devices": 2, "method": "layerwise", "nonn": {"epochs": 2}}, "only apply to method: nonn"),
     ({"devices": 2, "budget": {"max_params": 1}, "budgets": [{}, {}]}, "either budget"),
+    ({"devices": 2}, "every device has none"),
+    ({"devices": 2, "budgets": [{"max_params": 900}, {}]}, r"device\(s\) 2 has none"),
 ])
 def test_invalid_partition_configs_are_refused(fields, match):
     from pydantic import ValidationError

@@ -7,6 +7,9 @@ does, the device where the fill breaks down is the one to name, with what it wou
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+
 from pydantic import Field
 
 from edgec.config import ConfigModel
@@ -116,8 +119,8 @@ def explain_no_split(nodes: list, budgets: list[DeviceBudget], fits, cost) -> No
     for k in range(len(budgets) - 1, -1, -1):
         if b == 0:
             raise BudgetError(f"The model fits on {len(budgets) - k - 1} of the devices from the "
-                              f"end, so device {k + 1} would hold nothing. Use --devices "
-                              f"{len(budgets) - k - 1}.")
+                              f"end, so device {k + 1} would hold nothing. Use "
+                              f"{len(budgets) - k - 1} devices.")
         if not fits(k, b - 1, b):
             node = nodes[b - 1]
             raise BudgetError(
@@ -130,3 +133,35 @@ def explain_no_split(nodes: list, budgets: list[DeviceBudget], fits, cost) -> No
         b = a
     raise BudgetError(f"No split of the model into exactly {len(budgets)} non-empty pieces meets "
                       "the budgets; use fewer devices or larger budgets.")
+
+
+# budget field of each cost a piece is checked on, and whether it is given in KiB (cost in bytes)
+_LIMITS = {"params": ("max_params", False), "macs": ("max_macs", False),
+           "flash": ("max_flash_kb", True), "ram": ("max_ram_kb", True)}
+
+
+def what_fits(budgets: list[DeviceBudget], splits: Callable[[list[DeviceBudget]], bool],
+              whole: dict) -> str:
+    """What would fit, for a message: for each limit the budgets set, the smallest value that,
+    given to every device whose own is lower (the other limits as they are), lets ``splits``
+    succeed, e.g. 'max_params 1,280 or max_flash_kb 5.1'; '' when raising no single limit does.
+    ``whole``: the cost of the whole model on one device, a value that surely suffices."""
+    found = []
+    for key, (name, kib) in _LIMITS.items():
+        if all(getattr(b, name) is None for b in budgets):
+            continue
+
+        def raised(v: int, name=name, kib=kib) -> list[DeviceBudget]:
+            limit = v / 1024 if kib else v
+            return [b if getattr(b, name) is None or getattr(b, name) >= limit
+                    else b.model_copy(update={name: limit}) for b in budgets]
+
+        low, high = 0, max(int(whole[key]), 1)
+        if not splits(raised(high)):
+            continue  # another limit blocks the split, whatever this one is
+        while high - low > 1:  # invariant: high splits, low does not (costs only grow with a piece)
+            mid = (low + high) // 2
+            low, high = (low, mid) if splits(raised(mid)) else (mid, high)
+        # KiB rounded up to a tenth, so the value said is never just short of what is needed
+        found.append(f"{name} {math.ceil(high / 102.4) / 10:,}" if kib else f"{name} {high:,}")
+    return " or ".join(found)

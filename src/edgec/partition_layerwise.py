@@ -18,8 +18,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edgec.errors import UsageError
-from edgec.partition_budget import DeviceBudget, check_feasible, explain_no_split, overruns, per_device
+from edgec.errors import BudgetError, UsageError
+from edgec.partition_budget import (
+    DeviceBudget,
+    check_feasible,
+    explain_no_split,
+    overruns,
+    per_device,
+    what_fits,
+)
 
 if TYPE_CHECKING:
     import onnx
@@ -117,8 +124,32 @@ def plan_layerwise(path: Path | str, devices: int, budgets: DeviceBudget | list[
     n = len(chain.nodes)
     if devices > n:
         raise UsageError(f"Cannot split a model of {n} compute nodes across {devices} devices.",
-                         hint=f"Use --devices {n} or fewer.")
+                         hint=f"Use {n} devices or fewer.")
     cost = chain.costs()
+    try:
+        cuts = _cheapest_cuts(chain, budgets, cost)
+    except BudgetError as exc:
+        fits = what_fits(budgets, lambda raised: _splits(chain, raised, cost), cost(0, n))
+        if not fits:
+            raise
+        raise BudgetError(f"{exc.message} The smallest budget that splits this model across "
+                          f"{devices} devices: {fits} per device (other limits as given).") from None
+    pieces = [_piece(chain, k + 1, cuts[k], cuts[k + 1], cost) for k in range(devices)]
+    return LayerwisePlan(pieces=pieces, bytes_per_inference=sum(p.bytes_out for p in pieces[:-1]))
+
+
+def _splits(chain: _Chain, budgets: list[DeviceBudget], cost: _Costs) -> bool:
+    try:
+        _cheapest_cuts(chain, budgets, cost)
+    except BudgetError:
+        return False
+    return True
+
+
+def _cheapest_cuts(chain: _Chain, budgets: list[DeviceBudget], cost: _Costs) -> list[int]:
+    """[0, cut 1, …, n]: the piece boundaries that send the fewest bytes with every piece within
+    its device's budget; raises BudgetError naming the device that cannot be served."""
+    n, devices = len(chain.nodes), len(budgets)
 
     def fits(k: int, a: int, b: int) -> bool:
         return not overruns(budgets[k], cost(a, b))
@@ -144,9 +175,7 @@ def plan_layerwise(path: Path | str, devices: int, budgets: DeviceBudget | list[
     for k in range(devices - 1, 0, -1):
         b = prev[k][b]
         cuts.append(b)
-    cuts = [0, *reversed(cuts)]
-    pieces = [_piece(chain, k + 1, cuts[k], cuts[k + 1], cost) for k in range(devices)]
-    return LayerwisePlan(pieces=pieces, bytes_per_inference=sum(p.bytes_out for p in pieces[:-1]))
+    return [0, *reversed(cuts)]
 
 
 def _build_chain(path, input_shape) -> _Chain:

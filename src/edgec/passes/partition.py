@@ -9,8 +9,9 @@ export, one benchmark, ONNX passes) has no place for. So the pass writes the par
 run folder, ``<run>/<label or partition>/`` (device_K.onnx, head.onnx for NoNN, partition.json,
 partition.png), records per-device costs and traffic in the report, and hands the model on
 unchanged: the rest of the recipe still compresses and measures the single model, and both can
-be compared in one report. A device whose budget cannot be met stops the run with exit code 1,
-naming the device.
+be compared in one report. A device whose budget cannot be met stops the run as a failed pass
+(exit 3), naming the device and what would fit: not exit 1, which promises a finished run with
+its report, nor a --resume, as the same recipe fails the same way.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, model_validator
 
+from edgec.errors import BudgetError, PassError, RecipeError
 from edgec.partition_budget import DeviceBudget
 from edgec.passes.base import PassConfig, PassContext, TorchPass
 from edgec.passes.partition_settings import NonnSettings
@@ -27,6 +29,14 @@ from edgec.passes.registry import register_pass
 
 if TYPE_CHECKING:
     import torch.nn as nn
+
+
+class PartitionError(PassError):
+    """The partition cannot be made with this recipe's pass settings (a device too small, more
+    devices than layers). Known only once the model reaches the pass (earlier passes change it),
+    so a failed step (exit 3), not a refused recipe; --resume would fail the same way."""
+
+    resumable = False
 
 
 class PartitionConfig(PassConfig):
@@ -58,6 +68,15 @@ class PartitionConfig(PassConfig):
                                  f"{self.devices}; give one budget per device")
             if "budget" in self.model_fields_set:
                 raise ValueError("give either budget: (every device) or budgets: (one per device)")
+        unlimited = [k + 1 for k, b in enumerate(self.budgets or [self.budget] * self.devices)
+                     if all(v is None for v in b.model_dump().values())]
+        if self.method == "nonn" and unlimited and not self.target:
+            # a student is as wide as its device allows: without a limit there is no width to pick
+            which = ("every device" if len(unlimited) == self.devices
+                     else f"device(s) {', '.join(map(str, unlimited))}")
+            raise ValueError(f"method: nonn sizes each student to its device's budget, but {which} "
+                             "has none; set budget: (or budgets:) with max_params, max_flash_kb, "
+                             "max_macs or max_ram_kb, or a target:")
         return self
 
     def data_requirement(self) -> str | None:
@@ -83,11 +102,21 @@ class PartitionPass(TorchPass):
         cfg: PartitionConfig = self.config  # type: ignore[assignment]
         folder = ctx.run_dir / (cfg.label or "partition")
         folder.mkdir(parents=True, exist_ok=True)
-        budgets = cfg.device_budgets(ctx.recipe_dir)
-        if cfg.method == "nonn":
-            self._nonn(model, ctx, cfg, budgets, folder)
-        else:
-            self._layerwise(model, ctx, cfg, budgets, folder)
+        try:
+            budgets = cfg.device_budgets(ctx.recipe_dir)  # a target: profile may be missing
+            if cfg.method == "nonn":
+                self._nonn(model, ctx, cfg, budgets, folder)
+            else:
+                self._layerwise(model, ctx, cfg, budgets, folder)
+        except (BudgetError, RecipeError) as exc:
+            # `edgec partition`'s own verdicts (exit 1 or 2 there, where nothing else ran); in a
+            # run, work was done before this pass, so it is a failed step like any other pass's
+            label = cfg.label or self.name
+            raise PartitionError(
+                f"Pass '{label}' ({self.name}) failed: {exc}",
+                hint=f"Change pass '{label}' in the recipe: a larger budget: (or budgets:), another "
+                "devices: count, or a prune or distill pass before it." if isinstance(exc, BudgetError)
+                else None) from exc
         if cfg.target:
             from edgec.partition import target_scope_note
 
