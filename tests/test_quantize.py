@@ -251,3 +251,36 @@ def test_histogram_calibration_prints_nothing_to_stdout(fp32, tmp_path, capsys):
     """onnxruntime's entropy calibrator prints progress; on stdout it broke `compress --json`."""
     _run(fp32, tmp_path, mode="static", method="entropy")
     assert capsys.readouterr().out == ""
+
+
+def test_quiet_output_is_per_thread_and_restores_stdout_in_any_order(capsys):
+    """contextlib.redirect_stdout restored the stream it saw on entry: two overlapping threads
+    left sys.stdout a StringIO for good. Enter A, enter B, leave A, leave B: stdout comes back,
+    and only the quieted threads' prints are dropped meanwhile."""
+    import sys
+    import threading
+
+    from edgec.passes.quantize_quiet import quiet_ort_output
+
+    original = sys.stdout
+    steps = [threading.Event() for _ in range(4)]
+
+    def quiet(name, enter_after, leave_after, entered, left):
+        if enter_after is not None:
+            steps[enter_after].wait(5)
+        with quiet_ort_output():
+            print(f"{name} dropped")
+            steps[entered].set()
+            steps[leave_after].wait(5)
+        steps[left].set()
+
+    a = threading.Thread(target=quiet, args=("a", None, 1, 0, 2))
+    b = threading.Thread(target=quiet, args=("b", 0, 2, 1, 3))
+    a.start()
+    b.start()
+    steps[1].wait(5)
+    print("main passes through")  # not a quieted thread: its output is kept
+    a.join(5)
+    b.join(5)
+    assert sys.stdout is original
+    assert capsys.readouterr().out == "main passes through\n"

@@ -11,11 +11,9 @@ with full-range weights; with VNNI (or off x86) it only costs precision.
 from __future__ import annotations
 
 import difflib
-import logging
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +21,7 @@ from edgec.cpu import cpu_flags, has_vnni, is_x86
 from edgec.errors import PassError
 from edgec.passes.base import OnnxPass, PassContext
 from edgec.passes.quantize_config import QuantizeConfig
+from edgec.passes.quantize_quiet import quiet_ort_output
 from edgec.passes.registry import register_pass
 
 if TYPE_CHECKING:
@@ -54,7 +53,7 @@ class Quantize(OnnxPass):
         cfg = self.config
         flags = cpu_flags()
         self.details.update(mode=cfg.mode, cpu_has_vnni=has_vnni(flags))
-        with tempfile.TemporaryDirectory(prefix="edgec-quant-") as tmp, _quiet_ort_logs():
+        with tempfile.TemporaryDirectory(prefix="edgec-quant-") as tmp, quiet_ort_output():
             if cfg.mode == "fp16":
                 from edgec.passes.quantize_fp16 import quantize_fp16
 
@@ -160,7 +159,7 @@ class Quantize(OnnxPass):
         self._input_name = inp.name
 
         def requantize(float_nodes: list[str], out: Path) -> None:
-            with ctx.progress.task("calibrating", total=total) as advance, _quiet_ort_logs():
+            with ctx.progress.task("calibrating", total=total) as advance, quiet_ort_output():
                 quantize_static(
                     str(model), str(out), CalibrationReader(inp.name, batches, advance),
                     quant_format=fmt, per_channel=cfg.per_channel, reduce_range=rr,
@@ -254,25 +253,6 @@ def _calibration_samples(ctx: PassContext):
                         "calibration split is empty. Use a data source with enough samples "
                         "(e.g. data: {source: digits}) or mode: dynamic.")
     return np.asarray(x)
-
-
-@contextmanager
-def _quiet_ort_logs() -> Iterator[None]:
-    # onnxruntime.quantization logs advice ("consider pre-processing") on the root logger for
-    # every call, and its histogram calibrators (entropy, percentile, distribution) print progress
-    # to stdout, which corrupted `--json` output; edgec turns what matters into notes, so hold
-    # both back for the duration only.
-    import io
-    from contextlib import redirect_stdout
-
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(max(level, logging.ERROR))
-    try:
-        with redirect_stdout(io.StringIO()):
-            yield
-    finally:
-        root.setLevel(level)
 
 
 def _onnx_infers_every_shape(path: Path) -> bool:
