@@ -61,3 +61,34 @@ def test_parity_failure_is_an_export_error(tmp_path):
     x = np.ones((2, 1, 8, 8), np.float32)
     with pytest.raises(ExportError, match="differs from torch"):
         check_parity(model, path, x, atol=1e-3)
+
+
+def test_exports_in_threads_do_not_break_each_other(tmp_path):
+    """torch.onnx.export keeps process-wide state: two threads exporting at once failed with
+    'GLOBALS.in_onnx_export must be True' (edgec.compress from a thread pool); they take turns."""
+    import threading
+
+    errors = []
+
+    def export(i):
+        try:
+            for j in range(3):
+                export_onnx(_model(), (1, 1, 8, 8), tmp_path / f"m{i}-{j}.onnx", ExportConfig())
+        except Exception as exc:  # collected: a thread's exception would not fail the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=export, args=(i,)) for i in range(2)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert errors == [] and len(list(tmp_path.glob("*.onnx"))) == 6
+
+
+def test_a_concurrent_export_outside_edgec_is_not_blamed_on_the_model(tmp_path, monkeypatch):
+    def clashing(*args, **kwargs):
+        raise AssertionError("GLOBALS.in_onnx_export must be True")
+
+    monkeypatch.setattr(torch.onnx, "export", clashing)
+    with pytest.raises(ExportError) as info:
+        export_onnx(_model(), (1, 1, 8, 8), tmp_path / "m.onnx", ExportConfig())
+    assert "not thread-safe" in info.value.message and "TORCH_EXPORT_LOCK" in info.value.message
+    assert "model.input_shape" not in info.value.message

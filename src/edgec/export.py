@@ -8,6 +8,7 @@ inputs). A failure names the op or module at fault and exits 3.
 from __future__ import annotations
 
 import re
+import threading
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,6 +24,14 @@ if TYPE_CHECKING:
 
 INPUT_NAME, OUTPUT_NAME = "input", "output"
 _UNSUPPORTED_OP = re.compile(r"operator '?([\w:.]+)'? to ONNX opset version (\d+)", re.I)
+# torch.onnx.export keeps its state in process-wide globals (GLOBALS.in_onnx_export, the opset),
+# and warnings.catch_warnings swaps the process's filters: two threads exporting at once broke each
+# other ("GLOBALS.in_onnx_export must be True", edgec.compress from a thread pool). One export at a
+# time per process; the rest of a run (training, measuring) still runs in parallel. Every module
+# that calls torch.onnx.export takes it.
+TORCH_EXPORT_LOCK = threading.Lock()
+# What torch says when another thread's export reset its globals under this one (not held here)
+_CONCURRENT_EXPORT = re.compile(r"GLOBALS\.in_onnx_export must be (True|False)")
 
 
 @dataclass(frozen=True)
@@ -48,7 +57,7 @@ def export_onnx(model: nn.Module, input_shape: tuple[int, ...], path: Path, conf
     dynamic = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}} if config.dynamic_batch else None
     active = _ModuleTracker(model)
     try:
-        with torch.no_grad(), warnings.catch_warnings():
+        with TORCH_EXPORT_LOCK, torch.no_grad(), warnings.catch_warnings():
             # The TorchScript exporter is deprecated upstream but remains the faster, more
             # compact path for CNNs; silence its notice so users see only what matters.
             warnings.simplefilter("ignore")
@@ -154,6 +163,14 @@ class _ModuleTracker:
 
 def _explain_export_failure(exc: Exception, module: str | None, config: ExportConfig) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if _CONCURRENT_EXPORT.search(str(exc)):  # not the model's fault: say so, never blame it
+        return (
+            f"ONNX export failed: {type(exc).__name__}: {text}. torch.onnx.export is not "
+            "thread-safe, and another thread of this process was exporting at the same time "
+            "outside edgec (edgec's own exports take edgec.export.TORCH_EXPORT_LOCK). Export from "
+            "one thread at a time (hold that lock around your own exports), or run in separate "
+            "processes."
+        )
     op = _UNSUPPORTED_OP.search(str(exc))
     if op:
         return (

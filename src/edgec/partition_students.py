@@ -123,10 +123,12 @@ def export_head(head: NonnHead, path: Path, opset: int = 17) -> Path:
 
     import onnx
 
+    from edgec.export import TORCH_EXPORT_LOCK  # torch.onnx.export is not thread-safe
+
     names = [f"from_device_{k + 1}" for k in range(len(head.feature_dims))]
     dummies = tuple(torch.zeros(1, d) for d in head.feature_dims)
     dynamic = {n: {0: "batch"} for n in [*names, "output"]}
-    with torch.no_grad(), warnings.catch_warnings():
+    with TORCH_EXPORT_LOCK, torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
         torch.onnx.export(head.eval(), dummies, str(path), dynamo=False, opset_version=opset,
                           input_names=names, output_names=["output"], dynamic_axes=dynamic)
