@@ -49,6 +49,14 @@ def test_sweep_example(tmp_path, capsys, monkeypatch):
     reports = {p.name: json.loads((p / "report.json").read_text()) for p in tmp_path.iterdir()}
     assert set(reports) == {"prune0-int8", "prune50-int8"}
     assert reports["prune50-int8"]["compressed"]["params"] < reports["prune0-int8"]["compressed"]["params"]
+    # the baseline is the untrained network (chance): the gate is absolute, so one epoch's model
+    # misses it (a max_accuracy_drop from chance 'met' at 50%), and training really trains
+    for report in reports.values():
+        assert [b["name"] for b in report["budgets"]] == ["min_accuracy"] and not report["passed"]
+        train = report["passes"][0]["details"]
+        assert train["eval_accuracy_before"] < 0.2 and train["eval_accuracy_after"] > 0.35
+    assert out.count("MISSED") == 2
+    assert reports["prune50-int8"]["passes"][1]["details"]["achieved_ratio"] == 0.5
 
 
 @pytest.mark.parametrize("recipe", sorted(EXAMPLES.glob("*/recipe.yaml")), ids=lambda p: p.parent.name)
