@@ -52,17 +52,50 @@ def test_slower_finding_names_the_cause_and_fix_for_the_mode_that_ran():
     comp = SimpleNamespace(latency_ms=SimpleNamespace(p50=4.0), macs=10_000, params=100,
                            nonzero_params=100)
 
-    def finding(mode):
-        passes = [SimpleNamespace(type="quantize", details={"mode": mode})] if mode else []
+    def finding(mode, **ops):
+        details = {"mode": mode, "quant_ops": ops}
+        passes = [SimpleNamespace(type="quantize", details=details)] if mode else []
         [text] = find_findings(base, comp, {"speedup_p50": 0.25}, passes)
         return text
 
-    assert "SLOWER" in finding("dynamic") and "ConvInteger" in finding("dynamic")
+    conv = finding("dynamic", ConvInteger=3, DynamicQuantizeLinear=3)
+    assert "SLOWER" in conv and "turned 3 Conv node(s) into ConvInteger" in conv
+    # an MLP: its dynamic graph has MatMulInteger and no Conv, which the fix must not blame
+    mlp = finding("dynamic", MatMulInteger=2, DynamicQuantizeLinear=2, Cast=2)
+    assert "Conv" not in mlp and "each of the 2 MatMulInteger node(s)" in mlp
+    assert "DynamicQuantizeLinear" in mlp and "mode: static" in mlp and "mode: auto" in mlp
+    assert "Conv" not in finding("dynamic")  # ops not recorded: no op is named that may not be there
     assert "mode: static" in finding("fp16")
     assert "mode: auto" in finding("static")
     assert "edgec doctor" in finding(None)
     assert find_findings(base, SimpleNamespace(**{**vars(comp), "latency_ms": base.latency_ms}),
                          {"speedup_p50": 1.0}, []) == []
+
+
+def test_slower_dynamic_int8_mlp_finding_names_what_its_graph_has(tmp_path):
+    """The fix said 'Dynamic int8 turns Conv into ConvInteger … for conv nets' for an MLP with no
+    Conv: the finding follows the ops the real quantize pass recorded."""
+    import torch
+    import torch.nn as nn
+
+    from edgec.passes.base import PassContext
+    from edgec.passes.quantize import Quantize, QuantizeConfig
+    from edgec.progress import Progress
+    from edgec.report import find_findings
+
+    mlp = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10)).eval()
+    src, dst = tmp_path / "mlp.onnx", tmp_path / "int8.onnx"
+    torch.onnx.export(mlp, torch.randn(1, 1, 8, 8), str(src), opset_version=17, dynamo=False)
+    ctx = PassContext(data=None, baseline=None, input_shape=(1, 1, 8, 8), seed=0, run_dir=tmp_path,
+                      recipe_dir=tmp_path, progress=Progress(enabled=False))
+    quantize = Quantize(QuantizeConfig(type="quantize", mode="dynamic"))
+    quantize.apply(src, dst, ctx)
+    record = SimpleNamespace(type="quantize", details=quantize.details)
+    base = SimpleNamespace(latency_ms=SimpleNamespace(p50=1.0), macs=2_368)
+    comp = SimpleNamespace(latency_ms=SimpleNamespace(p50=1.4), macs=2_368, params=100,
+                           nonzero_params=100)
+    [text] = find_findings(base, comp, {"speedup_p50": 0.71}, [record])
+    assert "Conv" not in text and "MatMulInteger" in text and "DynamicQuantizeLinear" in text
 
 
 def test_slower_int8_finding_gives_the_reason_of_the_cpu_the_report_records():

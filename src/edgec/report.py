@@ -107,10 +107,11 @@ def write_text_atomic(path: Path, text: str) -> None:
         raise
 
 
-# what makes int8 slower than float on a CPU, by quantize mode (measured: docs/guide-quantize.md)
+# what makes int8 slower than float on a CPU, by quantize mode (measured: docs/guide-quantize.md);
+# dynamic's cause depends on the ops it wrote (the pass records them: quant_ops), so {why}
 _SLOW_MODE_FIX = {
-    "dynamic": "Dynamic int8 turns Conv into ConvInteger, which onnxruntime runs slowly; for conv "
-               "nets use mode: static (or mode: auto, which keeps slow layers float).",
+    "dynamic": "{why} Use mode: static (activation scales calibrated once, ahead of time) or "
+               "mode: auto, which keeps the layers where int8 does not pay float.",
     "fp16": "onnxruntime's CPU kernels compute fp16 by casting to float; fp16 halves the size only. "
             "For speed use mode: static (or mode: auto).",
     "static": "{why} mode: auto keeps the layers where int8 does not pay float, so the result is "
@@ -136,12 +137,29 @@ def _int8_reason(environment: dict | None) -> str:
             "little over float and small layers can be slower.")
 
 
+def _dynamic_reason(quant_ops: dict) -> str:
+    """Why dynamic int8 can lose, for the ops it wrote: ConvInteger (no fast kernel), or the
+    run-time quantization every MatMulInteger waits for (an MLP has no Conv to blame)."""
+    convs = quant_ops.get("ConvInteger", 0)
+    if convs:
+        return (f"Dynamic int8 turned {convs} Conv node(s) into ConvInteger, which onnxruntime "
+                "runs slowly.")
+    matmuls = quant_ops.get("MatMulInteger", 0)
+    layers = f"each of the {matmuls} MatMulInteger node(s)" if matmuls else "each int8 layer"
+    return ("Dynamic int8 quantizes activations while the model runs: "
+            f"{layers} waits for a DynamicQuantizeLinear (a min/max pass over its input, then a "
+            "conversion) and turns its int32 result back into float, which can cost more than "
+            "the int8 arithmetic saves, most of all on small layers.")
+
+
 def _slower_fix(passes: list, environment: dict | None = None) -> str:
     """The likely cause and fix of a slower model, from the passes that ran and the CPU."""
-    modes = [r.details.get("mode") for r in passes if r.type == "quantize"]
-    for mode in modes:
+    for record in passes:
+        mode = record.details.get("mode") if record.type == "quantize" else None
         if mode in _SLOW_MODE_FIX:
-            why = _int8_reason(environment) if mode == "static" else ""
+            why = (_int8_reason(environment) if mode == "static" else
+                   _dynamic_reason(record.details.get("quant_ops") or {}) if mode == "dynamic"
+                   else "")
             return f"Fix: {_SLOW_MODE_FIX[mode].format(why=why)}"
     return ("The operator profile in this report shows which operators lost time; "
             "`edgec doctor MODEL.onnx` suggests fixes.")
