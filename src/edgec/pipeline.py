@@ -43,10 +43,10 @@ def run_recipe(
     from edgec.environment import NONDETERMINISTIC, collect_environment, record_torch_threads
     from edgec.resume import Checkpoints
 
-    if recipe.mlflow is not None:  # a missing optional package fails now, not after the run
-        from edgec.mlflow_log import require_mlflow
+    if recipe.mlflow is not None:  # a missing package or unusable store fails now, not after the run
+        from edgec.mlflow_log import check_mlflow
 
-        require_mlflow()
+        check_mlflow(recipe.mlflow)
     folder = RunFolder(output, force, resume)  # refuses an existing run before any work
     run = _Run(recipe, recipe_dir, folder.path, progress or Progress())
     run.against, run.stage_cache = against, stage_cache
