@@ -147,3 +147,53 @@ def test_sweep_json_errors_too(write_recipe, tmp_path):
     doc = _error(result)
     assert doc["error"]["type"] == "RecipeError" and "variant 2 of 2" in doc["error"]["message"]
     assert "got 'bogus'" in doc["error"]["problems"][0]
+
+
+def _failing_pass():
+    from typing import Literal
+
+    from edgec.passes import PassConfig, TorchPass
+
+    class BrokenConfig(PassConfig):
+        type: Literal["broken"] = "broken"
+
+    class Broken(TorchPass):  # not registered: only run_torch_pass sees it
+        name = "broken"
+        Config = BrokenConfig
+
+        def apply(self, model, ctx):
+            raise ValueError("inside the library")
+
+    return Broken(BrokenConfig())
+
+
+def test_a_failed_pass_says_where_the_traceback_is_in_each_spelling():
+    """In Python the hint said 'Run as `edgec --debug compress …`', a command a notebook user
+    is not running: there the traceback is the error's __cause__."""
+    import torch.nn as nn
+
+    from edgec.errors import PassError, spelling
+    from edgec.passes.base import run_torch_pass
+
+    hints = {}
+    for mode in ("cli", "api", "sweep"):
+        with spelling(mode), pytest.raises(PassError) as info:
+            run_torch_pass(_failing_pass(), nn.Linear(2, 2), ctx=None)
+        assert isinstance(info.value.__cause__, ValueError)
+        hints[mode] = info.value.hint
+    assert hints["cli"].startswith("Run as `edgec --debug compress …` for the traceback;")
+    assert hints["api"].startswith("The original exception is this error's __cause__")
+    assert "--debug" not in hints["api"]
+    assert hints["sweep"].startswith("Run the variant alone (`edgec --debug compress <recipe> --set")
+
+
+def test_override_spelling_follows_the_caller():
+    from edgec.errors import spelling
+    from edgec.recipe_yaml import apply_overrides
+
+    with pytest.raises(RecipeError, match=r"^--set 'seed': expected dotted.path=value, e.g. --set "):
+        apply_overrides({}, ["seed"])
+    with spelling("api"), pytest.raises(RecipeError, match=r"^overrides item 'seed': .* overrides=\["):
+        apply_overrides({}, ["seed"])
+    with spelling("api"), pytest.raises(RecipeError, match=r"^--grid 'seed'"):  # told explicitly
+        apply_overrides({}, ["seed"], options=["--grid"])

@@ -23,6 +23,14 @@ def test_help_imports_no_heavy_library():
     assert not loaded & set(HEAVY), loaded & set(HEAVY)
 
 
+def test_import_edgec_is_light_and_gives_the_api():
+    """compress is re-exported for its real signature; the rest (exceptions, Report) load on
+    first use, so `import edgec` does not pay for pydantic, the pass configs or the plugins."""
+    loaded = _modules_after("import edgec, inspect\n"
+                            "assert 'base_dir' in inspect.signature(edgec.compress).parameters")
+    assert not loaded & {*HEAVY, "pydantic", "edgec.recipe", "edgec.plugins"}, loaded & {*HEAVY, "pydantic"}
+
+
 def test_recipe_validation_imports_no_heavy_library():
     loaded = _modules_after(
         "from edgec.recipe import validate_recipe\n"

@@ -23,12 +23,22 @@ EXIT_PIPE = 141  # stdout's reader left (`| head`) before the output ended: as a
 # How a message names an option: the command line's flag; the Python API's argument while
 # api.compress runs (a notebook has no --force to pass); or, in a sweep's variant, what the sweep
 # offers instead (it picks each variant's folder and always replaces it). Names: force, resume,
-# output.
-_SPELLINGS = {"cli": {"force": "--force", "resume": "--resume", "output": "-o"},
-              "api": {"force": "force=True", "resume": "resume=True", "output": "output="},
+# output; set (what gave an override) and set_example (right overrides); debug (how to see the
+# traceback of a failure: an API caller already has it, as the error's __cause__).
+_CLI_SET_EXAMPLE = "--set passes.0.per_channel=false or --set benchmark.runs=500"
+_SPELLINGS = {"cli": {"force": "--force", "resume": "--resume", "output": "-o", "set": "--set",
+                      "set_example": _CLI_SET_EXAMPLE,
+                      "debug": "run as `edgec --debug compress …` for the traceback"},
+              "api": {"force": "force=True", "resume": "resume=True", "output": "output=",
+                      "set": "overrides item",
+                      "set_example": "overrides=['passes.0.per_channel=false', 'benchmark.runs=500']",
+                      "debug": "the original exception is this error's __cause__ (its traceback "
+                               "is printed above this one)"},
               "sweep": {"force": "`edgec sweep --rerun`",
                         "resume": "the same `edgec sweep` command (it keeps the finished variants)",
-                        "output": "the sweep's -o"}}
+                        "output": "the sweep's -o", "set": "--set", "set_example": _CLI_SET_EXAMPLE,
+                        "debug": "run the variant alone (`edgec --debug compress <recipe> --set …`) "
+                                 "for the traceback"}}
 _spelling = contextvars.ContextVar("edgec_option_spelling", default="cli")
 
 

@@ -15,7 +15,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from edgec.benchmark import BenchmarkConfig
 from edgec.config import ConfigModel
 from edgec.data import DataSpec, SyntheticDataConfig, shape_mismatch
-from edgec.errors import RecipeError, UsageError, not_a_file
+from edgec.errors import RecipeError, UsageError, not_a_file, option
 from edgec.mlflow_log import MlflowConfig
 from edgec.passes import PASSES, pass_config_union
 from edgec.plugins import load_plugins, model_spec_union
@@ -139,10 +139,10 @@ class OutputConfig(ConfigModel):
         path = PurePath(value)
         if path.is_absolute() or PureWindowsPath(value).is_absolute():
             raise ValueError(f"'{value}' is an absolute path; a recipe may only name a folder "
-                             "below the current directory. Use -o to write elsewhere")
+                             f"below the current directory. Pass {option('output')} to write elsewhere")
         if ".." in path.parts or ".." in PureWindowsPath(value).parts:
             raise ValueError(f"'{value}' contains '..'; a recipe may only name a folder below the "
-                             "current directory. Use -o to write elsewhere")
+                             f"current directory. Pass {option('output')} to write elsewhere")
         if not value.strip() or path == PurePath("."):
             raise ValueError("must name a folder, e.g. runs/exp1")
         return value

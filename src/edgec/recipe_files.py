@@ -17,9 +17,10 @@ from pydantic import BaseModel
 from edgec.errors import RecipeError, option
 
 
-def check_local_paths(recipe: BaseModel, base_dir: Path, source: str) -> None:
+def check_local_paths(recipe: BaseModel, base_dir: Path, source: str, hint: str | None = None) -> None:
     """Raise RecipeError naming each path the recipe gives that does not exist (or has the wrong
-    kind); paths are relative to ``base_dir``, the recipe's folder."""
+    kind); paths are relative to ``base_dir``, the recipe's folder. ``hint``: what to do instead
+    of the default advice (a recipe with no file has no folder of its own)."""
     problems = []
     for key, path, kind in _paths(recipe, ""):
         full = base_dir / path
@@ -32,8 +33,8 @@ def check_local_paths(recipe: BaseModel, base_dir: Path, source: str) -> None:
         problems.append(f"{key}: '{path}' {problem} (looked for {full})")
     if problems:
         raise RecipeError(f"{source}: the recipe names files that are not there:",
-                          problems=problems, hint="Paths are relative to the recipe's folder "
-                          f"({base_dir}); fix the path or move the file there.")
+                          problems=problems, hint=hint or "Paths are relative to the recipe's "
+                          f"folder ({base_dir}); fix the path or move the file there.")
 
 
 def check_output_dir(output_dir: str) -> None:

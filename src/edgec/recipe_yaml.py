@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from edgec.errors import RecipeError
+from edgec.errors import option as spelled
 
 # Far above any real recipe (a few hundred nodes), far below what hurts.
 MAX_EXPANDED_NODES = 100_000
@@ -80,16 +81,16 @@ def _index_lines(node, path: tuple, lines: Lines, count: list[int], source: str)
             _index_lines(item, (*path, i), lines, count, source)
 
 
-RECIPE_SET_EXAMPLE = "--set passes.0.per_channel=false or --set benchmark.runs=500"
-
-
-def parse_override(item: str, shown: str | None = None, example: str = RECIPE_SET_EXAMPLE,
-                   option: str = "--set") -> tuple[list[str | int], Any]:
+def parse_override(item: str, shown: str | None = None, example: str | None = None,
+                   option: str | None = None) -> tuple[list[str | int], Any]:
     """'passes.0.amount=0.5' → (['passes', 0, 'amount'], 0.5). Values are parsed as YAML.
     For messages: ``shown``, the override as the user typed it; ``example``, a right one;
-    ``option``, where it came from (a sweep's grid values are not --set options)."""
+    ``option``, where it came from (a sweep's grid values are not --set options). Both default
+    to how the caller spells overrides: --set on the command line, overrides= in Python."""
     import yaml
 
+    option = option or spelled("set")
+    example = example or spelled("set_example")
     key, sep, value_text = item.partition("=")
     key = key.strip()
     if not sep or not key or any(not part for part in key.split(".")):
@@ -116,12 +117,13 @@ def _parse_value(text: str) -> Any:
     return yaml.safe_load(text)
 
 
-def apply_overrides(raw: Any, overrides, shown=None, example: str = RECIPE_SET_EXAMPLE,
+def apply_overrides(raw: Any, overrides, shown=None, example: str | None = None,
                     options=None) -> Any:
     """Return a copy of ``raw`` with each `--set` applied (validated later with the rest).
     ``shown[i]`` is ``overrides[i]`` as the user typed it, for messages (check-budgets strips a
     'budgets.' prefix before applying); ``example``: a right override, for a malformed one;
-    ``options[i]``: the option that gave ``overrides[i]`` ('--set' unless told)."""
+    ``options[i]``: the option that gave ``overrides[i]`` (--set, or overrides= in Python, unless
+    told)."""
     _check_override_list(overrides)
     if not overrides:
         return raw
@@ -129,7 +131,7 @@ def apply_overrides(raw: Any, overrides, shown=None, example: str = RECIPE_SET_E
     if not isinstance(data, dict):
         return data  # validate_recipe reports the wrong top-level type
     for item, name, option in zip(overrides, shown or overrides,
-                                  options or ["--set"] * len(overrides), strict=True):
+                                  options or [spelled("set")] * len(overrides), strict=True):
         path, value = parse_override(item, name, example, option)
         _set_path(data, path, value, f"{option} '{name}'")
     return data

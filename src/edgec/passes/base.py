@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import Field
 
 from edgec.config import ConfigModel
-from edgec.errors import EdgecError, PassError
+from edgec.errors import EdgecError, PassError, option
 
 if TYPE_CHECKING:  # heavy imports stay out of start-up; these are for type checkers only
     import torch.nn as nn
@@ -131,10 +131,13 @@ def _timed(
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # a library failed inside the pass: name the pass, keep the cause
+        from edgec.plugins import pass_origin
+
+        debug, origin = option("debug"), pass_origin(instance.name)
+        source = "" if origin == "built-in" else f", {origin}"  # a plugin's code, not edgec's
         raise PassError(
-            f"Pass '{label}' ({instance.name}) failed: {type(exc).__name__}: {exc}",
-            hint="Run as `edgec --debug compress …` for the traceback; check this pass's settings "
-                     "in the recipe.",
+            f"Pass '{label}' ({instance.name}{source}) failed: {type(exc).__name__}: {exc}",
+            hint=f"{debug[0].upper()}{debug[1:]}; check this pass's settings in the recipe.",
         ) from exc
     seconds = time.perf_counter() - start
     after = count_after(result)
@@ -149,9 +152,19 @@ def _timed(
 
 def run_torch_pass(instance: TorchPass, model: nn.Module, ctx: PassContext):
     """Apply a torch-stage pass; returns (model, PassRecord)."""
+    import torch.nn as nn
+
     from edgec.torch_stats import count_params
 
-    return _timed(instance, lambda: instance.apply(model, ctx), count_params(model), count_params)
+    def work() -> nn.Module:
+        result = instance.apply(model, ctx)
+        if not isinstance(result, nn.Module):  # a plugin's apply that forgot its `return model`
+            raise _broken_contract(instance, f"returned {_a(result)}, not a torch.nn.Module: its "
+                                   "apply must return the model (the same object if it changed "
+                                   "it in place)")
+        return result
+
+    return _timed(instance, work, count_params(model), count_params)
 
 
 def run_onnx_pass(instance: OnnxPass, src: Path, dst: Path, ctx: PassContext) -> PassRecord:
@@ -161,8 +174,29 @@ def run_onnx_pass(instance: OnnxPass, src: Path, dst: Path, ctx: PassContext) ->
     def work() -> Path:
         instance.apply(src, dst, ctx)
         if not dst.is_file():
-            raise PassError(f"Pass '{instance.name}' finished without writing {dst.name}.")
+            raise _broken_contract(instance, f"finished without writing {dst.name}: its apply must "
+                                   "write the transformed model to dst")
         return dst
 
     _, record = _timed(instance, work, count_onnx_params(src), count_onnx_params)
     return record
+
+
+def _a(value: Any) -> str:
+    """'None', or 'a str' / 'an int': what a broken pass handed back, for its message."""
+    if value is None:
+        return "None"
+    kind = type(value).__name__
+    return f"{'an' if kind[0].lower() in 'aeiou' else 'a'} {kind}"
+
+
+def _broken_contract(instance: Pass, problem: str) -> PassError:
+    """A pass that broke the Pass contract: a bug in that pass (a plugin's, usually), named with
+    the package it comes from (once that is fixed, resuming the run continues with it)."""
+    from edgec.plugins import pass_origin
+
+    label = instance.config.label or instance.name
+    origin = pass_origin(instance.name)
+    fix = ("Fix or update the plugin, or remove the pass from the recipe." if origin != "built-in"
+           else "This is a bug in edgec; please report it.")
+    return PassError(f"Pass '{label}' ({instance.name}, {origin}) {problem}.", hint=fix)
