@@ -138,12 +138,14 @@ def fake_entry_points(monkeypatch):
     """fake_entry_points(*eps) makes load_plugins see only these; registries are restored after."""
     import importlib.metadata
 
-    saved = (dict(PASSES), dict(plugins.MODEL_SOURCES), dict(plugins.TARGETS), list(plugins.LOADED))
+    saved = (dict(PASSES), dict(plugins.MODEL_SOURCES), dict(plugins.TARGETS), list(plugins.LOADED),
+             list(plugins.BROKEN))
 
     def install(*eps):
         monkeypatch.setattr(importlib.metadata, "entry_points",
                             lambda group: [e for e in eps if e.group == group])
         monkeypatch.setitem(plugins._state, "done", False)
+        plugins.LOADED.clear()  # as in a fresh process: load_plugins skips what is loaded
         monkeypatch.delenv(plugins.DISABLE_ENV, raising=False)
 
     yield install
@@ -151,6 +153,7 @@ def fake_entry_points(monkeypatch):
         registry.clear()
         registry.update(old)
     plugins.LOADED[:] = saved[3]
+    plugins.BROKEN[:] = saved[4]
 
 
 def test_plugin_cannot_replace_a_builtin_pass(fake_entry_points):
@@ -237,3 +240,148 @@ def test_broken_plugin_target_is_a_clean_error(fake_entry_points, obj, message):
     with pytest.raises(EdgecError, match=message) as info:
         load_target("board")
     assert info.value.exit_code == 2 and "board" in str(info.value)
+
+
+def _broken_dist(folder: Path) -> Path:
+    """A package whose edgec.passes entry point cannot be imported (no pip needed)."""
+    dist = folder / "broken_plugin-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[edgec.passes]\nbroken = no_such_module:Pass\n")
+    return dist
+
+
+def test_broken_plugin_fails_every_call_until_removed_then_loads(tmp_path):
+    """The first call raised PluginError, the later ones ran silently without any plugin (and
+    never loaded them again): a recipe's plugin pass then was an 'unknown type'."""
+    dist = _broken_dist(tmp_path / "site")
+    code = f"""
+import shutil
+from edgec.plugins import PluginError
+for attempt in range(2):
+    try:
+        from edgec.recipe import validate_recipe
+        print("loaded")
+    except PluginError as exc:
+        print("PluginError", "broken-plugin 1.0" in exc.message)
+shutil.rmtree({str(dist)!r})  # pip uninstall broken-plugin
+from edgec.recipe import validate_recipe
+from edgec.passes import PASSES
+print("fixed", "quantize" in PASSES)
+"""
+    env = {k: v for k, v in os.environ.items() if k != plugins.DISABLE_ENV}
+    env["PYTHONPATH"] = os.pathsep.join(map(str, (tmp_path / "site", SRC)))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert result.stdout.split("\n")[:3] == ["PluginError True", "PluginError True", "fixed True"], \
+        result.stdout + result.stderr
+
+
+def test_plugins_command_lists_a_broken_plugin_with_the_good_ones(site, tmp_path):
+    _broken_dist(tmp_path)
+    result = edgec_cli(site, "plugins", extra_env={
+        "PYTHONPATH": os.pathsep.join(map(str, (site, tmp_path, SRC))), "COLUMNS": "200"})
+    assert result.returncode == 2, result.stderr
+    assert "clip_weights" in result.stdout and "edgec-example-plugin" in result.stdout
+    assert "no_such_module:Pass" in result.stdout and "broken-plugin 1.0" in result.stdout
+    assert "cannot load: ModuleNotFoundError: No module named 'no_such_module'" in result.stdout
+    assert "1 installed plugin(s) cannot be loaded" in result.stderr
+    assert "pip uninstall broken-plugin" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_module_that_failed_halfway_is_retried_cleanly(fake_entry_points):
+    """A plugin module that registered a pass and then failed is imported again on the retry;
+    what it registered the first time must not make that 'registered twice'."""
+    import types
+    from typing import Literal
+
+    from edgec.passes import PassConfig, TorchPass
+
+    class HalfConfig(PassConfig):
+        type: Literal["half"] = "half"
+
+    class _HalfModule(_FakeEntryPoint):
+        fail = True
+
+        def load(self):  # each import defines (and registers) the class anew, as Python would
+            from edgec.passes import register_pass
+
+            register_pass(type("Half", (TorchPass,), {"name": "half", "Config": HalfConfig,
+                                                      "apply": lambda self, model, ctx: model}))
+            if self.fail:
+                raise ImportError("no module named later_dependency")
+            return types.ModuleType("half_plugin")
+
+    ep = _HalfModule("half", "edgec.passes", None)
+    fake_entry_points(ep)
+    for _ in range(2):
+        with pytest.raises(plugins.PluginError, match="later_dependency"):
+            plugins.load_plugins()
+        assert "half" not in PASSES
+    ep.fail = False  # the dependency got installed
+    (info,) = plugins.load_plugins()
+    assert info.provides == ("half",) and "half" in PASSES and plugins.BROKEN == []
+
+
+def _plugin_pass(fake_entry_points, returns):
+    from typing import Literal
+
+    from edgec.passes import PassConfig, TorchPass
+
+    class ForgetfulConfig(PassConfig):
+        type: Literal["forgetful"] = "forgetful"
+
+    class Forgetful(TorchPass):
+        name = "forgetful"
+        Config = ForgetfulConfig
+
+        def apply(self, model, ctx):
+            return returns
+
+    fake_entry_points(_FakeEntryPoint("forgetful", "edgec.passes", Forgetful))
+    plugins.load_plugins()
+    return Forgetful(ForgetfulConfig())
+
+
+@pytest.mark.parametrize(("returns", "said"), [(None, "returned None"), ("model", "returned a str")])
+def test_plugin_pass_that_returns_no_model_is_named(fake_entry_points, returns, said):
+    """It failed later as "internal error: AttributeError: 'NoneType' object has no attribute
+    'parameters' … This is a bug in edgec"."""
+    import torch.nn as nn
+
+    from edgec.errors import PassError
+    from edgec.passes.base import run_torch_pass
+
+    instance = _plugin_pass(fake_entry_points, returns)
+    with pytest.raises(PassError) as info:
+        run_torch_pass(instance, nn.Linear(2, 2), ctx=None)
+    message = str(info.value)
+    assert "Pass 'forgetful' (forgetful, plugin" in message and said in message
+    assert "not a torch.nn.Module" in message and "Fix or update the plugin" in message
+
+
+def test_plugin_model_source_that_builds_no_module_is_named(fake_entry_points):
+    from typing import Literal
+
+    from edgec.errors import ModelLoadError
+    from edgec.models import load_model
+
+    class WeirdConfig(plugins.ModelSourceConfig):
+        source: Literal["weird"]
+
+        def build(self, base_dir, cache_dir, progress):
+            return "not a module"
+
+    class FailingConfig(plugins.ModelSourceConfig):
+        source: Literal["failing"]
+
+        def build(self, base_dir, cache_dir, progress):
+            raise KeyError("hidden_size")
+
+    fake_entry_points(_FakeEntryPoint("weird", "edgec.models", WeirdConfig),
+                      _FakeEntryPoint("failing", "edgec.models", FailingConfig))
+    plugins.load_plugins()
+    with pytest.raises(ModelLoadError, match=r"model source 'weird' \(WeirdConfig.build, plugin "
+                       r".*\) returned a str, not a torch.nn.Module"):
+        load_model(WeirdConfig(source="weird", input_shape=[1, 4]), Path("."))
+    with pytest.raises(ModelLoadError, match=r"model source 'failing' .* raised KeyError"):
+        load_model(FailingConfig(source="failing", input_shape=[1, 4]), Path("."))

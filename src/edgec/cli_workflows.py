@@ -149,9 +149,11 @@ def passes(as_json: bool) -> None:
         print_passes(docs)
 
 
-@cli.command()
+@cli.command(epilog=exit_codes_help((0, 2, 141), c2="an installed plugin cannot be loaded (listed "
+                                     "with its error)"))
 def plugins() -> None:
-    """List installed plugins (entry points edgec.passes, edgec.models, edgec.targets)."""
+    """List installed plugins (entry points edgec.passes, edgec.models, edgec.targets), a broken
+    one with its error."""
     from edgec.pass_catalog import print_plugins
 
     print_plugins()

@@ -242,7 +242,9 @@ def load_model(spec: ModelSpec, base_dir: Path, cache_dir: Path | None = None,
     limit = spec.max_memory_mb
     if limit is not None:
         _check_memory(_estimate_bytes(spec, Path(base_dir)), limit, spec)
-    model = spec.build(Path(base_dir), cache_dir, progress).float().to("cpu").eval()
+    from edgec.plugins import build_model  # checks what a plugin source's build returns
+
+    model = build_model(spec, Path(base_dir), cache_dir, progress).float().to("cpu").eval()
     if limit is not None:
         _check_memory(model_bytes(model), limit, spec)
     check_finite_weights(model)

@@ -6,6 +6,7 @@ accepts. The common `type` field is left out (it is the pass name).
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from dataclasses import asdict, dataclass
 
@@ -60,24 +61,33 @@ def print_passes(docs: list[PassDoc], file=None) -> None:
 
 
 def print_plugins(file=None) -> int:
-    """List loaded plugins; returns how many."""
+    """List installed plugins, a broken one with its error; returns how many loaded. Raises
+    PluginError after the table when one is broken: the diagnostic lists what the other commands
+    refuse to run with."""
     from rich.markup import escape
     from rich.table import Table
 
-    import edgec.recipe  # noqa: F401  (loads plugins)
     from edgec.console import console as make_console
-    from edgec.plugins import DISABLE_ENV, LOADED
+    from edgec.plugins import BROKEN, DISABLE_ENV, LOADED, PluginError, broken_plugins_error, load_plugins
 
+    with contextlib.suppress(PluginError):  # each broken plugin gets its row, then the command fails
+        load_plugins()
     console = make_console(file)
-    if not LOADED:
+    if not LOADED and not BROKEN:
         console.print("No edgec plugins installed (entry point groups edgec.passes, edgec.models, "
                       f"edgec.targets), or {DISABLE_ENV}=1 is set. See examples/plugin/.")
         return 0
     table = Table(title="edgec plugins", title_justify="left")
     for col in ("group", "entry point", "package", "provides"):
-        table.add_column(col)
-    for info in LOADED:
+        table.add_column(col, overflow="fold")  # a cut entry point or error helps no one
+    rows = [(i, ", ".join(i.provides)) for i in LOADED] + [(b, None) for b in BROKEN]
+    for info, provides in sorted(rows, key=lambda r: (r[0].group, r[0].name)):
         table.add_row(*map(escape, (info.group, f"{info.name} = {info.value}",  # "mod:obj [extra]"
-                                    f"{info.distribution} {info.version}", ", ".join(info.provides))))
+                                    f"{info.distribution} {info.version}")),
+                      escape(provides) if provides is not None
+                      else f"[bold red]cannot load:[/] {escape(info.reason)}")
     console.print(table)
+    error = broken_plugins_error()
+    if error is not None:
+        raise error
     return len(LOADED)
