@@ -79,11 +79,11 @@ def test_a_ratio_that_removes_nothing_is_never_suggested():
     from edgec.sensitivity_output import print_result
 
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 16, 3, padding=1),
-                          nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10)).eval()
+    model = nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 48, 3, padding=1),
+                          nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(48, 10)).eval()
     result = run_scan(model, labelled(model), max_drop=0.05, ratios=(0.25,), round_to=16)
     rows = {r["layer"]: r for r in result.rows}
-    assert rows["0"]["removed"] == 0 and rows["2"]["removed"] > 0  # 8 of 32 rounds to none
+    assert rows["0"]["removed"] == 0 and rows["2"]["removed"] == 16  # 8 of 32 rounds to none
     s = result.suggestion
     assert "0" not in s["layers"] and "0" in s["ignore"]
     assert s["why"]["0"] == "ratio 0.25 removes no channel (channels go in multiples of round_to)"

@@ -17,7 +17,11 @@ from edgec.training import TrainingConfig
 # Measured with benchmarks/round_to.py and benchmarks/prune_torchvision.py (onnxruntime 1.31, 1 thread,
 # AVX-512 host). A 3×3 conv stack took 0.377 ms at 64 channels but 0.520 ms at 63 and 0.451 at 57,
 # while 56 and 60 cost the same as 64: only multiples of 16 (MLAS's NCHWc block on AVX-512; 8 on
-# AVX2) get the fast conv path; at or below one block latency simply follows MACs. Pruning 60% of
+# AVX2) get the fast conv path. Below one block no count does, and not every count pays for its
+# MACs (benchmarks/sub_block_widths.py, ResNet-20 at 32×32, first stage narrowed from 16, speed vs the
+# unpruned fp32 model, p1): fp32 16 1.56×, 14 1.25×, 12 1.54×, 9 1.93×, 8 2.04×, 4 2.69×; static
+# int8 16 2.18×, 14 1.52×, 12 1.71×, 9 1.67×, 8 1.79×, 4 1.97× — so counts below a block are rounded to
+# its halvings (8, 4, 2, 1), and int8 convs were fastest left at a whole block. Pruning 60% of
 # torchvision nets: round_to 1 left MobileNetV2 1.06× and MobileNetV3-small 0.92× the unpruned
 # speed; 16 beat 8 on ResNet-18 (4.66× vs 4.22×; at 40%: 2.58× vs 2.00×), 8 beat 16 on
 # MobileNetV2 (2.65× vs 2.39×). The block size is the default; depthwise-heavy nets may prefer 8.
@@ -84,9 +88,10 @@ class PruneConfig(PassConfig):
         "block, the largest fraction of the residual blocks removed.",
     )
     round_to: Annotated[int, Field(ge=1, le=256)] | Literal["auto"] = Field(
-        "auto", description="Channel counts above this are rounded to a multiple of it (channel "
-        "only). auto: 16 on AVX-512 CPUs, else 8 — onnxruntime's fast conv path wants multiples "
-        "of that block; with 1 (off), odd counts made a pruned MobileNet slower than the original. "
+        "auto", description="Channel counts above this are rounded to a multiple of it, counts "
+        "below it to a halving of it (8, 4, 2, 1 for 16; channel only). auto: 16 on AVX-512 CPUs, "
+        "else 8 — onnxruntime's fast conv path wants multiples of that block; with 1 (off), odd "
+        "counts made a pruned MobileNet slower than the original. "
         "Depthwise-heavy nets measured ~10% faster with 8 than 16 on AVX-512, ResNets 10–29% slower.",
     )
     schedule: PruneScheduleConfig = Field(

@@ -7,9 +7,10 @@ that step. Measured on a small ResNet: ``round_to`` rounds a small layer's chann
 then skips the layer, so ratio 0.6 with round_to=8 left 2.4× the MACs of ratio 0.5, and with
 round_to=16 pruned nothing at all. By its code, global ranking that would empty a layer skips that
 layer too, and ``max_pruning_ratio`` is only checked between steps. Here every group keeps at
-least one channel (``round_to`` rounds to the nearest multiple, never below it; a layer at or below
-one multiple keeps its exact count), caps hold within a step, and a request that empties a layer is
-refused. Tracing lives in prune_graph.py, the proof that a cut is exact in prune_verify.py.
+least one channel (``round_to`` rounds to the nearest multiple, never below it; a count below one
+multiple goes to the nearest halving of it: 8, 4, 2 or 1 for 16), caps hold within a step, and a
+request that empties a layer is refused. Tracing lives in prune_graph.py, the proof that a cut
+is exact in prune_verify.py.
 
 Ratios are always cumulative fractions of the layer's channels *at the start of the pass*, so an
 iterative schedule and a budget search both speak in the same unit.
@@ -46,6 +47,15 @@ if TYPE_CHECKING:
 def units_kept(init: int, ratio: float) -> int:
     """What a cumulative ``ratio`` leaves of a layer's ``init`` units, before round_to."""
     return math.floor(init * (1 - ratio) + 0.5)
+
+
+def sub_block_counts(step: int) -> tuple[int, ...]:
+    """The counts round_to allows at or below one block: the block and its halvings (16, 8, 4, 2, 1);
+    why, in prune_config.py next to AVX512_BLOCK."""
+    counts = [step]
+    while counts[-1] % 2 == 0:
+        counts.append(counts[-1] // 2)
+    return (*counts, 1) if counts[-1] != 1 else tuple(counts)
 
 
 @dataclass
@@ -188,10 +198,13 @@ class ChannelPruner:
 
     def _rounded(self, keep: int, units: int, init: int) -> int:
         step = self.settings.round_to
-        if step <= 1 or keep <= step:  # at or below one SIMD block, latency follows MACs
+        if step <= 1:
             return keep
         min_keep = max(1, math.ceil(init * (1 - self.settings.max_per_layer) - 1e-9))
-        nearest = max(step, math.floor(keep / step + 0.5) * step)
+        if keep < step:  # no count below one block gets the fast path; its halvings cost least
+            allowed = [c for c in sub_block_counts(step) if c >= min_keep]
+            return min(units, min(allowed, key=lambda c: (abs(c - keep), -c)))  # ties keep more
+        nearest = math.floor(keep / step + 0.5) * step
         if nearest < min_keep:
             nearest = math.ceil(min_keep / step) * step
         return min(units, nearest)
