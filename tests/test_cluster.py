@@ -123,6 +123,32 @@ def test_finetuning_moves_the_centroids_but_keeps_the_sharing(data, tmp_path):
     assert ClusterConfig(finetune={"epochs": 1}).data_requirement().startswith("labelled")
 
 
+def test_finetuned_centroids_are_the_same_bits_every_run(data, tmp_path):
+    """The cluster guide's recipe gave 4 ONNX hashes in 4 runs: table[assign]'s backward adds a
+    layer's gradients into its centroids with atomic adds from several threads once the layer has
+    32k weights (torch's grain size). A 64k-weight Linear and 2 threads trip it."""
+    import hashlib
+
+    def wide_mlp() -> nn.Module:
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                             nn.Linear(512, 128), nn.ReLU(), nn.Linear(128, 10)).eval()
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        hashes = []
+        for run in ("a", "b"):
+            model = wide_mlp()
+            cfg = ClusterConfig(clusters=16, finetune={"epochs": 1, "lr": 1e-3})
+            out = ClusterPass(cfg).apply(model, context(data, model, tmp_path))
+            export_onnx(out, (1, 1, 8, 8), tmp_path / f"{run}.onnx", ExportConfig())
+            hashes.append(hashlib.sha256((tmp_path / f"{run}.onnx").read_bytes()).hexdigest())
+    finally:
+        torch.set_num_threads(threads)
+    assert hashes[0] == hashes[1]
+
+
 def test_pruned_zeros_stay_zero_and_count_as_a_cluster(data, tmp_path):
     model = tiny_cnn()
     with torch.no_grad():  # as left by unstructured pruning
