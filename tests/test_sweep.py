@@ -519,3 +519,60 @@ def test_grid_values_may_hold_commas_in_brackets_and_quotes():
     assert parse_grid_option("a='x,y',z")[1] == ["x,y", "z"]
     with pytest.raises(RecipeError, match="unbalanced"):
         parse_grid_option("a=[1,2")
+
+
+def test_a_grid_path_with_the_recipes_own_value_reuses_the_finished_variants(swept, tmp_path):
+    """Adding --grid passes.0.samples=32 (the recipe's own value) changes no variant's recipe:
+    the variants keep their names and folders, and none runs again but the failed one."""
+    folder = _copy_sweep(swept, tmp_path)
+    v000 = folder / "sw" / "variants" / "v000" / "report.json"
+    before = v000.stat().st_mtime_ns
+    result = run("sweep", folder / "r.yaml", "-o", folder / "sw", "--grid",
+                 "passes.0.samples=32,32,32")
+    assert result.exit_code == 3, result.output  # v002's model raises, as before
+    assert "3 variants, 2 reused, 1 to run" in result.output and "earlier variant" not in result.output
+    doc = json.loads((folder / "sw" / "results.json").read_text())
+    assert [r["variant"] for r in doc["rows"]] == ["v000", "v001", "v002"]
+    assert v000.stat().st_mtime_ns == before
+    assert sorted(p.name for p in (folder / "sw" / "variants").iterdir() if p.is_dir()) == \
+        ["v000", "v001", "v002.partial"]
+
+
+def test_an_interrupted_variant_runs_again_under_its_own_name(swept, tmp_path):
+    """Ctrl-C leaves a variant's unfinished folder with the recipe it started with, and no values
+    file: the next run finds it by that recipe, runs it into its own name and leaves no orphan."""
+    import shutil
+
+    folder = _copy_sweep(swept, tmp_path)
+    variants = folder / "sw" / "variants"
+    (variants / "v001.json").unlink()
+    shutil.move(variants / "v001", variants / "v001.partial")
+    (variants / "v001.partial" / "report.json").unlink()  # stopped before its report: recipe.yaml
+    result = run("sweep", folder / "r.yaml", "-o", folder / "sw", "-q", "--json")
+    doc = json.loads(result.stdout)
+    assert [r["variant"] for r in doc["rows"]] == ["v000", "v001", "v002"] and doc["reused"] == 1
+    assert doc["rows"][1]["status"] == "ok" and (variants / "v001" / "report.json").is_file()
+    assert not (variants / "v001.partial").exists()
+
+
+def test_names_follow_unfinished_runs_and_free_empty_ones(write_recipe, tmp_path):
+    """An unfinished folder names the variant of its recipe (report.json, else recipe.yaml); one
+    stopped before it wrote either holds nothing, and its name goes to the next new variant."""
+    import yaml
+
+    from edgec.sweep import plan
+    from edgec.sweep_folder import name_variants
+
+    variants, _ = plan(write_recipe(), ("seed=1,2,3",), None)
+    root = tmp_path / "variants"
+    for name in ("v000.partial", "v001.partial", "v002.partial", "v007"):
+        (root / name).mkdir(parents=True)
+        (root / name / ".edgec-run").write_text("")
+    recipe = [v["recipe"].model_dump(mode="json") for v in variants]
+    (root / "v000.partial" / "report.json").write_text(json.dumps({"status": "interrupted",
+                                                                   "recipe": recipe[1]}))
+    (root / "v001.partial" / "recipe.yaml").write_text(yaml.safe_dump(recipe[0]))
+    (root / "v007" / "recipe.yaml").write_text(yaml.safe_dump({**recipe[0], "seed": 9}))
+    left_out = name_variants(tmp_path, variants)
+    assert [v["name"] for v in variants] == ["v001", "v000", "v002"]
+    assert left_out == ["v007"]  # a run of another recipe: kept, and said so

@@ -11,7 +11,10 @@ Layout::
 
 A variant's name belongs to its grid values for the life of the folder (``name_variants``): a
 sweep whose grid gained a value, lost one or was reordered finds its finished variants under their
-old names, and never runs a variant into the folder of another.
+old names, and never runs a variant into the folder of another. Where the values no longer match
+(a grid path added with the recipe's own value) or were never recorded (a run stopped by Ctrl-C,
+whose unfinished ``v000.partial`` holds the recipe it ran), the variant of the very same resolved
+recipe takes the earlier run's name, so it is reused, or run again into its own folder.
 """
 
 from __future__ import annotations
@@ -49,9 +52,10 @@ def _is_sweep_folder(folder: Path) -> bool:
 
 def name_variants(folder: Path, variants: list[dict]) -> list[str]:
     """Give each planned variant (in place) the name its grid values had in this folder before,
-    else the first name no folder uses; returns the earlier variants this plan leaves out (kept,
-    not in the tables). Names were positions once: a grid with one more value ran every variant
-    again, each into the folder of another."""
+    else the name of an earlier run of its very recipe, else the first name no folder uses;
+    returns the earlier variants this plan leaves out (kept, not in the tables). Names were
+    positions once: a grid with one more value ran every variant again, each into the folder of
+    another."""
     from edgec.rundir import PARTIAL_SUFFIX
 
     root = Path(folder) / "variants"
@@ -60,33 +64,64 @@ def name_variants(folder: Path, variants: list[dict]) -> list[str]:
     for name, meta in metas.items():
         if isinstance(meta, dict) and "values" in meta:
             by_values.setdefault(_key(meta["values"]), name)
-    used = set(metas) | ({p.name.removesuffix(PARTIAL_SUFFIX) for p in root.iterdir() if p.is_dir()}
-                         if root.is_dir() else set())
+    folders = ({p.name.removesuffix(PARTIAL_SUFFIX) for p in root.iterdir() if p.is_dir()}
+               if root.is_dir() else set())
     unnamed = []
     for v in variants:
         v["name"] = by_values.pop(_key(v["values"]), None)
         if v["name"] is None:
             unnamed.append(v)
-    _match_finished_without_meta(root, sorted(used - set(metas)), unnamed)
+    claimed = {v["name"] for v in variants if v["name"] is not None}
+    earlier = {n: _ran_recipe(root, n) for n in sorted((set(metas) | folders) - claimed)}
+    _match_by_recipe(earlier, unnamed)
+    # an unfinished folder a run left before it wrote its recipe (Ctrl-C as it started) holds
+    # nothing to keep: its name is free, and the variant run into it discards it
+    empty = {n for n, recipe in earlier.items()
+             if recipe is None and n not in metas and not (root / n).exists()}
+    used = set(metas) | (folders - empty)
     fresh = (f"v{i:03d}" for i in range(10**6) if f"v{i:03d}" not in used)
     for v in unnamed:
         if v["name"] is None:
             v["name"] = next(fresh)
-    return sorted(by_values.values())
+    named = {v["name"] for v in variants}
+    return [n for n in earlier if n not in named and n not in empty]
 
 
-def _match_finished_without_meta(root: Path, names: list[str], unnamed: list[dict]) -> None:
-    """A run that finished but whose values file was never written (Ctrl-C between the two) is
-    known by its report's recipe."""
-    for name in names:
-        report = _read_json(root / name / "report.json")
-        if not isinstance(report, dict):
+def _match_by_recipe(earlier: dict[str, dict | None], unnamed: list[dict]) -> None:
+    """Name a variant after the earlier run of its very recipe: one whose grid values are named
+    differently now (a grid path added with the recipe's own value: passes.0.samples=256,128
+    where the recipe says 256), one that finished before its values file was written, or one
+    that Ctrl-C stopped before it finished (its values file is written when it ends, its
+    recipe.yaml when it starts). One earlier run names one variant."""
+    for v in unnamed:
+        if "recipe" not in v:
             continue
-        for v in unnamed:
-            if v["name"] is None and "recipe" in v and (
-                    runs_as(report.get("recipe")) == runs_as(v["recipe"].model_dump(mode="json"))):
-                v["name"] = name
-                break
+        mine = runs_as(v["recipe"].model_dump(mode="json"))
+        name = next((n for n, recipe in earlier.items() if recipe is not None
+                     and runs_as(recipe) == mine), None)
+        if name is not None:
+            v["name"] = name
+            del earlier[name]
+
+
+def _ran_recipe(root: Path, name: str) -> dict | None:
+    """The resolved recipe an earlier run of ``name`` ran: its report's, else (a run stopped
+    before it wrote a report) the recipe.yaml it writes as it starts; a finished run first."""
+    import yaml
+
+    from edgec.rundir import partial_path
+
+    for run in (root / name, partial_path(root / name)):
+        report = _read_json(run / "report.json")
+        if isinstance(report, dict) and isinstance(report.get("recipe"), dict):
+            return report["recipe"]
+        try:
+            recipe = yaml.safe_load((run / "recipe.yaml").read_text(encoding="utf-8"))
+        except (OSError, ValueError, yaml.YAMLError):
+            continue
+        if isinstance(recipe, dict):
+            return recipe
+    return None
 
 
 def _key(values: dict) -> str:
