@@ -576,3 +576,37 @@ def test_names_follow_unfinished_runs_and_free_empty_ones(write_recipe, tmp_path
     left_out = name_variants(tmp_path, variants)
     assert [v["name"] for v in variants] == ["v001", "v000", "v002"]
     assert left_out == ["v007"]  # a run of another recipe: kept, and said so
+
+
+SYNTHETIC = TINY_RECIPE.replace("{source: digits}", "{source: synthetic}").replace(
+    "mode: static, samples: 32", "mode: dynamic")
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--axes", "accuracy"), "--axes accuracy: no variant can measure accuracy"),
+    (("--axes", "accuracy,size"), "Put a measurable axis first (--axes size_kb)"),
+    (("--set", "sweep.axes=[accuracy, speedup]"), "sweep.axes: [accuracy, speedup]: no variant"),
+])
+def test_a_first_axis_no_variant_can_measure_is_refused_before_any_work(write_recipe, tmp_path,
+                                                                        args, message):
+    """Synthetic data has no labels: a sweep that picks its best by accuracy ran to the end,
+    exit 0, and found none."""
+    result = run("sweep", write_recipe(SYNTHETIC), "--grid", "seed=1,2", "-o", tmp_path / "s", *args)
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert "the recipe's data is synthetic" in result.output and not (tmp_path / "s").exists()
+
+
+def test_a_later_axis_no_variant_can_measure_is_named_before_the_sweep_runs(write_recipe):
+    from edgec.sweep import plan
+
+    said = []
+    _, config = plan(write_recipe(SYNTHETIC), ("seed=1,2",), None, log=said.append)
+    assert config.axes == ["size_kb", "speedup", "accuracy"]  # the end's note names it again
+    assert said == ["  accuracy is left out of the Pareto front over sweep.axes: [size_kb, speedup, "
+                    "accuracy] (the recipe's data is synthetic: random inputs without labels)"]
+    said.clear()
+    plan(write_recipe(SYNTHETIC), ("seed=1,2",), None, axes=["size", "latency"], log=said.append)
+    assert said == []
+    plan(write_recipe(SYNTHETIC), ("data.source=digits,synthetic",),
+         None, axes=["accuracy"], log=said.append)
+    assert said == []  # one variant has labels: measured where it can be

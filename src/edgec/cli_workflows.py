@@ -72,13 +72,12 @@ def sweep(recipe: Path, grid, mode, output, overrides, jobs, executor, use_ray, 
         check_ci_paths(None, summary_md)
         start_early(jobs or recipe_jobs(recipe, overrides), executor,
                     torch=not likely_torch_free(recipe, overrides))
-        variants, config = plan(recipe, grid, mode, overrides)
+        progress = Progress(enabled=False, verbose=not quiet and not as_json)
+        variants, config = plan(recipe, grid, mode, overrides, log=progress.log,
+                                axes=[a for a in axes.split(",") if a] if axes is not None else None)
         result = run_sweep(
-            recipe, variants, folder,
-            [a for a in axes.split(",") if a] if axes is not None else list(config.axes),
-            jobs=jobs or config.jobs,
-            executor=executor, address=address, rerun=rerun,
-            progress=Progress(enabled=False, verbose=not quiet and not as_json),
+            recipe, variants, folder, list(config.axes), jobs=jobs or config.jobs,
+            executor=executor, address=address, rerun=rerun, progress=progress,
         )
     except (EdgecError, KeyboardInterrupt) as exc:
         write_failed_summary(exc, summary_md)

@@ -25,11 +25,14 @@ if TYPE_CHECKING:
 
 
 def plan(recipe: Path, grid_options: tuple[str, ...], mode: str | None,
-         overrides: tuple[str, ...] = ()) -> tuple[list[dict], Any]:
+         overrides: tuple[str, ...] = (), axes: list[str] | None = None,
+         log: Callable[[str], None] | None = None) -> tuple[list[dict], Any]:
     """Expand the grid and validate every variant before any work: ([{name, values, overrides,
     recipe}], sweep config). ``recipe`` is the validated Recipe, kept in memory for the decisions
     made before the variants run (never written; each variant validates its overrides again).
-    ``name`` is the position, until run_sweep names each variant as its sweep folder knows it."""
+    ``name`` is the position, until run_sweep names each variant as its sweep folder knows it.
+    ``axes`` (--axes) replace the config's; an axis no variant can measure is refused when it
+    picks the best (the first), else ``log`` says the front leaves it out."""
     from edgec.recipe import recipe_variants
     from edgec.recipe_files import check_local_paths
     from edgec.sweep_config import SweepConfig, as_overrides, expand, parse_grid_option
@@ -65,7 +68,40 @@ def plan(recipe: Path, grid_options: tuple[str, ...], mode: str | None,
             err.problems = exc.problems  # already in the message; kept for --json's error object
             raise err from None
         variants.append({"name": f"v{i:03d}", "values": values, "overrides": sets, "recipe": validated})
+    where = "--axes" if axes is not None else "sweep.axes"
+    axes = _measurable_axes(variants, config.axes if axes is None else axes, where, log)
+    config = config.model_copy(update={"axes": axes})
     return variants, config
+
+
+def _measurable_axes(variants: list[dict], axes: list[str], where: str,
+                     log: Callable[[str], None] | None) -> list[str]:
+    """The axes, canonical; refuses a first axis no variant can measure (it picks the best: the
+    sweep ran to the end and found none), and says which later one the front will leave out.
+    Only what the recipe shows: accuracy needs labels, which synthetic data never has."""
+    from edgec.pareto import canonical_axes
+
+    axes = canonical_axes(axes)
+    if "accuracy" not in axes or any(v["recipe"].data.source != "synthetic" for v in variants):
+        return axes
+    why = "the recipe's data is synthetic: random inputs without labels"
+
+    def shown(names: list[str]) -> str:  # as the user wrote them
+        return (f"--axes {','.join(names)}" if where == "--axes"
+                else f"sweep.axes: [{', '.join(names)}]")
+
+    if axes[0] == "accuracy":
+        rest = [a for a in axes if a != "accuracy"]
+        error = UsageError if where == "--axes" else RecipeError
+        raise error(f"{shown(axes)}: no variant can measure accuracy ({why}), and the first axis "
+                    "picks the best variant, so the sweep would find none.",
+                    hint=(f"Put a measurable axis first ({shown(rest)}), or " if rest
+                          else f"Choose measurable axes ({shown(['size_kb', 'speedup'])}), or ")
+                    + "give the recipe labelled data (data: {source: digits}, an npz with "
+                    "labels, or an imagefolder).")
+    if log is not None:
+        log(f"  accuracy is left out of the Pareto front over {shown(axes)} ({why})")
+    return axes
 
 
 def _sweep_section(recipe: Path, overrides: tuple[str, ...]):
