@@ -610,3 +610,15 @@ def test_a_later_axis_no_variant_can_measure_is_named_before_the_sweep_runs(writ
     plan(write_recipe(SYNTHETIC), ("data.source=digits,synthetic",),
          None, axes=["accuracy"], log=said.append)
     assert said == []  # one variant has labels: measured where it can be
+
+
+def test_grid_values_are_shown_as_grid_takes_them():
+    from edgec.sweep import _label
+    from edgec.sweep_config import grid_text
+
+    assert [grid_text(v) for v in ("static", True, None, 0.5, [1, 2], "0.5", "a,b", "")] == \
+        ["static", "true", "null", "0.5", "[1, 2]", '"0.5"', '"a,b"', '""']
+    assert _label({"passes.0": {"type": "quantize", "mode": "dynamic"}, "x.per_channel": False}) \
+        == 'passes.0={"type": "quantize", "mode": "dynamic"}, x.per_channel=false'
+    for value in ("static", True, None, 0.5, [1, 2], "0.5", "a,b", {"type": "quantize"}):
+        assert parse_grid_option(f"p={grid_text(value)}") == ("p", [value])

@@ -40,7 +40,7 @@ def test_sweep_writes_its_summary_once_into_the_job_summary(write_recipe, tmp_pa
     assert result.exit_code == 0, result.output
     text = step.read_text()
     assert text.startswith("earlier step\n") and text.count("edgec sweep: 2 variant(s)") == 1
-    assert "| v000 | True |" in text or "| **v000** | True |" in text
+    assert "| v000 | true |" in text or "| **v000** | true |" in text  # as --grid takes it
 
 
 def test_a_summary_path_that_cannot_be_written_is_refused_before_any_work(write_recipe, tmp_path):
@@ -65,7 +65,7 @@ def test_a_large_sweeps_plot_names_only_its_front(tmp_path, monkeypatch):
     """40 labels hid the points they named: past 30 points only the front (and the best) get one."""
     import matplotlib.axes
 
-    from edgec.sweep_report import plot_png
+    from edgec.sweep_plot import plot_png
 
     rows = [dict(_row(f"v{i:03d}", best=i == 5), size_kb=100.0 + i, speedup=2.0 - i / 100,
                  accuracy=0.99) for i in range(40)]
@@ -75,7 +75,7 @@ def test_a_large_sweeps_plot_names_only_its_front(tmp_path, monkeypatch):
                         lambda self, text, *a, **k: named.append(text) or real(self, text, *a, **k))
     result = SweepResult(tmp_path, rows, ["size_kb", "speedup"], front=[0, 1], best=5)
     assert plot_png(result).startswith(b"\x89PNG")
-    assert sorted(set(named)) == ["v000", "v001", "v005 ★"]
+    assert sorted(set(named)) == ["v000, v001", "v005 ★"]  # v000 and v001 nearly coincide
     named.clear()
     plot_png(SweepResult(tmp_path, rows[:10], ["size_kb", "speedup"], front=[0], best=5))
     assert len(named) == 10
@@ -89,3 +89,43 @@ def test_without_budgets_the_summary_does_not_claim_variants_pass_them(tmp_path)
     text = summary_markdown(result, 0)
     assert "| variant | mode | size_kb | speedup | accuracy | pareto |" in text
     assert "best (on the front; the recipe sets no budgets to meet): v000" in text
+
+
+def test_grid_values_read_as_grid_takes_them_and_a_whole_pass_by_its_path(tmp_path):
+    """--grid 'passes.0={type: quantize, …}' showed a column "0" of Python dicts, and True."""
+    from edgec.sweep_report import to_html
+
+    rows = [{**_row("v000", best=True), "passes.0": {"type": "quantize", "mode": "dynamic"},
+             "passes.1.per_channel": True, "run_dir": "variants/v000"}]
+    del rows[0]["passes.0.mode"]
+    result = SweepResult(tmp_path, rows, ["size_kb"], front=[0], best=0)
+    text = summary_markdown(result, 0)
+    assert "| variant | passes.0 | per_channel | size_kb |" in text
+    assert '| **v000** | {"type": "quantize", "mode": "dynamic"} | true | 100 |' in text
+    page = to_html(result, None)
+    assert "<td>{&quot;type&quot;: &quot;quantize&quot;, &quot;mode&quot;: &quot;dynamic&quot;}</td>" \
+        "<td>true</td>" in page and "'type'" not in page and "True" not in page
+
+
+def test_the_plot_names_coincident_variants_once_and_the_best_in_its_title(tmp_path, monkeypatch):
+    """Variants on one point (per_channel or samples that change nothing measurable) printed
+    their names over each other, and the starred best among them."""
+    import matplotlib.axes
+    import matplotlib.figure
+
+    from edgec.sweep_plot import plot_png
+
+    points = [(98.38, 0.14), (98.38, 0.14), (98.33, 0.141), (99.76, 1.46), (99.76, 1.463),
+              (102.8, 1.44)]
+    rows = [dict(_row(f"v{i:03d}", best=i == 2), size_kb=x, speedup=y)
+            for i, (x, y) in enumerate(points)]
+    named, titles = [], []
+    real_annotate, real_title = matplotlib.axes.Axes.annotate, matplotlib.figure.Figure.suptitle
+    monkeypatch.setattr(matplotlib.axes.Axes, "annotate", lambda self, text, *a, **k:
+                        named.append(text) or real_annotate(self, text, *a, **k))
+    monkeypatch.setattr(matplotlib.figure.Figure, "suptitle", lambda self, text, *a, **k:
+                        titles.append(text) or real_title(self, text, *a, **k))
+    result = SweepResult(tmp_path, rows, ["size_kb", "speedup"], front=[2, 4], best=2)
+    assert plot_png(result).startswith(b"\x89PNG")
+    assert named == ["v000, v001, v002 ★", "v003, v004", "v005"]
+    assert "best: v002 ★" in titles[0]

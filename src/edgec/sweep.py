@@ -119,7 +119,9 @@ def _sweep_section(recipe: Path, overrides: tuple[str, ...]):
 
 
 def _label(values: dict) -> str:
-    return ", ".join(f"{k}={v}" for k, v in values.items())
+    from edgec.sweep_config import grid_text
+
+    return ", ".join(f"{k}={grid_text(v)}" for k, v in values.items())
 
 
 def run_sweep(
@@ -149,7 +151,7 @@ def run_sweep(
                       "torch_threads": torch_threads_per_job(jobs),
                       "stage_cache": str(folder / "cache")})
     by_name = {v["name"]: v for v in variants}
-    from edgec.sweep_report import warm_plotting
+    from edgec.sweep_plot import warm_plotting
 
     run = make_executor(executor, jobs, address, meanwhile=warm_plotting,  # checks its options
                         torch=_needs_torch([by_name[t["name"]] for t in tasks]))

@@ -141,6 +141,21 @@ def _point(grid: dict[str, list[Any]], combo: tuple) -> str:
     return ", ".join(f"{p}={json.dumps(v)}" for p, v in zip(grid, combo, strict=True))
 
 
+def grid_text(value: Any) -> str:
+    """A grid value as --grid takes it back, for people: JSON for lists, mappings, booleans and
+    null (``{"type": "quantize"}`` and ``true``, not Python's ``{'type': 'quantize'}`` and
+    ``True``), a string bare unless YAML would read it as something else (``"0.5"``, ``"a,b"``)."""
+    if isinstance(value, str) and value and "," not in value and value.strip() == value:
+        import yaml
+
+        try:
+            if yaml.safe_load(value) == value:
+                return value
+        except yaml.YAMLError:
+            pass
+    return json.dumps(value)
+
+
 def as_overrides(variant: dict[str, Any]) -> list[str]:
     """{path: value} → ['path=<value as JSON>'] (JSON is YAML, so --set parses it back exactly)."""
     return [f"{path}={json.dumps(value)}" for path, value in variant.items()]

@@ -33,6 +33,8 @@ def write_results(result: SweepResult, final: bool = True) -> None:
     writer.writerows([{k: _csv_value(v) for k, v in row.items()} for row in result.rows])
     write_text_atomic(folder / "results.csv", buf.getvalue())
     if final:
+        from edgec.sweep_plot import plot_png
+
         png = plot_png(result)
         if png is not None:
             (folder / "pareto.png").write_bytes(png)
@@ -64,93 +66,15 @@ def _csv_value(value):
     return json.dumps(value) if isinstance(value, list | dict) else value
 
 
-def load_plotting() -> None:
-    """Import matplotlib (0.5-0.9 s here) once, before the plot needs it."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display on CI runners
-    import matplotlib.pyplot
-
-
-def warm_plotting() -> None:
-    """Import matplotlib and draw a throwaway figure: the first drawing in a process loads fonts
-    and the renderer, 0.3 s more than any later one. The sweep runs this while its worker
-    processes start, so the plot at the end costs only its own drawing."""
-    load_plotting()
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(1, 1))
-    ax.scatter([0, 1], [0, 1])
-    ax.annotate("v", (0, 0), fontsize=7)
-    ax.set_xlabel("x")
-    fig.suptitle("t", fontsize=9)
-    fig.savefig(io.BytesIO(), format="png", dpi=30)
-    plt.close(fig)
-
-
-def plot_png(result: SweepResult) -> bytes | None:
-    """Scatter of the first axis against each other axis; the front joined and highlighted."""
-    from edgec.pareto import AXES
-
-    ok = [i for i, r in enumerate(result.rows) if r["status"] == "ok"]
-    axes = result.front_axes
-    if not ok or len(axes) < 2:
-        return None
-    load_plotting()
-    import matplotlib.pyplot as plt
-
-    x_axis, others = axes[0], axes[1:]
-    fig, axs = plt.subplots(1, len(others), figsize=(5.5 * len(others), 4.2), squeeze=False)
-    for ax, y_axis in zip(axs[0], others, strict=True):
-        pts = [(result.rows[i][x_axis], result.rows[i][y_axis], i) for i in ok
-               if result.rows[i][x_axis] is not None and result.rows[i][y_axis] is not None]
-        # one scatter call per style, not per point: 24 calls took 0.13 s of a 0.36-s plot
-        for on_front, passed in ((False, True), (False, False), (True, True), (True, False)):
-            group = [(x, y) for x, y, i in pts
-                     if (i in result.front) == on_front and result.rows[i]["passed"] == passed]
-            if group:
-                ax.scatter(*zip(*group, strict=True), s=60 if on_front else 30,
-                           c="tab:red" if on_front else "tab:gray", marker="o" if passed else "x",
-                           zorder=3)
-        for x, y, i in pts:
-            if not _labelled(result, i, len(ok)):
-                continue
-            ax.annotate(result.rows[i]["variant"] + (" ★" if result.rows[i]["best"] else ""),
-                        (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
-        front = sorted((x, y) for x, y, i in pts if i in result.front)
-        if len(front) > 1:
-            ax.plot(*zip(*front, strict=True), color="tab:red", lw=1, alpha=0.6)
-        ax.set_xlabel(AXES[x_axis][1])
-        ax.set_ylabel(AXES[y_axis][1])
-        ax.grid(alpha=0.3)
-    fig.suptitle("edgec sweep: Pareto front over " + ", ".join(axes) +
-                 "\nred = on the front; x = misses a budget; ★ = best"
-                 + ("; labels: the front only" if len(ok) > LABEL_ALL_UP_TO else ""), fontsize=9)
-    # fixed margins sized for the axis labels: tight_layout drew the figure once more (0.2 s)
-    width = fig.get_figwidth()  # inches: ~0.8 in for y tick labels and label, 0.25 in to the right
-    fig.subplots_adjust(left=0.8 / width, right=1 - 0.25 / width, bottom=0.13, top=0.86, wspace=0.3)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return buf.getvalue()
-
-
-# Beyond this many points the plot names only the front's: 100 labels hid the points they name.
-LABEL_ALL_UP_TO = 30
-
-
-def _labelled(result: SweepResult, i: int, points: int) -> bool:
-    return points <= LABEL_ALL_UP_TO or i in result.front or bool(result.rows[i]["best"])
-
-
 def to_html(result: SweepResult, png: bytes | None) -> str:
     columns = [c for c in _columns(result.rows) if c not in ("run_dir",)]
+    varied = _varied(result.rows)
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = []
     for i, row in enumerate(result.rows):
         cls = " ".join(c for c, on in (("front", i in result.front), ("best", row["best"]),
                                        ("failed", row["status"] != "ok")) if on)
-        cells = "".join(f"<td>{html.escape(_fmt(row.get(c)))}</td>" for c in columns)
+        cells = "".join(f"<td>{html.escape(_cell(row, c, varied))}</td>" for c in columns)
         page = "report.html" if (result.folder / row["run_dir"] / "report.html").is_file() \
             else "report.md"  # the self-contained page when the recipe asks for it
         link = html.escape(f"{row['run_dir']}/{page}")
@@ -194,11 +118,16 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def _cell(row: dict, column: str) -> str:
+def _cell(row: dict, column: str, varied: list[str] | tuple[str, ...] = ()) -> str:
+    """A cell as people read it; a grid value (``varied``) as --grid takes it back."""
+    if column in varied:
+        from edgec.sweep_config import grid_text
+
+        return grid_text(row.get(column))
     if column == "passed":  # which budgets a variant missed, not just False
         return "yes" if row["passed"] else "no: " + (row["budgets_missed"] or "not measured")
-    if column == "pareto":  # read beside "passed": yes/no, not Python's True/False
-        return "yes" if row["pareto"] else "no"
+    if column in ("pareto", "best"):  # read beside "passed": yes/no, not Python's True/False
+        return "yes" if row[column] else "no"
     if column in ("params", "macs") and isinstance(row.get(column), int):
         return f"{row[column]:,}"  # 2,379,008: millions at a glance
     return _fmt(row.get(column))
@@ -241,18 +170,33 @@ def finish_sweep(result: SweepResult, as_json: bool, file=None) -> int:
 
 def _table(result: SweepResult) -> tuple[list[str], list[list[str]]]:
     """The results table as people read it (console and job summary): headers, then cells."""
-    fixed = {"variant", "status", "passed", "size_kb", "size_gzip_kb", "params", "macs",
-             "latency_ms", "speedup", "accuracy", "accuracy_drop", "budgets_missed", "seconds",
-             "error", "run_dir", "pareto", "best"}
-    varied = [c for c in _columns(result.rows) if c not in fixed]
+    varied = _varied(result.rows)
     # the front's own axes first (--axes latency_ms,macs shows those), then the usual three
     metrics = list(dict.fromkeys([*result.axes, "size_kb", "speedup", "accuracy"]))
     shown = ["variant", *varied, *metrics, *(["passed"] if result.budgeted else []), "pareto"]
-    tails = [c.rsplit(".", 1)[-1] for c in varied]  # passes.0.per_channel → per_channel, if unique
+    tails = [_short_name(c) for c in varied]
     short = dict(zip(varied, tails, strict=True)) if len(set(tails)) == len(tails) else {}
-    cells = [[_cell(row, c) if row["status"] == "ok" or c in ("variant", *varied) else "failed"
-              for c in shown] for row in result.rows]
+    cells = [[_cell(row, c, varied) if row["status"] == "ok" or c in ("variant", *varied)
+              else "failed" for c in shown] for row in result.rows]
     return [short.get(c, c) for c in shown], cells
+
+
+# a row's own columns; every other one is a grid path
+_ROW_COLUMNS = {"variant", "status", "passed", "size_kb", "size_gzip_kb", "params", "macs",
+                "latency_ms", "speedup", "accuracy", "accuracy_drop", "budgets_missed", "seconds",
+                "error", "run_dir", "pareto", "best"}
+
+
+def _varied(rows: list[dict]) -> list[str]:
+    """The grid paths, as columns."""
+    return [c for c in _columns(rows) if c not in _ROW_COLUMNS]
+
+
+def _short_name(path: str) -> str:
+    """passes.0.per_channel → per_channel (when unique); a whole pass, passes.0, keeps its path:
+    a column named "0" says nothing."""
+    last = path.rsplit(".", 1)[-1]
+    return path if last.isdigit() else last
 
 
 def summary_markdown(result: SweepResult, code: int) -> str:
