@@ -148,3 +148,26 @@ def test_a_run_given_twice_is_refused(tmp_path):
         result = CliRunner().invoke(cli, ["compare", *args, "-o", str(tmp_path / "cc.json")])
         assert result.exit_code == 2 and "it would be one column" in result.output, result.output
     assert not (tmp_path / "cc.json").exists()
+
+
+def test_a_sweeps_variant_folders_compare_and_its_values_files_are_pointed_at(tmp_path):
+    """`edgec compare sweep/variants/*` met the sweep's v000.json files ("not an edgec report");
+    `variants/*/` is the way, and a variant whose worker died left a folder without a report."""
+    variants = tmp_path / "sw" / "variants"
+    fake_run(variants / "v000", size_kb=10, speedup=1.5, accuracy=0.9)
+    (variants / "v000.json").write_text(json.dumps(
+        {"name": "v000", "values": {"seed": 1}, "overrides": ["seed=1"], "status": "ok", "error": None}))
+    result = CliRunner().invoke(cli, ["compare", str(variants / "v000"), str(variants / "v000.json")])
+    assert result.exit_code == 2
+    assert f"holds the grid values of sweep variant v000, not a report: its run is the folder " \
+           f"'{variants / 'v000'}'" in " ".join(result.output.split())
+    assert f"edgec compare {variants}/*/" in result.output
+    (variants / "v001.partial").mkdir()
+    (variants / "v001.partial" / ".edgec-run").write_text("written by edgec\n")
+    table = {r[0]: r[1:] for r in compare_table([variants / "v000", variants / "v001.partial"]).rows}
+    assert table["status"] == ["ok, passed", "unfinished (no report.json)"]
+    assert table["size (KiB)"][1] == table["passes"][1] == "n/a"
+    assert table["budgets met"][1] == "not checked: the run is unfinished"
+    (tmp_path / "other.partial").mkdir()  # no marker: not a run of edgec's
+    result = CliRunner().invoke(cli, ["compare", str(tmp_path / "other.partial")])
+    assert result.exit_code == 2 and "not an edgec run folder" in result.output

@@ -22,6 +22,8 @@ def load_run(path: Path) -> dict:
     """report.json of a run folder (or the file itself). Raises UsageError."""
     path = Path(path)
     file = path / "report.json" if path.is_dir() else path
+    if not file.is_file() and _unfinished(path):
+        return {"schema": SCHEMA, "status": UNFINISHED, "passed": False, "passes": None}
     if not file.is_file():
         raise UsageError(f"'{path}' is not an edgec run folder: {file} does not exist.",
                          hint="Pass the folders written by `edgec compress` (-o).")
@@ -32,10 +34,36 @@ def load_run(path: Path) -> dict:
     except (UnicodeDecodeError, json.JSONDecodeError):
         report = None  # not JSON at all: said below like any other non-report
     if not isinstance(report, dict) or report.get("schema") != SCHEMA:
+        _refuse_sweep_meta(file, report)
         raise UsageError(f"'{file}' is not an edgec report (schema {SCHEMA}).",
                          hint="Pass run folders written by `edgec compress` (-o), or their "
                          "report.json.")
     return report
+
+
+# A run stopped (killed: a sweep's worker that died) before it wrote report.json: a column that
+# says so, not an error that loses the comparison of every other run (`sweep/variants/*/`).
+UNFINISHED = "unfinished (no report.json)"
+
+
+def _unfinished(path: Path) -> bool:
+    from edgec.rundir import MARKER, PARTIAL_SUFFIX
+
+    return path.name.endswith(PARTIAL_SUFFIX) and (path / MARKER).is_file()
+
+
+def _refuse_sweep_meta(file: Path, doc) -> None:
+    """A sweep's variants/v000.json records a variant's grid values beside its run folder
+    (`edgec compare sweep/variants/*` picks up both): say which folder holds the run, and the
+    glob that gives the folders alone."""
+    from edgec.sweep_folder import variant_run_folder
+
+    run = variant_run_folder(file, doc)
+    if run is not None:
+        raise UsageError(
+            f"'{file}' holds the grid values of sweep variant {doc['name']}, not a report: its "
+            f"run is the folder '{run}'.", hint=f"Compare a sweep's variants by their folders: "
+            f"edgec compare {file.parent}/*/ (the trailing / leaves out the .json files).")
 
 
 def _names(paths: list[Path]) -> list[str]:
@@ -77,7 +105,8 @@ def _row_values(r: dict) -> dict[str, Cell]:
     verdict = "" if r["status"] != "ok" else (", passed" if r["passed"] else ", budget missed")
     return {
         "status": _text(r["status"] + verdict),
-        "passes": _text(" → ".join(p.get("label") or p["type"] for p in r.get("passes", [])) or "none"),
+        "passes": _text("n/a" if r.get("passes") is None and r["status"] == UNFINISHED else
+                        " → ".join(p.get("label") or p["type"] for p in r.get("passes", [])) or "none"),
         "size (KiB)": _num(c.get("size_bytes") and c["size_bytes"] / 1024, ",.1f"),
         "gzip size (KiB)": _num(c.get("size_gzip_bytes") and c["size_gzip_bytes"] / 1024, ",.1f"),
         "params": _num(c.get("params"), ","),
@@ -116,7 +145,8 @@ def _budgets_met(budgets: list[dict], status: str = "ok") -> str:
     """'met/checked', skipped gates (a regression budget without --against) apart: a gate that
     was never checked is not a met one. A run that stopped checked none, whatever it set."""
     if status != "ok":
-        return f"not checked: the run {'was interrupted' if status == 'interrupted' else status}"
+        return "not checked: the run " + {"interrupted": "was interrupted",
+                                          UNFINISHED: "is unfinished"}.get(status, status)
     if not budgets:
         return "none set"
     skipped = sum(1 for b in budgets if b.get("verdict") == "skipped")

@@ -150,6 +150,18 @@ def runs_as(recipe: dict | None) -> dict | None:
     return {k: v for k, v in recipe.items() if k != "sweep"} if isinstance(recipe, dict) else None
 
 
+def variant_run_folder(meta_file: Path, doc) -> Path | None:
+    """The run folder a sweep's ``variants/v000.json`` (``doc``, as read) stands beside: the
+    finished one, else the unfinished one a failed run left; None when ``doc`` is no such file."""
+    from edgec.rundir import partial_path
+
+    if not (isinstance(doc, dict) and {"name", "values", "overrides"} <= doc.keys()
+            and doc["name"] == Path(meta_file).stem):
+        return None
+    run = Path(meta_file).with_suffix("")
+    return partial_path(run) if not run.is_dir() and partial_path(run).is_dir() else run
+
+
 def write_variant_meta(folder: Path, variant: dict, outcome: dict) -> None:
     from edgec.report import write_text_atomic
 
