@@ -321,6 +321,24 @@ def test_fork_server_settling_only_happens_in_a_fork_server():
     assert worker.stdout.strip() == "True" and "KeyboardInterrupt" in worker.stderr
 
 
+def test_a_worker_leaves_when_its_sweep_does():
+    """A worker watches the sweep's process: once it is gone (killed, so it could not stop its
+    workers), the worker is stopped as the sweep would stop it (SIGTERM)."""
+    import signal
+    import subprocess
+    import sys
+
+    sweep = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    worker = subprocess.Popen([sys.executable, "-c", "import time, edgec.sweep_forkserver as f; "
+                               f"f.worker_started({sweep.pid}); time.sleep(60)"])
+    try:
+        sweep.kill()
+        sweep.wait()
+        assert worker.wait(timeout=20) == -signal.SIGTERM
+    finally:
+        worker.kill()
+
+
 def test_a_real_fork_server_ignores_ctrl_c_from_its_first_import(tmp_path):
     """The preload's own view: a module imported after edgec.sweep_forkserver finds Ctrl-C
     ignored (the server's own "ignore" comes only after all its imports)."""

@@ -78,6 +78,50 @@ def test_stopping_a_parallel_sweep_stops_its_workers(recipe_dir, sig):
         assert report["status"] == "interrupted", report["status"]
 
 
+def _session_left(sid: int) -> list[str]:
+    """The live processes of session ``sid`` (by /proc): what a stopped sweep left behind."""
+    left = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                state, _ppid, _pgid, session = f.read().rsplit(")", 1)[1].split()[:4]
+            with open(f"/proc/{pid}/cmdline") as f:
+                cmd = f.read().replace("\0", " ")[:120]
+        except OSError:  # gone meanwhile
+            continue
+        if int(session) == sid and state != "Z":
+            left.append(f"{pid} {cmd}")
+    return left
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads /proc")
+@pytest.mark.parametrize("to, sig", [("sweep", signal.SIGTERM), ("group", signal.SIGTERM),
+                                     ("sweep", signal.SIGKILL)])
+def test_a_stopped_sweep_leaves_no_process_behind(recipe_dir, to, sig):
+    """Whatever stops a parallel sweep, its fork server, workers and resource tracker leave with
+    it: SIGTERM to the sweep alone (CI cancelling it), to its whole group (`timeout`, which left
+    a worker waiting for work forever, with the server and tracker that wait for it), or SIGKILL,
+    which gives the sweep no chance to stop them."""
+    _recipe(recipe_dir, ["trouble.py:sleeps"] * 3)
+    proc = _sweep(recipe_dir, "--jobs", 2, start_new_session=True)
+    variants = recipe_dir / "sw" / "variants"
+    deadline = time.monotonic() + 120
+    while not all((variants / f"v00{i}.partial" / ".lock").exists() for i in (0, 1)):
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.2)
+    if to == "group":
+        os.killpg(proc.pid, sig)
+    else:
+        proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == (130 if sig == signal.SIGTERM else -sig), err
+    deadline = time.monotonic() + 15  # a worker's run stops as on Ctrl-C, then it exits
+    while _session_left(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _session_left(proc.pid) == []
+
+
 def test_two_sweeps_never_share_a_folder(write_recipe, tmp_path):
     from click.testing import CliRunner
 

@@ -112,13 +112,14 @@ def _pool_round(tasks: list[dict], jobs: int, context) -> Iterator[dict]:
 
     from edgec.sweep_forkserver import worker_started
 
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=worker_started)
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=worker_started,
+                               initargs=(os.getpid(),))
     waiting, running, lost = list(tasks), {}, []
 
     def submit() -> None:
         while waiting and len(running) < jobs:
             try:  # blocks until the workers exist
-                future = pool.submit(run_variant, waiting[0])
+                future = pool.submit(_run_in_worker, waiting[0])
             except BrokenProcessPool:  # a worker died meanwhile: the waits below say which
                 return
             running[future] = waiting.pop(0)
@@ -146,6 +147,24 @@ def _pool_round(tasks: list[dict], jobs: int, context) -> Iterator[dict]:
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     return waiting, lost
+
+
+def _run_in_worker(task: dict) -> dict:
+    """run_variant in a pool's worker, which an interrupted variant (Ctrl-C, SIGTERM: from the
+    sweep stopping its workers, from the worker's watch on the sweep, or a `kill`) ends too. Back in
+    the pool it waited for work again, forever if the sweep had gone (under `timeout`, which
+    signals the whole group, the other worker died holding the queue's lock). A sweep still
+    running sees a worker that died: the variant runs again, alone."""
+    import contextlib
+    import sys
+
+    try:
+        return run_variant(task)
+    except KeyboardInterrupt:  # the run has written its report ("interrupted")
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(130)
 
 
 def _stop_workers(pool) -> None:

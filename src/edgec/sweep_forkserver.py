@@ -10,6 +10,9 @@ Imported first in the fork server (``sweep_exec._PRELOAD``), before its seconds 
   for 1.4 s here, and a caller that reads the sweep's output (a CI step, a script) waited for it,
   because the server holds the same stdout. Nothing in the server needs a clean exit: it only forks
   workers, and they leave with ``os._exit`` anyway.
+- Leave with the sweep's process (Linux): Python's server notices the sweep is gone only once
+  its preload is done, and only when every worker has gone too; a sweep stopped during those
+  seconds of imports left the server holding the terminal's stdout until then.
 
 Anywhere else (a test or a user importing every module) importing it does nothing.
 
@@ -39,16 +42,69 @@ def _in_fork_server() -> bool:
     return False
 
 
-def worker_started() -> None:
+def worker_started(sweep: int | None = None) -> None:
     """- Ctrl-C works again as in any Python process: a worker inherits the server's "ignore".
     - ``gc.freeze()``: the modules the server imported are never collected here, so the workers
       keep sharing those pages instead of copying them when a collection touches them. Done in
       the worker, before its first collection, as the ``gc`` docs advise doing it before a fork:
-      the server can only run code before its imports, not after them."""
+      the server can only run code before its imports, not after them.
+    - The worker leaves when the process of the sweep (pid ``sweep``) does, however that ends."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
     gc.freeze()
+    if sweep is not None:
+        import threading
+
+        threading.Thread(target=_leave_with, args=(sweep,), name="edgec-sweep-watch",
+                         daemon=True).start()
+
+
+def _leave_with(sweep: int, grace: float = 10.0) -> None:
+    """Wait for the sweep's process to end, then stop this worker as the sweep stops its workers:
+    SIGTERM (a running variant stops as on Ctrl-C and keeps what it did; an idle worker dies),
+    then exit if that did not end it. A sweep that could not stop its workers (SIGTERM while a
+    worker was starting, which the pool then did not know of, or SIGKILL) left them waiting for
+    work forever, and the fork server and resource tracker, which leave after the last worker."""
+    import select
+    import time
+
+    try:
+        watch = os.pidfd_open(sweep)  # readable once the process has ended (Linux 5.3+)
+    except ProcessLookupError:
+        watch = None  # already gone
+    except (AttributeError, OSError):  # no pidfd here: look once a second
+        while _alive(sweep):
+            time.sleep(1.0)
+        watch = None
+    if watch is not None:
+        select.select([watch], [], [])
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(grace)
+    os._exit(1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True  # also when PermissionError: it exists
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to kill this process when its parent (the sweep that started the server) ends;
+    the server's children, the workers, do not inherit the request (they watch the sweep
+    themselves). Without it the server leaves only once its preload is done."""
+    import contextlib
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    # CDLL(None): the symbols already loaded, libc's among them (no search for the library)
+    with contextlib.suppress(OSError, AttributeError):  # a libc without prctl
+        ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
 
 
 if _in_fork_server():
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     atexit.register(os._exit, 0)
+    if sys.platform.startswith("linux"):
+        _die_with_parent()
