@@ -86,6 +86,21 @@ def test_python_syntax_error_and_dict_output(recipe_dir):
         load_model(spec(source="python", callable="dictout.py:Seg"), recipe_dir)
 
 
+def test_a_callable_that_calls_sys_exit_is_a_model_error(recipe_dir):
+    """sys.exit() in the model's code (its build, or its module's top level) is that code's
+    failure, named with its exit code: it ended edgec (exit 1, "a budget was missed"), and a
+    sweep's other variants with it."""
+    (recipe_dir / "quits.py").write_text("import sys\ndef build():\n    sys.exit('no width 13')\n")
+    with pytest.raises(ModelLoadError, match=r"model.callable 'quits.py:build' called "
+                       r"sys.exit\('no width 13'\) \(exit code 1\) instead of returning a model"):
+        load_model(spec(source="python", callable="quits.py:build"), recipe_dir)
+    (recipe_dir / "script.py").write_text("import sys\nsys.exit(2)\ndef build(): pass\n")
+    with pytest.raises(ModelLoadError, match=r"importing 'script.py' called sys.exit\(2\) "
+                       r"\(exit code 2\)") as info:
+        load_model(spec(source="python", callable="script.py:build"), recipe_dir)
+    assert "__main__" in info.value.hint
+
+
 def test_wrong_input_shape_names_it(recipe_dir):
     with pytest.raises(ModelLoadError, match=r"input_shape \[1, 3, 8, 8\]: RuntimeError"):
         load_model(tiny(input_shape=[1, 3, 8, 8]), recipe_dir)

@@ -53,3 +53,27 @@ def test_a_report_that_cannot_be_written_says_so(write_recipe, tmp_path, monkeyp
     assert f"on '{partial}' during 'write report'" in info.value.message  # not the last stage's
     assert (info.value.run_folder, info.value.run_step) == (partial, "write report")
     assert not (partial / "report.json").exists() and (partial / "model.onnx").exists()
+
+
+def test_sys_exit_in_code_the_run_calls_is_an_error_of_that_code(write_recipe, tmp_path, monkeypatch):
+    """A plugin's pass (or any code a run calls) that calls sys.exit() fails the run at its step,
+    exit 3 with --json's error document; it ended the process with its own code and no JSON."""
+    import sys
+
+    from edgec.passes.quantize import Quantize
+
+    def quits(*args, **kwargs):
+        sys.exit(4)
+
+    monkeypatch.setattr(Quantize, "apply", quits)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["compress", str(write_recipe()), "-o", str(out), "-q", "--json"])
+    assert result.exit_code == 3, result.output
+    error = json.loads(result.stdout)["error"]
+    assert error["type"] == "EdgecError"
+    assert error["message"] == ("The run stopped at step 'pass quantize': code it ran (a python "
+                                "model, a plugin) called sys.exit(4) (exit code 4).")
+    report = json.loads((tmp_path / "run.partial" / "report.json").read_text())
+    assert report["status"] == "failed" and report["error"]["step"] == "pass quantize"
+    assert "sys.exit(4)" in report["error"]["message"]
+

@@ -14,13 +14,16 @@ from conftest import TINY_RECIPE
 from edgec.errors import RecipeError, UsageError
 
 TROUBLE = '''\
-import os, signal, time
+import os, signal, sys, time
 
 def dies():  # what the out-of-memory killer does to a worker
     os.kill(os.getpid(), signal.SIGKILL)
 
 def sleeps():
     time.sleep(120)
+
+def exits():
+    sys.exit("giving up")
 '''
 
 
@@ -52,6 +55,53 @@ def test_a_killed_worker_fails_its_variant_only(recipe_dir):
     rows = {r["variant"]: r for r in json.loads(out)["rows"]}
     assert [rows[v]["status"] for v in ("v000", "v001", "v002")] == ["ok", "failed", "ok"], err
     assert rows["v001"]["error"].startswith("WorkerDied: ") and "memory" in rows["v001"]["error"]
+
+
+def test_a_variant_that_calls_sys_exit_fails_alone(recipe_dir):
+    """sys.exit() in one variant's model code fails that variant (exit 3, with the table and the
+    JSON): it ended the whole sweep with exit 1 ("no variant meets the budgets"), the variants
+    after it unrun and stdout empty under --json."""
+    from click.testing import CliRunner
+
+    from edgec.cli import cli
+
+    good = "tiny_models.py:tiny_cnn"
+    _recipe(recipe_dir, [good, "trouble.py:exits", good])
+    result = CliRunner().invoke(cli, ["sweep", str(recipe_dir / "r.yaml"), "-o",
+                                      str(recipe_dir / "sw"), "-q", "--json"])
+    assert result.exit_code == 3, result.output
+    rows = {r["variant"]: r for r in json.loads(result.stdout)["rows"]}
+    assert [rows[v]["status"] for v in ("v000", "v001", "v002")] == ["ok", "failed", "ok"]
+    assert rows["v001"]["error"] == ("ModelLoadError: model.callable 'trouble.py:exits' called "
+                                     "sys.exit('giving up') (exit code 1) instead of returning a "
+                                     "model.")
+
+
+def test_sys_exit_outside_a_variants_run_fails_that_variant(monkeypatch, tmp_path):
+    """Code a variant runs before its run starts (a plugin loaded by the API) is caught too."""
+    import sys
+
+    import edgec.api
+    from edgec.sweep_exec import run_variant
+
+    monkeypatch.setattr(edgec.api, "compress", lambda *a, **k: sys.exit(5))
+    outcome = run_variant({"name": "v000", "recipe": "r.yaml", "overrides": [],
+                           "run_dir": str(tmp_path / "v000"), "torch_threads": 1})
+    assert outcome["status"] == "failed"
+    assert outcome["error"] == "SystemExit: code this variant ran called sys.exit(5) (exit code 5)"
+
+
+@pytest.mark.slow
+def test_a_parallel_variant_that_calls_sys_exit_fails_alone(recipe_dir):
+    """In a worker too: the variant beside it was lost with the sweep."""
+    good = "tiny_models.py:tiny_cnn"
+    _recipe(recipe_dir, [good, "trouble.py:exits", good])
+    proc = _sweep(recipe_dir, "--jobs", 2, "--json")
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 3, err
+    rows = {r["variant"]: r for r in json.loads(out)["rows"]}
+    assert [rows[v]["status"] for v in ("v000", "v001", "v002")] == ["ok", "failed", "ok"], err
+    assert "sys.exit('giving up')" in rows["v001"]["error"]
 
 
 @pytest.mark.slow

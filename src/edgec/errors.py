@@ -71,6 +71,18 @@ def not_a_file(path) -> str:
     return "is not a regular file" if path.exists() else "does not exist"
 
 
+def exit_call(exc: SystemExit) -> str:
+    """How user code tried to end the process, for a message naming that code:
+    "sys.exit('no GPU') (exit code 1)". Its SystemExit is a failure of that code, not edgec's
+    exit: a sweep's other variants still run, and --json still gets its error document."""
+    code = exc.code
+    if code is None:
+        return "sys.exit() (exit code 0)"
+    if isinstance(code, int):
+        return f"sys.exit({code}) (exit code {code})"
+    return f"sys.exit({code!r}) (exit code 1)"  # Python prints the object and exits 1
+
+
 class EdgecError(Exception):
     """Base of all user-facing errors."""
 

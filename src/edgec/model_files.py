@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgec.errors import ModelLoadError, not_a_file
+from edgec.errors import ModelLoadError, exit_call, not_a_file
 
 if TYPE_CHECKING:
     import torch.nn as nn
@@ -155,6 +155,11 @@ def import_callable(ref: str, base_dir: Path) -> Callable[..., Any]:
                 module = importlib.import_module(module_ref)
     except ModelLoadError:
         raise
+    except SystemExit as exc:  # a script's top level, run on import: it would have ended edgec
+        raise ModelLoadError(f"model.callable '{ref}': importing '{module_ref}' called "
+                             f"{exit_call(exc)}.", hint="Keep what runs as a script under "
+                             "`if __name__ == '__main__':`, so that importing it only defines the "
+                             "model.") from exc
     except Exception as exc:  # SyntaxError, ImportError, or whatever the module raises at import
         raise ModelLoadError(f"model.callable '{ref}': importing '{module_ref}' failed with "
                              f"{type(exc).__name__}: {exc}. Module paths resolve against the "

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 from pydantic import Field, field_validator, model_validator
 
 from edgec.config import ConfigModel
-from edgec.errors import ModelLoadError
+from edgec.errors import ModelLoadError, exit_call
 from edgec.model_files import callable_file, import_callable, load_weights, whole_model
 from edgec.zoo import ZOO_NAMES, unknown_zoo_name_message, zoo_entry
 
@@ -147,6 +147,11 @@ class PythonArchitecture(ConfigModel):
         target = import_callable(self.callable, base_dir)
         try:
             model = target(**self.kwargs)
+        except SystemExit as exc:  # would have ended edgec, a sweep's other variants with it
+            raise ModelLoadError(
+                f"model.callable '{self.callable}' called {exit_call(exc)} instead of returning "
+                "a model.", hint="Raise an exception (e.g. ValueError) for arguments it cannot "
+                "build: sys.exit() ends the process that runs it, not only the model.") from exc
         except Exception as exc:  # the user's code: any failure is theirs to see, with its message
             raise ModelLoadError(f"model.callable '{self.callable}' raised "
                                  f"{type(exc).__name__}: {exc}") from exc

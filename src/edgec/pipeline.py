@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from edgec.errors import EdgecError, RecipeError, sigterm_as_interrupt
 from edgec.progress import Progress
 from edgec.report import Report, find_findings, write_text_atomic
-from edgec.run_failure import stopped_error
+from edgec.run_failure import exited_error, stopped_error
 from edgec.rundir import RunFolder
 
 if TYPE_CHECKING:
@@ -66,16 +66,17 @@ def run_recipe(
             run.step = "write report"
             run.write_report()
             run.checkpoints.discard()
-        except BaseException as exc:
+        except BaseException as caught:
+            exc = exited_error(caught, run.step) if isinstance(caught, SystemExit) else caught
             record_torch_threads(run.report.environment)
             run.fail(exc)
             run.report.run_dir = str(folder.path)
             with contextlib.suppress(OSError):  # a full disk must not hide the first error
                 run.write_report()
             error = stopped_error(exc, run.step, folder.path)  # says where the work is kept
-            if error is exc:
+            if error is caught:
                 raise
-            raise error from exc
+            raise error from caught
     if recipe.mlflow is not None:
         from edgec.mlflow_log import log_to_mlflow
 

@@ -12,7 +12,7 @@ import contextlib
 import errno
 from pathlib import Path
 
-from edgec.errors import OutputError, PassError, option
+from edgec.errors import EdgecError, OutputError, PassError, exit_call, option
 
 _NO_SPACE = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG)
 
@@ -26,6 +26,17 @@ def stopped_error(exc: BaseException, step: str, folder: Path) -> BaseException:
     with contextlib.suppress(AttributeError):
         exc.run_folder, exc.run_step = folder, step
     return exc
+
+
+def exited_error(exc: SystemExit, step: str) -> EdgecError:
+    """The error for a SystemExit that stopped the run at ``step``: edgec never exits from inside
+    a run, so code it ran did (a python model's module, a plugin's model, pass or data). It ended
+    `edgec compress` with its own exit code (1: "a budget was missed") and no report or JSON, and a
+    whole sweep, its other variants unrun."""
+    return EdgecError(
+        f"The run stopped at step '{step}': code it ran (a python model, a plugin) called "
+        f"{exit_call(exc)}.", hint="That code should raise an exception for what it cannot do: "
+        f"sys.exit() ends the process that runs it. To find where, {option('debug')}.")
 
 
 def _disk_full_in_pass(exc: BaseException) -> bool:

@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from edgec.errors import EdgecError, UsageError, spelling
+from edgec.errors import EdgecError, UsageError, exit_call, spelling
 
 
 def run_variant(task: dict) -> dict:
@@ -29,6 +29,8 @@ def run_variant(task: dict) -> dict:
         status, error = "failed", f"{type(exc).__name__}: {exc.message}"
     except Exception as exc:  # a bug in a pass or user code: record it, keep the sweep going
         status, error = "failed", f"{type(exc).__name__}: {exc}"
+    except SystemExit as exc:  # user code outside the run (which names it): ends no other variant
+        status, error = "failed", f"SystemExit: code this variant ran called {exit_call(exc)}"
     report = _read_report(out / "report.json")
     if report is not None and report.get("status") != "ok" and status == "ok":
         status, error = "failed", "the run did not complete"
