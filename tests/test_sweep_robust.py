@@ -24,6 +24,11 @@ def sleeps():
 
 def exits():
     sys.exit("giving up")
+
+def dies_noted():  # notes each attempt beside this file, then dies
+    with open(os.path.join(os.path.dirname(__file__), "attempts.txt"), "a") as f:
+        f.write("attempt\\n")
+    dies()
 '''
 
 
@@ -126,6 +131,71 @@ def test_stopping_a_parallel_sweep_stops_its_workers(recipe_dir, sig):
     for i in (0, 1):  # each worker stopped its run as on Ctrl-C: the report says so
         report = json.loads((variants / f"v00{i}.partial" / "report.json").read_text())
         assert report["status"] == "interrupted", report["status"]
+
+
+NEEDS_RAY = "Ray is an optional extra (pip install 'edgec[ray]')"
+
+
+@pytest.mark.slow
+def test_a_ray_worker_that_dies_fails_its_variant_only(recipe_dir):
+    """On Ray as with local workers: the variant whose worker dies is a failed row, run once (Ray
+    retried it three times, then the sweep ended as an internal error with no table), and stdout
+    holds only the JSON (Ray printed "(raylet) A worker died …" there)."""
+    pytest.importorskip("ray", reason=NEEDS_RAY)
+    good = "tiny_models.py:tiny_cnn"
+    _recipe(recipe_dir, [good, "trouble.py:dies_noted", good])
+    proc = _sweep(recipe_dir, "--ray", "--jobs", 2, "--json")
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 3, err
+    doc = json.loads(out)
+    rows = {r["variant"]: r for r in doc["rows"]}
+    assert [rows[v]["status"] for v in ("v000", "v001", "v002")] == ["ok", "failed", "ok"], err
+    assert rows["v001"]["error"].startswith("WorkerDied: ") and doc["complete"] is True
+    assert (recipe_dir / "attempts.txt").read_text().count("attempt") == 1
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_ray_sweep_as_ctrl_c(recipe_dir):
+    """ray.init installs its own SIGTERM handler (exit 15 via sys.exit; 1 here with a crash dump);
+    the sweep keeps its own: exit 130, and it says what was kept."""
+    pytest.importorskip("ray", reason=NEEDS_RAY)
+    _recipe(recipe_dir, ["trouble.py:sleeps"] * 2)
+    proc = _sweep(recipe_dir, "--ray", "--jobs", 2, start_new_session=True)
+    variants = recipe_dir / "sw" / "variants"
+    deadline = time.monotonic() + 120
+    while not (variants / "v000.partial").exists():
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "No variant had finished" in err
+
+
+@pytest.mark.parametrize("address, message", [
+    ("127.0.0.1:1", "--address 127.0.0.1:1: nothing answers there (Connection refused)."),
+    ("http://head:8265", "--address 'http://head:8265' is not a Ray cluster address."),
+    ("head", "--address 'head' is not a Ray cluster address."),
+    ("ray://head:port", "--address 'ray://head:port' is not a Ray cluster address."),
+])
+def test_a_ray_address_that_cannot_work_is_refused_before_any_work(write_recipe, tmp_path,
+                                                                    address, message):
+    """Ray retried an unreachable address for 13 minutes (Ctrl-C took 25 s), the sweep folder
+    already made: now exit 2 at once, naming the address and what Ray wants."""
+    import importlib.util
+
+    from click.testing import CliRunner
+
+    from edgec.cli import cli
+
+    if importlib.util.find_spec("ray") is None:
+        pytest.skip(NEEDS_RAY)
+    start = time.monotonic()
+    result = CliRunner().invoke(cli, ["sweep", str(write_recipe()), "--grid", "seed=1,2", "-o",
+                                      str(tmp_path / "sw"), "--ray", "--address", address])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "host:port" in result.output
+    assert time.monotonic() - start < 10 and not (tmp_path / "sw").exists()
 
 
 def _session_left(sid: int) -> list[str]:

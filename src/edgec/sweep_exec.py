@@ -98,7 +98,7 @@ def run_local(tasks: list[dict], jobs: int, meanwhile: Callable[[], None] | None
         for task in suspects:
             _, lost = yield from _pool_round([task], 1, context)
             if lost:
-                yield _died(task)
+                yield died(task)
     finally:
         if side is not None:
             side.join()
@@ -187,11 +187,11 @@ def _stop_workers(pool) -> None:
                 proc.kill()
 
 
-def _died(task: dict) -> dict:
+def died(task: dict, why: str = "the worker process running this variant died, also when it "
+         "ran alone (killed from outside, most often by the out-of-memory killer)") -> dict:
+    """The row of a variant whose worker died (``why``, as this executor knows it)."""
     return {"name": task["name"], "status": "failed", "report": None,
-            "error": "WorkerDied: the worker process running this variant died, also when it ran "
-                     "alone (killed from outside, most often by the out-of-memory killer). Run it "
-                     "with `edgec compress` to see more, or free memory."}
+            "error": f"WorkerDied: {why}. Run it with `edgec compress` to see more, or free memory."}
 
 
 def _warm_up(work: Callable[[], None]) -> None:
@@ -256,37 +256,6 @@ def start_early(jobs: int | None, executor: str, torch: bool = True) -> None:
         forkserver.ensure_running()
 
 
-def run_ray(tasks: list[dict], jobs: int, address: str | None) -> Iterator[dict]:
-    """On a Ray cluster (``address``) or a local Ray instance with ``jobs`` CPUs."""
-    try:
-        import ray
-    except ImportError:
-        raise UsageError("--executor ray needs Ray, which is not installed.",
-                         hint="pip install 'edgec[ray]' (or pip install ray).") from None
-    started = not ray.is_initialized()
-    if started:
-        env = {k: os.environ[k] for k in ("PYTHONPATH", "EDGEC_CACHE_DIR") if k in os.environ}
-        import logging
-
-        # "local": a new instance of our own, never a cluster found running on this machine
-        # (two test runs' sweeps joined one another's, and one's shutdown killed the other)
-        kwargs = {"address": address} if address else {"address": "local", "num_cpus": jobs}
-        # a local instance's start-up lines (token auth, "Started a local Ray instance") are noise
-        # in a sweep's output; a cluster's warnings may matter
-        ray.init(**kwargs, runtime_env={"env_vars": env} if env else None,
-                 include_dashboard=False, log_to_driver=False,
-                 logging_level=logging.WARNING if address else logging.ERROR)
-    try:
-        remote = ray.remote(num_cpus=1)(run_variant)
-        pending = [remote.remote(t) for t in tasks]
-        while pending:
-            done, pending = ray.wait(pending, num_returns=1)
-            yield ray.get(done[0])
-    finally:
-        if started:
-            ray.shutdown()
-
-
 def choose_executor(kind: str | None, use_ray: bool, address: str | None) -> str:
     """The executor the options name ('local' unless told), refusing contradictions before any
     work: --ray with --executor local, or a Ray --address for local workers."""
@@ -295,12 +264,18 @@ def choose_executor(kind: str | None, use_ray: bool, address: str | None) -> str
     kind = "ray" if use_ray else kind or "local"
     if address and kind != "ray":
         raise UsageError("--address is for --executor ray (a Ray cluster address).")
+    if kind == "ray":  # Ray installed, the address answers: not after the folder is made
+        from edgec.sweep_ray import check_ray
+
+        check_ray(address)
     return kind
 
 
 def executor(kind: str, jobs: int, address: str | None, meanwhile: Callable[[], None] | None = None,
              torch: bool = True) -> Callable[[list[dict]], Iterator[dict]]:
     if kind == "ray":
+        from edgec.sweep_ray import run_ray
+
         return lambda tasks: run_ray(tasks, jobs, address)
     if address:
         raise UsageError("--address is for --executor ray (a Ray cluster address).")
