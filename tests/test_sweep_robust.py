@@ -172,6 +172,20 @@ def test_sigterm_stops_a_ray_sweep_as_ctrl_c(recipe_dir):
     assert "No variant had finished" in err
 
 
+def test_what_ray_reports_for_a_variant_becomes_its_failed_row():
+    """Ray's memory monitor, a crashed worker and any other Ray error name the variant's row."""
+    errors = pytest.importorskip("ray.exceptions", reason=NEEDS_RAY)
+    from edgec.sweep_ray import _lost
+
+    task = {"name": "v001"}
+    oom = _lost(task, errors.OutOfMemoryError("Task was killed: low memory.\nMore"), errors)
+    assert oom["status"] == "failed" and oom["error"].startswith("WorkerDied: Ray's memory monitor")
+    assert _lost(task, errors.WorkerCrashedError(), errors)["error"].startswith(
+        "WorkerDied: the worker process running this variant died")
+    other = _lost(task, errors.TaskCancelledError(), errors)
+    assert other["name"] == "v001" and other["error"] == "TaskCancelledError"
+
+
 @pytest.mark.parametrize("address, message", [
     ("127.0.0.1:1", "--address 127.0.0.1:1: nothing answers there (Connection refused)."),
     ("http://head:8265", "--address 'http://head:8265' is not a Ray cluster address."),

@@ -142,4 +142,4 @@ def _lost(task: dict, exc: BaseException, errors) -> dict:
                     "most often by the out-of-memory killer)")
     reason = (str(exc).strip().splitlines() or [""])[0]
     return {"name": task["name"], "status": "failed", "report": None,
-            "error": f"{type(exc).__name__}: {reason}"}
+            "error": f"{type(exc).__name__}: {reason}" if reason else type(exc).__name__}
