@@ -48,17 +48,26 @@ def _recipe(folder, callables):
                                    + f"    seed: {json.dumps(seeds)}\n")
 
 
+def _one_bad_of_three(recipe_dir, bad, *options) -> dict:
+    """Sweep good, ``bad``, good with --json (exit 3 expected): the rows by variant name, after
+    checking that only the middle one failed and that stdout held nothing but the JSON."""
+    good = "tiny_models.py:tiny_cnn"
+    _recipe(recipe_dir, [good, bad, good])
+    proc = _sweep(recipe_dir, *options, "--json")
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 3, err
+    doc = json.loads(out)
+    rows = {r["variant"]: r for r in doc["rows"]}
+    assert [rows[v]["status"] for v in ("v000", "v001", "v002")] == ["ok", "failed", "ok"], err
+    assert doc["complete"] is True
+    return rows
+
+
 @pytest.mark.slow
 def test_a_killed_worker_fails_its_variant_only(recipe_dir):
     """The variant whose worker dies is recorded as failed; the others, lost with the broken pool,
     run again and succeed."""
-    good = "tiny_models.py:tiny_cnn"
-    _recipe(recipe_dir, [good, "trouble.py:dies", good])
-    proc = _sweep(recipe_dir, "--jobs", 2, "--json")
-    out, err = proc.communicate(timeout=300)
-    assert proc.returncode == 3, err
-    rows = {r["variant"]: r for r in json.loads(out)["rows"]}
-    assert [rows[v]["status"] for v in ("v000", "v001", "v002")] == ["ok", "failed", "ok"], err
+    rows = _one_bad_of_three(recipe_dir, "trouble.py:dies", "--jobs", 2)
     assert rows["v001"]["error"].startswith("WorkerDied: ") and "memory" in rows["v001"]["error"]
 
 
@@ -99,13 +108,7 @@ def test_sys_exit_outside_a_variants_run_fails_that_variant(monkeypatch, tmp_pat
 @pytest.mark.slow
 def test_a_parallel_variant_that_calls_sys_exit_fails_alone(recipe_dir):
     """In a worker too: the variant beside it was lost with the sweep."""
-    good = "tiny_models.py:tiny_cnn"
-    _recipe(recipe_dir, [good, "trouble.py:exits", good])
-    proc = _sweep(recipe_dir, "--jobs", 2, "--json")
-    out, err = proc.communicate(timeout=300)
-    assert proc.returncode == 3, err
-    rows = {r["variant"]: r for r in json.loads(out)["rows"]}
-    assert [rows[v]["status"] for v in ("v000", "v001", "v002")] == ["ok", "failed", "ok"], err
+    rows = _one_bad_of_three(recipe_dir, "trouble.py:exits", "--jobs", 2)
     assert "sys.exit('giving up')" in rows["v001"]["error"]
 
 
@@ -142,15 +145,8 @@ def test_a_ray_worker_that_dies_fails_its_variant_only(recipe_dir):
     retried it three times, then the sweep ended as an internal error with no table), and stdout
     holds only the JSON (Ray printed "(raylet) A worker died …" there)."""
     pytest.importorskip("ray", reason=NEEDS_RAY)
-    good = "tiny_models.py:tiny_cnn"
-    _recipe(recipe_dir, [good, "trouble.py:dies_noted", good])
-    proc = _sweep(recipe_dir, "--ray", "--jobs", 2, "--json")
-    out, err = proc.communicate(timeout=300)
-    assert proc.returncode == 3, err
-    doc = json.loads(out)
-    rows = {r["variant"]: r for r in doc["rows"]}
-    assert [rows[v]["status"] for v in ("v000", "v001", "v002")] == ["ok", "failed", "ok"], err
-    assert rows["v001"]["error"].startswith("WorkerDied: ") and doc["complete"] is True
+    rows = _one_bad_of_three(recipe_dir, "trouble.py:dies_noted", "--ray", "--jobs", 2)
+    assert rows["v001"]["error"].startswith("WorkerDied: ")
     assert (recipe_dir / "attempts.txt").read_text().count("attempt") == 1
 
 
