@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgec.errors import UsageError
+from edgec.errors import UsageError, not_a_folder
 
 if TYPE_CHECKING:
     from edgec.recipe import Recipe
@@ -77,8 +77,7 @@ def _folder(value: Any, name: str) -> Path:
     """An existing folder ``name=`` names, resolved (base_dir=)."""
     path = _path_argument(value, name)
     if not path.is_dir():
-        raise UsageError(f"{name}='{path}' {'is not a folder' if path.exists() else 'does not exist'}; "
-                         "give an existing folder.")
+        raise UsageError(f"{name}='{path}' {not_a_folder(path)}; give an existing folder.")
     return path.resolve()
 
 

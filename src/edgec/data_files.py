@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edgec.errors import DataError
+from edgec.errors import DataError, not_a_folder
 
 if TYPE_CHECKING:
     import numpy as np
@@ -74,8 +74,7 @@ def load_npz_arrays(path: Path, x_key: str, y_key: str, y_required: bool,
 def load_imagefolder(root: Path, cfg: ImageFolderDataConfig):
     """Returns ([(x, y)] or [(x, y), (eval_x, eval_y)], class names). Raises DataError."""
     if not root.is_dir():
-        what = "is a file" if root.exists() else "does not exist"
-        raise DataError(f"Image folder '{root}' {what}. Set data.path to a folder with one "
+        raise DataError(f"Image folder '{root}' {not_a_folder(root)}. Set data.path to a folder with one "
                         "subfolder per class (relative to the recipe's folder).")
     from torchvision import transforms
 

@@ -71,6 +71,11 @@ def not_a_file(path) -> str:
     return "is not a regular file" if path.exists() else "does not exist"
 
 
+def not_a_folder(path) -> str:
+    """Why ``path``, which should be a folder, is not one: the words for a message naming it."""
+    return "is a file, not a folder" if path.exists() else "does not exist"
+
+
 def exit_call(exc: SystemExit) -> str:
     """How user code tried to end the process, for a message naming that code:
     "sys.exit('no GPU') (exit code 1)". Its SystemExit is a failure of that code, not edgec's

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from edgec.errors import RecipeError, option
+from edgec.errors import RecipeError, not_a_folder, option
 
 
 def check_local_paths(recipe: BaseModel, base_dir: Path, source: str, hint: str | None = None) -> None:
@@ -25,7 +25,7 @@ def check_local_paths(recipe: BaseModel, base_dir: Path, source: str, hint: str 
     for key, path, kind in _paths(recipe, ""):
         full = base_dir / path
         if kind == "folder" and not full.is_dir():
-            problem = "is a file, not a folder" if full.exists() else "does not exist"
+            problem = not_a_folder(full)
         elif kind == "file" and not full.is_file():
             problem = "is a folder, not a file" if full.exists() else "does not exist"
         else:
